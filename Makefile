@@ -1,0 +1,50 @@
+# grouped-pages: the grouped page allocator and its test harness.
+# `make help` lists the targets and variables.
+
+ARCH       ?= um
+CONFIG     ?= default
+QEMU_CPU   ?= max
+KUNIT_ARGS ?=
+JOBS       ?= $(shell nproc)
+# Trees, build directories and the ccache live outside the repo.
+GP_WORK    ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/grouped-pages
+CCACHE_DIR ?= $(GP_WORK)/ccache
+KERNEL_SRC ?=
+
+PYTHON := /usr/bin/python3
+GPTOOL := PYTHONPATH=$(CURDIR)/ci GP_WORK=$(GP_WORK) KERNEL_SRC=$(KERNEL_SRC) \
+	CCACHE_DIR=$(CCACHE_DIR) $(PYTHON) -m gptool
+
+export CCACHE_DIR
+
+.PHONY: help deps tree kunit pytest shellcheck checkpatch test
+
+help:
+	@echo 'make kunit     run our KUnit suites with kunit.py (ARCH=um|x86_64|i386, CONFIG=...)'
+	@echo 'make test      the harness tests (pytest) and the KUnit suites'
+	@echo 'make tree      prepare the kernel tree (base + kernel/ + kunit/ + kernel/patches/)'
+	@echo 'make deps      install the Debian packages the harness needs'
+	@echo 'make checkpatch   scripts/checkpatch.pl --strict on our kernel files'
+	@echo 'variables: ARCH CONFIG QEMU_CPU KUNIT_ARGS JOBS GP_WORK CCACHE_DIR KERNEL_SRC'
+
+deps:
+	@bash ci/deps
+
+tree: deps
+	@$(GPTOOL) tree
+
+kunit: deps
+	@$(GPTOOL) kunit --arch=$(ARCH) --config=$(CONFIG) --jobs=$(JOBS) \
+		--qemu-cpu=$(QEMU_CPU) -- $(KUNIT_ARGS)
+
+pytest: deps
+	@cd ci && GP_WORK=$(GP_WORK) $(PYTHON) -m pytest -q tests
+
+shellcheck: deps
+	@shellcheck ci/deps .ci/run $(wildcard ci/*.sh)
+
+checkpatch: deps
+	@bash ci/checkpatch.sh "$$($(GPTOOL) tree)"
+
+test: deps
+	@bash ci/test-all.sh

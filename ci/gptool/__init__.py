@@ -1,0 +1,1 @@
+"""Harness for the grouped page allocator: kernel tree preparation and kunit.py runs."""

@@ -1,0 +1,191 @@
+"""Run the kernel's own kunit.py on a prepared tree and keep what it produced.
+
+kunit.py does the work; this module only chooses its arguments (build dir, kunitconfigs,
+ccache, QEMU CPU), keeps its JSON and raw KTAP log under results/ with the commit, base
+and config they belong to, and turns its failures into one line that says what broke.
+"""
+import datetime
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import kconfig
+from .errors import HarnessError
+from .fsutil import write_json_atomic
+from .tree import Tree
+
+ARCHES = ('um', 'x86_64', 'i386')
+KCONFIG_MISMATCH = 'Not all Kconfig options selected in kunitconfig were in the generated .config'
+SUMMARY = re.compile(r'Testing complete\. Ran (\d+) tests: (.*)$')
+
+
+@dataclass(frozen=True)
+class ConfigFragment:
+    name: str
+    path: Path
+    arches: tuple[str, ...]
+
+
+def config_fragments(repo: Path) -> dict[str, ConfigFragment]:
+    """configs/NAME.config; a '# arches: a b' line limits where a fragment makes sense."""
+    fragments = {}
+    for path in sorted((repo / 'configs').glob('*.config')):
+        match = re.search(r'^# arches:\s*(.+)$', path.read_text(), re.M)
+        arches = tuple(match.group(1).split()) if match else ARCHES
+        fragments[path.stem] = ConfigFragment(path.stem, path, arches)
+    return fragments
+
+
+def check_choice(repo: Path, arch: str, config: str) -> ConfigFragment:
+    if arch not in ARCHES:
+        raise HarnessError(f'unknown ARCH={arch!r}: valid are {", ".join(ARCHES)}', 2)
+    fragments = config_fragments(repo)
+    if config not in fragments:
+        raise HarnessError(f'unknown CONFIG={config!r}: valid are {", ".join(fragments)} '
+                           '(files in configs/)', 2)
+    fragment = fragments[config]
+    if arch not in fragment.arches:
+        raise HarnessError(f'CONFIG={config} is for ARCH={" or ".join(fragment.arches)}, not {arch}', 2)
+    return fragment
+
+
+@dataclass
+class RunRequest:
+    repo: Path
+    tree: Tree
+    work: Path
+    arch: str
+    config: str
+    jobs: int
+    qemu_cpu: str
+    timeout: int
+    results: Path
+    extra_args: list[str] = field(default_factory=list)
+
+    @property
+    def build_dir(self) -> Path:
+        return self.work / 'build' / self.tree.base.key / f'{self.arch}-{self.config}'
+
+
+def kunitconfig_paths(req: RunRequest) -> list[Path]:
+    return [req.repo / 'kunit' / '.kunitconfig', check_choice(req.repo, req.arch, req.config).path]
+
+
+def kunit_command(req: RunRequest) -> list[str]:
+    ccache = shutil.which('ccache')
+    compiler = f'{ccache} gcc' if ccache else 'gcc'
+    cmd = [sys.executable, 'tools/testing/kunit/kunit.py', 'run',
+           f'--build_dir={req.build_dir}', f'--arch={req.arch}', f'--jobs={req.jobs}',
+           f'--timeout={req.timeout}', f'--json={req.build_dir / "kunit.json"}',
+           f'--make_options=CC={compiler}', f'--make_options=HOSTCC={compiler}']
+    cmd += [f'--kunitconfig={path}' for path in kunitconfig_paths(req)]
+    if req.arch != 'um':
+        cmd.append(f'--qemu_args=-cpu {req.qemu_cpu} -smp 2')
+    return cmd + req.extra_args
+
+
+def repo_commit(repo: Path) -> dict[str, str | bool]:
+    def git(*args: str) -> str:
+        proc = subprocess.run(['git', '-C', str(repo), *args], capture_output=True, text=True)
+        return proc.stdout.strip() if proc.returncode == 0 else ''
+    return {'commit': git('rev-parse', 'HEAD') or 'uncommitted',
+            'dirty': bool(git('status', '--porcelain', '--untracked-files=no'))}
+
+
+def merged_kunitconfig(req: RunRequest) -> dict[str, str]:
+    merged: dict[str, str] = {}
+    for path in kunitconfig_paths(req):
+        merged.update(kconfig.parse_config(path.read_text()))
+    return merged
+
+
+def diagnose(req: RunRequest, output: str, status: int) -> str:
+    """One line naming why kunit.py failed, for the cases users keep asking about."""
+    if KCONFIG_MISMATCH in output:
+        dotconfig = kconfig.parse_config((req.build_dir / '.config').read_text())
+        wrong = kconfig.mismatches(merged_kunitconfig(req), dotconfig, req.tree.path)
+        details = '; '.join(f'{m.option}={m.wanted} is {m.got} in .config: {m.reason}' for m in wrong)
+        return f'kunitconfig options did not land: {details or "(kunit.py named none)"}'
+    if re.search(r'timed out after \d+', output):
+        return f'the kernel did not finish within {req.timeout} s (hang?): console log kept'
+    if 'Kernel panic' in output or re.search(r'\boops\b|BUG:', output):
+        return 'the kernel crashed (panic/oops/BUG): console log kept'
+    if re.search(r'^\[.*\] Building KUnit Kernel|ERROR:root:', output, re.M) and \
+            'Starting KUnit Kernel' not in output:
+        return f'kernel build failed for ARCH={req.arch} CONFIG={req.config}'
+    if 'could not find any KTAP output' in output or 'no KTAP output' in output.lower():
+        return 'the kernel printed no KTAP: it did not boot or crashed early'
+    return f'kunit.py exited with status {status}: tests failed'
+
+
+def results_dir(req: RunRequest, meta: dict[str, object]) -> Path:
+    """A new directory per run: never reuse one, never overwrite a file in it."""
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime('%Y%m%dT%H%M%SZ')
+    name = f'{stamp}-{str(meta["commit"])[:12]}-{req.arch}-{req.config}'
+    root = req.results / 'kunit'
+    root.mkdir(parents=True, exist_ok=True)
+    for attempt in range(1000):
+        candidate = root / (name if attempt == 0 else f'{name}.{attempt}')
+        if not candidate.exists():
+            return candidate
+    raise HarnessError(f'too many result directories named {name} in {root}')
+
+
+def store_results(req: RunRequest, console: str, meta: dict[str, object]) -> Path:
+    """Build the result directory aside, then rename it into place in one step."""
+    final = results_dir(req, meta)
+    staging = Path(tempfile.mkdtemp(dir=final.parent, prefix='.partial-'))
+    (staging / 'console.log').write_text(console)
+    for name, dest in (('test.log', 'ktap.log'), ('kunit.json', 'kunit.json'), ('.config', 'config')):
+        source = req.build_dir / name
+        if source.is_file() and source.stat().st_mtime >= float(str(meta['started_epoch'])):
+            shutil.copyfile(source, staging / dest)
+    write_json_atomic(staging / 'meta.json', meta)
+    staging.rename(final)
+    return final
+
+
+def run(req: RunRequest) -> int:
+    req.build_dir.mkdir(parents=True, exist_ok=True)
+    cmd = kunit_command(req)
+    print('$ ' + shlex.join(cmd), flush=True)
+    started = time.time()
+    proc = subprocess.Popen(cmd, cwd=req.tree.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, env={**os.environ, 'PYTHONUNBUFFERED': '1'})
+    assert proc.stdout is not None
+    lines = []
+    for line in proc.stdout:
+        sys.stdout.write(line)
+        lines.append(line)
+    status = proc.wait()
+    console = ''.join(lines)
+    summary = next((m for m in map(SUMMARY.search, reversed(lines)) if m), None)
+    meta: dict[str, object] = {
+        **repo_commit(req.repo),
+        'base': {'key': req.tree.base.key, 'version': req.tree.base.version, **req.tree.base.origin},
+        'arch': req.arch, 'config': req.config, 'qemu_cpu': req.qemu_cpu if req.arch != 'um' else None,
+        'command': cmd, 'exit_status': status, 'started_epoch': started,
+        'duration_s': round(time.time() - started, 1),
+        'summary': summary.group(0) if summary else None,
+    }
+    stored = store_results(req, console, meta)
+    if status != 0 or summary is None:
+        raise HarnessError(f'kunit ARCH={req.arch} CONFIG={req.config}: '
+                           f'{diagnose(req, console, status)} (results: {stored})')
+    counts = dict(re.findall(r'(passed|failed|crashed|skipped|errors): (\d+)', summary.group(2)))
+    if summary.group(1) == '0':
+        raise HarnessError(f'kunit ARCH={req.arch} CONFIG={req.config}: ran no test '
+                           f'(filters too narrow, or the suite is not built) (results: {stored})')
+    print(f'kunit results: {stored}')
+    print(f'kunit {req.arch}/{req.config}: {counts.get("passed", "0")} passed, '
+          f'{int(counts.get("failed", 0)) + int(counts.get("crashed", 0))} failed, '
+          f'{counts.get("skipped", "0")} skipped')
+    return 0

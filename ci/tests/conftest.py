@@ -1,0 +1,54 @@
+"""Fixtures: real kernel files from the Debian tarball, arranged as small kernel git trees."""
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from gptool import tree  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+# The files a kernel tree needs for our overlay to apply and for the tree checks.
+KERNEL_FILES = ['Makefile', 'Kconfig', 'mm/Kconfig', 'mm/Makefile', 'arch/x86/mm/Makefile',
+                'tools/testing/kunit/kunit.py', 'lib/Kconfig']
+
+
+@pytest.fixture(scope='session')
+def real_kernel_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The pristine versions of KERNEL_FILES, extracted from linux-source-6.12."""
+    if not tree.DEFAULT_TARBALL.is_file():
+        pytest.fail(f'{tree.DEFAULT_TARBALL} is missing: run `make deps`')
+    dest = tmp_path_factory.mktemp('linux-files')
+    top = 'linux-source-6.12'
+    subprocess.run(['tar', '-x', '-f', str(tree.DEFAULT_TARBALL), '-C', str(dest),
+                    '--strip-components=1', *[f'{top}/{f}' for f in KERNEL_FILES]], check=True)
+    return dest
+
+
+def git(path: Path, *args: str) -> str:
+    return subprocess.run(['git', '-C', str(path), '-c', 'user.name=t', '-c', 'user.email=t@t',
+                           *args], check=True, capture_output=True, text=True).stdout.strip()
+
+
+@pytest.fixture
+def kernel_git(tmp_path: Path, real_kernel_files: Path) -> Path:
+    """A small kernel git tree of real files, committed and tagged like upstream."""
+    src = tmp_path / 'linux'
+    shutil.copytree(real_kernel_files, src)
+    git(src, 'init', '-q')
+    git(src, 'add', '-A')
+    git(src, 'commit', '-q', '-m', 'base')
+    git(src, 'tag', 'v6.12-test')
+    return src
+
+
+@pytest.fixture
+def repo_copy(tmp_path: Path) -> Path:
+    """Our overlay (kernel/, kunit/) in a scratch repo that tests may edit."""
+    dest = tmp_path / 'repo'
+    for part in ('kernel', 'kunit', 'configs'):
+        shutil.copytree(REPO / part, dest / part)
+    return dest

@@ -1,0 +1,43 @@
+"""Kconfig mismatch explanations on real Kconfig files, and result directories."""
+from pathlib import Path
+
+from conftest import REPO
+from gptool import kconfig, kunit_run, tree
+
+
+def test_parse_config_reads_set_and_unset() -> None:
+    values = kconfig.parse_config('CONFIG_A=y\n# CONFIG_B is not set\nCONFIG_C="x"\n')
+    assert values == {'CONFIG_A': 'y', 'CONFIG_B': 'n', 'CONFIG_C': '"x"'}
+
+
+def test_blocked_option_names_its_dependency(kernel_git: Path, repo_copy: Path, tmp_path: Path) -> None:
+    prepared = tree.prepare(repo_copy, tmp_path / 'work', str(kernel_git))
+    dotconfig = {'CONFIG_MMU': 'y', 'CONFIG_HIGHMEM': 'y', 'CONFIG_GROUPED_PAGES': 'n'}
+    wrong = kconfig.mismatches({'CONFIG_GROUPED_PAGES': 'y', 'CONFIG_MMU': 'y'}, dotconfig,
+                               prepared.path)
+    assert [m.option for m in wrong] == ['CONFIG_GROUPED_PAGES']
+    assert wrong[0].reason == 'depends on MMU && !HIGHMEM [HIGHMEM=y, MMU=y]'
+
+
+def test_misspelt_option_is_reported(kernel_git: Path, repo_copy: Path, tmp_path: Path) -> None:
+    prepared = tree.prepare(repo_copy, tmp_path / 'work', str(kernel_git))
+    wrong = kconfig.mismatches({'CONFIG_GROUPED_PAGE': 'y'}, {}, prepared.path)
+    assert 'no such Kconfig symbol' in wrong[0].reason
+
+
+def test_config_fragments_and_arches() -> None:
+    fragments = kunit_run.config_fragments(REPO)
+    assert {'default', 'highmem', 'kasan', 'lockdep'} <= fragments.keys()
+    assert fragments['highmem'].arches == ('i386',)
+    assert fragments['default'].arches == kunit_run.ARCHES
+
+
+def test_result_directories_are_never_reused(tmp_path: Path) -> None:
+    req = kunit_run.RunRequest(repo=REPO, tree=None, work=tmp_path, arch='um',  # type: ignore[arg-type]
+                               config='default', jobs=1, qemu_cpu='max', timeout=1,
+                               results=tmp_path / 'results')
+    meta = {'commit': 'abcdef1234567890'}
+    first = kunit_run.results_dir(req, meta)
+    first.mkdir()
+    second = kunit_run.results_dir(req, meta)
+    assert second != first and not second.exists()
