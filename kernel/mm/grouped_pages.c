@@ -1,0 +1,799 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Grouped page cache.
+ *
+ * Changing the direct-map protection of single 4K pages splits the 2M and 1G
+ * mappings around them and costs TLB reach for good. A grouped page cache
+ * takes PMD-sized blocks from the page allocator, changes the protection of a
+ * whole block in one call (so a block mapped large stays mapped large) and
+ * hands out its 4K pages. Every page of a block shares the cache's protection.
+ *
+ * The shrinker gives whole free blocks back first: they are reset in one call
+ * and return to the page allocator as one PMD-sized range, so the direct map
+ * keeps or regains its large mapping. Only when asked for more does it break
+ * blocks that still have pages in use.
+ *
+ * Free pages are tracked in per-block bitmaps, never in struct page, so a
+ * cached page's struct page is left alone and a page in use may use every
+ * field its user wants.
+ */
+
+#include <linux/bitmap.h>
+#include <linux/debugfs.h>
+#include <linux/grouped_pages.h>
+#include <linux/highmem.h>
+#include <linux/list.h>
+#include <linux/mm.h>
+#include <linux/mutex.h>
+#include <linux/nodemask.h>
+#include <linux/rcupdate.h>
+#include <linux/sched/mm.h>
+#include <linux/seq_file.h>
+#include <linux/shrinker.h>
+#include <linux/slab.h>
+#include <linux/spinlock.h>
+#include <linux/workqueue.h>
+#include <linux/xarray.h>
+#include <kunit/visibility.h>
+
+#define GP_BLOCK_ORDER	min_t(unsigned int, PMD_ORDER, MAX_PAGE_ORDER)
+#define GP_BLOCK_PAGES	BIT(GP_BLOCK_ORDER)
+#define GP_MAP_LONGS	BITS_TO_LONGS(1U << PMD_ORDER)
+
+/* A range of 2^order pages taken from the page allocator in one piece. */
+struct gp_block {
+	struct list_head list;
+	struct rcu_head rcu;
+	unsigned long pfn;
+	unsigned int order;
+	int nid;
+	unsigned int nr_present;
+	unsigned int nr_free;
+	bool dead;
+	/* Pages the cache owns: in use or free. Holes went back to the allocator. */
+	unsigned long present[GP_MAP_LONGS];
+	unsigned long free[GP_MAP_LONGS];
+};
+
+struct gp_node {
+	/* Protects the lists, the counts and the bitmaps of this node's blocks. */
+	spinlock_t lock;
+	/* Allocate from partly used blocks first, to keep free blocks whole. */
+	struct list_head partial;
+	struct list_head whole_free;
+	struct list_head full;
+	unsigned long nr_free;
+	unsigned long nr_blocks;
+	/* One refill at a time, so racing callers do not each take a block. */
+	struct mutex refill_lock;
+};
+
+struct gp_counters {
+	atomic_long_t pages_in_use;
+	atomic_long_t fallback_pages;
+	atomic_long_t refills;
+	atomic_long_t direct_map_splits;
+	atomic_long_t shrinker_scans;
+	atomic_long_t shrinker_freed;
+	atomic_long_t whole_blocks_freed;
+	atomic_long_t partial_breaks;
+	atomic_long_t alloc_failures;
+	atomic_long_t apply_failures;
+	atomic_long_t reset_failures;
+	atomic_long_t bad_frees;
+	atomic_long_t reserve_allocs;
+};
+
+struct grouped_pages_cache {
+	const char *name;
+	const struct grouped_pages_prot *prot;
+	void *prot_data;
+	unsigned int reserve;
+	/* Every block's pfn range, to tell our pages from foreign ones on free. */
+	struct xarray blocks;
+	struct shrinker *shrinker;
+	struct work_struct refill_work;
+	atomic_t next_node;
+	unsigned long failing_orders;
+	struct gp_counters counters;
+	struct dentry *debugfs;
+	struct gp_node *nodes[];
+};
+
+static struct dentry *gp_debugfs_root;
+
+static unsigned int gp_block_pages(const struct gp_block *block)
+{
+	return 1U << block->order;
+}
+
+/* Keep each block on the list that matches its free count. */
+static void gp_relist(struct gp_node *node, struct gp_block *block)
+{
+	if (!block->nr_free)
+		list_move(&block->list, &node->full);
+	else if (block->nr_free == block->nr_present)
+		list_move(&block->list, &node->whole_free);
+	else
+		list_move(&block->list, &node->partial);
+}
+
+static struct page *gp_take(struct grouped_pages_cache *cache, struct gp_node *node,
+			    unsigned long keep)
+{
+	struct gp_block *block;
+	unsigned long flags, idx;
+	struct page *page;
+
+	spin_lock_irqsave(&node->lock, flags);
+	if (node->nr_free <= keep) {
+		spin_unlock_irqrestore(&node->lock, flags);
+		return NULL;
+	}
+	block = list_first_entry_or_null(&node->partial, struct gp_block, list);
+	if (!block)
+		block = list_first_entry(&node->whole_free, struct gp_block, list);
+	idx = find_first_bit(block->free, gp_block_pages(block));
+	__clear_bit(idx, block->free);
+	block->nr_free--;
+	node->nr_free--;
+	gp_relist(node, block);
+	if (node->nr_free < cache->reserve)
+		atomic_long_inc(&cache->counters.reserve_allocs);
+	page = pfn_to_page(block->pfn + idx);
+	spin_unlock_irqrestore(&node->lock, flags);
+	atomic_long_inc(&cache->counters.pages_in_use);
+	return page;
+}
+
+/* Size of the direct-map mapping that covers @page; 0 where unknown. */
+unsigned long __weak grouped_pages_direct_map_size(struct page *page)
+{
+	return 0;
+}
+
+/*
+ * Count the splits that leave mappings smaller than a block: a 1G mapping
+ * turned into 2M ones around a block keeps the TLB reach the cache promises.
+ */
+static void gp_count_split(struct grouped_pages_cache *cache, struct page *page,
+			   unsigned long size_before)
+{
+	unsigned long size_after = grouped_pages_direct_map_size(page);
+
+	if (size_after < size_before && size_after < ((unsigned long)GP_BLOCK_PAGES << PAGE_SHIFT))
+		atomic_long_inc(&cache->counters.direct_map_splits);
+}
+
+static int gp_apply(struct grouped_pages_cache *cache, struct page *page, unsigned int nr)
+{
+	unsigned long before = grouped_pages_direct_map_size(page);
+	int err = cache->prot->apply(page, nr, cache->prot_data);
+
+	gp_count_split(cache, page, before);
+	if (err)
+		atomic_long_inc(&cache->counters.apply_failures);
+	return err;
+}
+
+static int gp_reset(struct grouped_pages_cache *cache, struct page *page, unsigned int nr)
+{
+	unsigned long before = grouped_pages_direct_map_size(page);
+	int err = cache->prot->reset(page, nr, cache->prot_data);
+
+	gp_count_split(cache, page, before);
+	if (err)
+		atomic_long_inc(&cache->counters.reset_failures);
+	return err;
+}
+
+static struct page *gp_alloc_block(struct grouped_pages_cache *cache, int nid, gfp_t gfp,
+				   unsigned int *order)
+{
+	gfp_t block_gfp = (gfp & (__GFP_RECLAIM | __GFP_IO | __GFP_FS)) |
+			  __GFP_THISNODE | __GFP_NOWARN;
+	int try;
+
+	for (try = GP_BLOCK_ORDER; try >= 0; try--) {
+		struct page *page;
+
+		if (test_bit(try, &cache->failing_orders))
+			continue;
+		page = alloc_pages_node(nid, block_gfp | (try ? __GFP_NORETRY : 0), try);
+		if (page) {
+			*order = try;
+			return page;
+		}
+	}
+	return NULL;
+}
+
+/* Take one block from the page allocator and protect it whole. Called with refill_lock held. */
+static int gp_refill(struct grouped_pages_cache *cache, int nid, gfp_t gfp)
+{
+	struct gp_node *node = cache->nodes[nid];
+	struct gp_block *block;
+	unsigned long flags;
+	unsigned int order, nr;
+	struct page *page;
+	int err;
+
+	block = kzalloc_node(sizeof(*block), gfp & GFP_KERNEL, nid);
+	if (!block)
+		return -ENOMEM;
+	page = gp_alloc_block(cache, nid, gfp, &order);
+	if (!page) {
+		err = -ENOMEM;
+		goto out_block;
+	}
+	nr = 1U << order;
+	err = gp_apply(cache, page, nr);
+	if (err)
+		goto out_pages;
+
+	block->pfn = page_to_pfn(page);
+	block->order = order;
+	block->nid = nid;
+	block->nr_present = nr;
+	block->nr_free = nr;
+	bitmap_fill(block->present, nr);
+	bitmap_fill(block->free, nr);
+	err = xa_err(xa_store_range(&cache->blocks, block->pfn, block->pfn + nr - 1, block,
+				    gfp & GFP_KERNEL));
+	if (err)
+		goto out_reset;
+	split_page(page, order);
+
+	spin_lock_irqsave(&node->lock, flags);
+	list_add(&block->list, &node->whole_free);
+	node->nr_free += nr;
+	node->nr_blocks++;
+	spin_unlock_irqrestore(&node->lock, flags);
+
+	atomic_long_inc(&cache->counters.refills);
+	if (order < GP_BLOCK_ORDER)
+		atomic_long_add(nr, &cache->counters.fallback_pages);
+	return 0;
+
+out_reset:
+	if (gp_reset(cache, page, nr)) {
+		/* Unsafe to give back with a changed direct map: keep it out of use. */
+		WARN_ONCE(1, "grouped_pages: %s: leaking %u pages that could not be reset\n",
+			  cache->name, nr);
+		goto out_block;
+	}
+out_pages:
+	__free_pages(page, order);
+out_block:
+	kfree(block);
+	return err;
+}
+
+static void gp_refill_work(struct work_struct *work)
+{
+	struct grouped_pages_cache *cache =
+		container_of(work, struct grouped_pages_cache, refill_work);
+	int nid;
+
+	for_each_node_state(nid, N_MEMORY) {
+		struct gp_node *node = cache->nodes[nid];
+
+		mutex_lock(&node->refill_lock);
+		if (READ_ONCE(node->nr_free) <= cache->reserve)
+			gp_refill(cache, nid, GFP_KERNEL);
+		mutex_unlock(&node->refill_lock);
+	}
+}
+
+static int gp_pick_node(struct grouped_pages_cache *cache, int nid)
+{
+	unsigned int nth;
+
+	if (nid != NUMA_NO_NODE) {
+		if (nid < 0 || nid >= nr_node_ids || !node_state(nid, N_MEMORY))
+			return -EINVAL;
+		return nid;
+	}
+	nth = (unsigned int)atomic_inc_return(&cache->next_node) % num_node_state(N_MEMORY);
+	for_each_node_state(nid, N_MEMORY)
+		if (!nth--)
+			return nid;
+	return first_memory_node;
+}
+
+/**
+ * grouped_pages_alloc() - allocate one page from a grouped page cache
+ * @cache: the cache
+ * @nid: node to allocate on, or NUMA_NO_NODE to spread over the nodes in turn
+ * @gfp: allocation flags. Without __GFP_DIRECT_RECLAIM the call never sleeps:
+ *	it takes a cached page (the reserve included) or fails, and schedules a
+ *	refill. __GFP_ZERO is honoured for protections that keep the direct map
+ *	writable and refused otherwise.
+ *
+ * Allocations from a task in reclaim (PF_MEMALLOC), such as the cache's own
+ * shrinker resetting a protection, may also use the reserve and never refill.
+ *
+ * Return: a page whose direct-map entry carries the cache's protection, or NULL.
+ */
+struct page *grouped_pages_alloc(struct grouped_pages_cache *cache, int nid, gfp_t gfp)
+{
+	bool may_refill = gfpflags_allow_blocking(gfp) && !(current->flags & PF_MEMALLOC);
+	unsigned long keep = may_refill ? cache->reserve : 0;
+	struct page *page = NULL;
+	struct gp_node *node;
+	int tries;
+
+	if ((gfp & __GFP_ZERO) && !cache->prot->direct_map_writable)
+		goto fail;
+	nid = gp_pick_node(cache, nid);
+	if (nid < 0)
+		goto fail;
+	node = cache->nodes[nid];
+	if (may_refill)
+		might_sleep();
+
+	page = gp_take(cache, node, keep);
+	if (!page && may_refill) {
+		mutex_lock(&node->refill_lock);
+		/* A racing caller may have refilled while we waited. */
+		for (tries = 0; !page && tries <= cache->reserve; tries++) {
+			page = gp_take(cache, node, keep);
+			if (!page && gp_refill(cache, nid, gfp))
+				break;
+		}
+		if (!page)
+			page = gp_take(cache, node, keep);
+		mutex_unlock(&node->refill_lock);
+	}
+	if (!may_refill && READ_ONCE(node->nr_free) <= cache->reserve)
+		queue_work(system_unbound_wq, &cache->refill_work);
+	if (!page)
+		goto fail;
+	if (gfp & __GFP_ZERO)
+		clear_highpage(page);
+	return page;
+
+fail:
+	atomic_long_inc(&cache->counters.alloc_failures);
+	return NULL;
+}
+EXPORT_SYMBOL_GPL(grouped_pages_alloc);
+
+static void gp_bad_free(struct grouped_pages_cache *cache, struct page *page, const char *what)
+{
+	atomic_long_inc(&cache->counters.bad_frees);
+	WARN_ONCE(1, "grouped_pages: %s: refusing to free pfn %#lx: %s\n",
+		  cache->name, page_to_pfn(page), what);
+}
+
+/**
+ * grouped_pages_free() - give a page back to the cache it came from
+ * @cache: the cache that handed out @page
+ * @page: the page
+ *
+ * The page keeps its protection while cached. Freeing a page that is not from
+ * @cache, or freeing a page twice, is refused with a warning and changes nothing.
+ * May be called from any context.
+ */
+void grouped_pages_free(struct grouped_pages_cache *cache, struct page *page)
+{
+	unsigned long pfn = page_to_pfn(page), flags, idx;
+	struct gp_block *block;
+	struct gp_node *node;
+
+	rcu_read_lock();
+	block = xa_load(&cache->blocks, pfn);
+	if (!block) {
+		rcu_read_unlock();
+		gp_bad_free(cache, page, "not from this cache");
+		return;
+	}
+	node = cache->nodes[block->nid];
+	idx = pfn - block->pfn;
+	spin_lock_irqsave(&node->lock, flags);
+	if (block->dead || !test_bit(idx, block->present)) {
+		spin_unlock_irqrestore(&node->lock, flags);
+		rcu_read_unlock();
+		gp_bad_free(cache, page, "not from this cache");
+		return;
+	}
+	if (test_bit(idx, block->free)) {
+		spin_unlock_irqrestore(&node->lock, flags);
+		rcu_read_unlock();
+		gp_bad_free(cache, page, "double free");
+		return;
+	}
+	__set_bit(idx, block->free);
+	block->nr_free++;
+	node->nr_free++;
+	gp_relist(node, block);
+	spin_unlock_irqrestore(&node->lock, flags);
+	rcu_read_unlock();
+	atomic_long_dec(&cache->counters.pages_in_use);
+}
+EXPORT_SYMBOL_GPL(grouped_pages_free);
+
+/*
+ * Give the pages marked in @release back to the page allocator, one reset per
+ * contiguous run. Runs whose reset fails stay owned: they are returned in
+ * @release for the caller to put back.
+ */
+static unsigned long gp_release_runs(struct grouped_pages_cache *cache,
+				     const struct gp_block *block, unsigned long *release)
+{
+	unsigned int nbits = gp_block_pages(block), start, end, i;
+	unsigned long freed = 0;
+
+	for_each_set_bitrange(start, end, release, nbits) {
+		struct page *page = pfn_to_page(block->pfn + start);
+
+		if (gp_reset(cache, page, end - start))
+			continue;
+		for (i = start; i < end; i++)
+			__free_page(pfn_to_page(block->pfn + i));
+		bitmap_clear(release, start, end - start);
+		freed += end - start;
+	}
+	return freed;
+}
+
+static void gp_put_back(struct gp_node *node, struct gp_block *block,
+			const unsigned long *kept)
+{
+	unsigned int nr = bitmap_weight(kept, gp_block_pages(block));
+	unsigned long flags;
+
+	if (!nr)
+		return;
+	spin_lock_irqsave(&node->lock, flags);
+	bitmap_or(block->present, block->present, kept, gp_block_pages(block));
+	bitmap_or(block->free, block->free, kept, gp_block_pages(block));
+	block->nr_present += nr;
+	block->nr_free += nr;
+	node->nr_free += nr;
+	if (block->dead) {
+		block->dead = false;
+		node->nr_blocks++;
+		list_add_tail(&block->list, &node->whole_free);
+	}
+	gp_relist(node, block);
+	spin_unlock_irqrestore(&node->lock, flags);
+}
+
+/* Blocks are added at the head of their list: the tail is the one left alone longest. */
+static struct gp_block *gp_oldest(struct list_head *list)
+{
+	return list_empty(list) ? NULL : list_last_entry(list, struct gp_block, list);
+}
+
+static void gp_forget_block(struct grouped_pages_cache *cache, struct gp_block *block)
+{
+	xa_erase(&cache->blocks, block->pfn);
+	kfree_rcu(block, rcu);
+}
+
+/*
+ * Free whole free blocks, oldest first, keeping @keep free pages cached.
+ * A block with every page free is reset in one call, so its mapping stays large.
+ */
+static unsigned long gp_free_whole_blocks(struct grouped_pages_cache *cache, struct gp_node *node,
+					  unsigned long target, unsigned long keep)
+{
+	unsigned long release[GP_MAP_LONGS];
+	unsigned long freed = 0, flags;
+	struct gp_block *block;
+
+	while (freed < target) {
+		spin_lock_irqsave(&node->lock, flags);
+		block = gp_oldest(&node->whole_free);
+		if (!block || node->nr_free < keep + block->nr_free) {
+			spin_unlock_irqrestore(&node->lock, flags);
+			break;
+		}
+		list_del_init(&block->list);
+		block->dead = true;
+		node->nr_blocks--;
+		node->nr_free -= block->nr_free;
+		bitmap_copy(release, block->free, gp_block_pages(block));
+		bitmap_zero(block->free, gp_block_pages(block));
+		bitmap_zero(block->present, gp_block_pages(block));
+		block->nr_free = 0;
+		block->nr_present = 0;
+		spin_unlock_irqrestore(&node->lock, flags);
+
+		freed += gp_release_runs(cache, block, release);
+		if (!bitmap_empty(release, gp_block_pages(block))) {
+			gp_put_back(node, block, release);
+			break;
+		}
+		atomic_long_inc(&cache->counters.whole_blocks_freed);
+		gp_forget_block(cache, block);
+	}
+	return freed;
+}
+
+/* Give back free pages of blocks that still have pages in use. */
+static unsigned long gp_break_partial_blocks(struct grouped_pages_cache *cache,
+					     struct gp_node *node, unsigned long target,
+					     unsigned long keep)
+{
+	unsigned long release[GP_MAP_LONGS];
+	unsigned long freed = 0, flags, take, idx;
+	struct gp_block *block;
+	unsigned int passes;
+
+	for (passes = 0; freed < target && passes < 64; passes++) {
+		spin_lock_irqsave(&node->lock, flags);
+		block = gp_oldest(&node->partial);
+		if (!block || node->nr_free <= keep) {
+			spin_unlock_irqrestore(&node->lock, flags);
+			break;
+		}
+		take = min3((unsigned long)block->nr_free, node->nr_free - keep, target - freed);
+		bitmap_zero(release, gp_block_pages(block));
+		for_each_set_bit(idx, block->free, gp_block_pages(block)) {
+			if (!take--)
+				break;
+			__set_bit(idx, release);
+		}
+		take = bitmap_weight(release, gp_block_pages(block));
+		bitmap_andnot(block->free, block->free, release, gp_block_pages(block));
+		bitmap_andnot(block->present, block->present, release, gp_block_pages(block));
+		block->nr_free -= take;
+		block->nr_present -= take;
+		node->nr_free -= take;
+		gp_relist(node, block);
+		spin_unlock_irqrestore(&node->lock, flags);
+
+		atomic_long_inc(&cache->counters.partial_breaks);
+		freed += gp_release_runs(cache, block, release);
+		if (!bitmap_empty(release, gp_block_pages(block))) {
+			gp_put_back(node, block, release);
+			break;
+		}
+	}
+	return freed;
+}
+
+static unsigned long gp_shrink_count(struct shrinker *shrinker, struct shrink_control *sc)
+{
+	struct grouped_pages_cache *cache = shrinker->private_data;
+	unsigned long nr_free = READ_ONCE(cache->nodes[sc->nid]->nr_free);
+
+	if (!nr_free)
+		return SHRINK_EMPTY;
+	return nr_free > cache->reserve ? nr_free - cache->reserve : 0;
+}
+
+/*
+ * Resetting a protection may change the direct map, which can allocate page
+ * tables with GFP_KERNEL: only callers that allow all of that may scan.
+ */
+static bool gp_shrink_allowed(gfp_t gfp)
+{
+	return (gfp & GFP_KERNEL) == GFP_KERNEL;
+}
+
+static unsigned long gp_shrink_scan(struct shrinker *shrinker, struct shrink_control *sc)
+{
+	struct grouped_pages_cache *cache = shrinker->private_data;
+	struct gp_node *node = cache->nodes[sc->nid];
+	unsigned long freed;
+	unsigned int noreclaim;
+
+	if (!gp_shrink_allowed(sc->gfp_mask))
+		return SHRINK_STOP;
+	atomic_long_inc(&cache->counters.shrinker_scans);
+	/* Allocations made while resetting may use the reserve and must not refill. */
+	noreclaim = memalloc_noreclaim_save();
+	freed = gp_free_whole_blocks(cache, node, sc->nr_to_scan, cache->reserve);
+	if (freed < sc->nr_to_scan)
+		freed += gp_break_partial_blocks(cache, node, sc->nr_to_scan - freed,
+						 cache->reserve);
+	memalloc_noreclaim_restore(noreclaim);
+	atomic_long_add(freed, &cache->counters.shrinker_freed);
+	return freed ? freed : SHRINK_STOP;
+}
+
+/**
+ * grouped_pages_get_stats() - read a cache's counters
+ * @cache: the cache
+ * @stats: filled with a snapshot; counters move on while it is taken
+ */
+void grouped_pages_get_stats(struct grouped_pages_cache *cache, struct grouped_pages_stats *stats)
+{
+	struct gp_counters *c = &cache->counters;
+	int nid;
+
+	*stats = (struct grouped_pages_stats){
+		.pages_in_use = atomic_long_read(&c->pages_in_use),
+		.fallback_pages = atomic_long_read(&c->fallback_pages),
+		.refills = atomic_long_read(&c->refills),
+		.direct_map_splits = atomic_long_read(&c->direct_map_splits),
+		.shrinker_scans = atomic_long_read(&c->shrinker_scans),
+		.shrinker_freed = atomic_long_read(&c->shrinker_freed),
+		.whole_blocks_freed = atomic_long_read(&c->whole_blocks_freed),
+		.partial_breaks = atomic_long_read(&c->partial_breaks),
+		.alloc_failures = atomic_long_read(&c->alloc_failures),
+		.apply_failures = atomic_long_read(&c->apply_failures),
+		.reset_failures = atomic_long_read(&c->reset_failures),
+		.bad_frees = atomic_long_read(&c->bad_frees),
+		.reserve_allocs = atomic_long_read(&c->reserve_allocs),
+	};
+	for_each_node_state(nid, N_MEMORY) {
+		stats->blocks += READ_ONCE(cache->nodes[nid]->nr_blocks);
+		stats->pages_cached += READ_ONCE(cache->nodes[nid]->nr_free);
+	}
+}
+EXPORT_SYMBOL_GPL(grouped_pages_get_stats);
+
+static int gp_stats_show(struct seq_file *m, void *unused)
+{
+	struct grouped_pages_cache *cache = m->private;
+	struct grouped_pages_stats s;
+
+	grouped_pages_get_stats(cache, &s);
+	seq_printf(m, "protection %s\nreserve %u\n", cache->prot->name, cache->reserve);
+	seq_printf(m, "blocks %lu\npages_cached %lu\npages_in_use %lu\nfallback_pages %lu\n",
+		   s.blocks, s.pages_cached, s.pages_in_use, s.fallback_pages);
+	seq_printf(m, "refills %lu\ndirect_map_splits %lu\nshrinker_scans %lu\n",
+		   s.refills, s.direct_map_splits, s.shrinker_scans);
+	seq_printf(m, "shrinker_freed %lu\nwhole_blocks_freed %lu\npartial_breaks %lu\n",
+		   s.shrinker_freed, s.whole_blocks_freed, s.partial_breaks);
+	seq_printf(m, "alloc_failures %lu\napply_failures %lu\nreset_failures %lu\n",
+		   s.alloc_failures, s.apply_failures, s.reset_failures);
+	seq_printf(m, "bad_frees %lu\nreserve_allocs %lu\n", s.bad_frees, s.reserve_allocs);
+	return 0;
+}
+DEFINE_SHOW_ATTRIBUTE(gp_stats);
+
+static void gp_free_nodes(struct grouped_pages_cache *cache)
+{
+	int nid;
+
+	for_each_node(nid)
+		kfree(cache->nodes[nid]);
+}
+
+/**
+ * grouped_pages_cache_create() - create a grouped page cache
+ * @name: name for the shrinker and debugfs; must stay valid while the cache lives
+ * @prot: the protection every block of the cache gets; must outlive the cache
+ * @prot_data: passed to @prot's callbacks
+ * @reserve_pages: free pages per node kept for atomic callers and for
+ *	allocations made while the cache's own shrinker resets a protection
+ *	(at most %GROUPED_PAGES_MAX_RESERVE)
+ *
+ * Return: the cache, or NULL on bad arguments or lack of memory.
+ */
+struct grouped_pages_cache *
+grouped_pages_cache_create(const char *name, const struct grouped_pages_prot *prot,
+			   void *prot_data, unsigned int reserve_pages)
+{
+	struct grouped_pages_cache *cache;
+	int nid;
+
+	if (!name || !prot || !prot->apply || !prot->reset ||
+	    reserve_pages > GROUPED_PAGES_MAX_RESERVE)
+		return NULL;
+	cache = kzalloc(struct_size(cache, nodes, nr_node_ids), GFP_KERNEL);
+	if (!cache)
+		return NULL;
+	cache->name = name;
+	cache->prot = prot;
+	cache->prot_data = prot_data;
+	cache->reserve = reserve_pages;
+	xa_init(&cache->blocks);
+	INIT_WORK(&cache->refill_work, gp_refill_work);
+	for_each_node(nid) {
+		struct gp_node *node = kzalloc_node(sizeof(*node), GFP_KERNEL,
+						    node_state(nid, N_MEMORY) ? nid : NUMA_NO_NODE);
+
+		if (!node)
+			goto out_nodes;
+		spin_lock_init(&node->lock);
+		INIT_LIST_HEAD(&node->partial);
+		INIT_LIST_HEAD(&node->whole_free);
+		INIT_LIST_HEAD(&node->full);
+		mutex_init(&node->refill_lock);
+		cache->nodes[nid] = node;
+	}
+	cache->shrinker = shrinker_alloc(SHRINKER_NUMA_AWARE, "grouped_pages-%s", name);
+	if (!cache->shrinker)
+		goto out_nodes;
+	cache->shrinker->count_objects = gp_shrink_count;
+	cache->shrinker->scan_objects = gp_shrink_scan;
+	cache->shrinker->private_data = cache;
+	shrinker_register(cache->shrinker);
+
+	cache->debugfs = debugfs_create_dir(name, gp_debugfs_root);
+	debugfs_create_file("stats", 0444, cache->debugfs, cache, &gp_stats_fops);
+	return cache;
+
+out_nodes:
+	gp_free_nodes(cache);
+	kfree(cache);
+	return NULL;
+}
+EXPORT_SYMBOL_GPL(grouped_pages_cache_create);
+
+/**
+ * grouped_pages_cache_destroy() - give every cached page back and free the cache
+ * @cache: the cache
+ *
+ * Return: 0, or -EBUSY (with a warning) while pages are still in use: the
+ * cache is then left intact, so nothing leaks and nothing is freed under a user.
+ */
+int grouped_pages_cache_destroy(struct grouped_pages_cache *cache)
+{
+	long in_use = atomic_long_read(&cache->counters.pages_in_use);
+	int nid;
+
+	if (WARN(in_use, "grouped_pages: %s: not destroyed, %ld pages in use\n",
+		 cache->name, in_use))
+		return -EBUSY;
+	shrinker_free(cache->shrinker);
+	cancel_work_sync(&cache->refill_work);
+	debugfs_remove_recursive(cache->debugfs);
+	for_each_node_state(nid, N_MEMORY) {
+		struct gp_node *node = cache->nodes[nid];
+
+		gp_free_whole_blocks(cache, node, ULONG_MAX, 0);
+		WARN(node->nr_blocks, "grouped_pages: %s: %lu blocks could not be reset\n",
+		     cache->name, node->nr_blocks);
+	}
+	/* Blocks we could not reset stay allocated: their pages are unsafe to reuse. */
+	rcu_barrier();
+	xa_destroy(&cache->blocks);
+	gp_free_nodes(cache);
+	kfree(cache);
+	return 0;
+}
+EXPORT_SYMBOL_GPL(grouped_pages_cache_destroy);
+
+static int gp_prot_none_change(struct page *page, unsigned int nr_pages, void *data)
+{
+	return 0;
+}
+
+/* Groups pages without changing the direct map: for generic code and tests. */
+const struct grouped_pages_prot grouped_pages_prot_none = {
+	.name = "none",
+	.apply = gp_prot_none_change,
+	.reset = gp_prot_none_change,
+	.direct_map_writable = true,
+};
+EXPORT_SYMBOL_GPL(grouped_pages_prot_none);
+
+struct shrinker *grouped_pages_cache_shrinker(struct grouped_pages_cache *cache)
+{
+	return cache->shrinker;
+}
+EXPORT_SYMBOL_IF_KUNIT(grouped_pages_cache_shrinker);
+
+/* For the KUnit suite: make block allocations of the orders in @order_mask fail. */
+void grouped_pages_set_failing_orders(struct grouped_pages_cache *cache,
+				      unsigned long order_mask)
+{
+	WRITE_ONCE(cache->failing_orders, order_mask);
+}
+EXPORT_SYMBOL_IF_KUNIT(grouped_pages_set_failing_orders);
+
+void grouped_pages_flush_refill(struct grouped_pages_cache *cache)
+{
+	flush_work(&cache->refill_work);
+}
+EXPORT_SYMBOL_IF_KUNIT(grouped_pages_flush_refill);
+
+unsigned int grouped_pages_block_order(void)
+{
+	return GP_BLOCK_ORDER;
+}
+EXPORT_SYMBOL_IF_KUNIT(grouped_pages_block_order);
+
+static int __init grouped_pages_init(void)
+{
+	gp_debugfs_root = debugfs_create_dir("grouped_pages", NULL);
+	return 0;
+}
+core_initcall(grouped_pages_init);

@@ -1,0 +1,1084 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * KUnit suite of the grouped page cache.
+ *
+ * Every case wraps the protection under test in a recording protection, so it
+ * can check which ranges were protected and reset, and inject failures.
+ */
+
+#include <kunit/test.h>
+#include <linux/completion.h>
+#include <linux/delay.h>
+#include <linux/grouped_pages.h>
+#include <linux/kthread.h>
+#include <linux/mm.h>
+#include <linux/pgtable.h>
+#include <linux/random.h>
+#include <linux/sched/mm.h>
+#include <linux/shrinker.h>
+#include <linux/slab.h>
+#include <linux/string.h>
+#include <linux/vmalloc.h>
+
+#ifdef CONFIG_X86
+#include <asm/pgtable_types.h>
+#include <asm/set_memory.h>
+#endif
+
+#define GP_MAX_TRACKED	4096
+#define GP_X86		(IS_ENABLED(CONFIG_X86) && IS_ENABLED(CONFIG_GROUPED_PAGES))
+
+#ifndef CONFIG_GROUPED_PAGES
+/* Lets the suite build on HIGHMEM kernels, where every case is skipped. */
+static const struct grouped_pages_prot grouped_pages_prot_none = { .name = "unavailable" };
+#endif
+
+struct gp_ctx {
+	struct kunit *test;
+	struct grouped_pages_cache *cache;
+	const struct grouped_pages_prot *inner;
+	struct grouped_pages_prot prot;
+	unsigned int block_pages;
+
+	atomic_t applies;
+	atomic_t resets;
+	atomic_long_t protected_pages;
+	unsigned long last_apply_pfn;
+	unsigned int last_apply_nr;
+	unsigned long last_reset_pfn;
+	unsigned int last_reset_nr;
+	unsigned long size_before_apply;
+	int apply_err;
+	int reset_err;
+
+	/* Reset allocates from the cache, as a page-table cache splitting the direct map would. */
+	bool nested_alloc;
+	struct page *nested_page;
+	bool nested_in_memalloc;
+
+	/* Protects pages[] and nr_pages: kthreads allocate concurrently. */
+	spinlock_t track_lock;
+	struct page **pages;
+	unsigned int nr_pages;
+};
+
+static int gp_wrap_apply(struct page *page, unsigned int nr, void *data)
+{
+	struct gp_ctx *ctx = data;
+
+	atomic_inc(&ctx->applies);
+	ctx->last_apply_pfn = page_to_pfn(page);
+	ctx->last_apply_nr = nr;
+	ctx->size_before_apply = grouped_pages_direct_map_size(page);
+	if (ctx->apply_err)
+		return ctx->apply_err;
+	atomic_long_add(nr, &ctx->protected_pages);
+	return ctx->inner->apply(page, nr, NULL);
+}
+
+static int gp_wrap_reset(struct page *page, unsigned int nr, void *data)
+{
+	struct gp_ctx *ctx = data;
+
+	atomic_inc(&ctx->resets);
+	ctx->last_reset_pfn = page_to_pfn(page);
+	ctx->last_reset_nr = nr;
+	if (ctx->reset_err)
+		return ctx->reset_err;
+	if (ctx->nested_alloc && !ctx->nested_page) {
+		ctx->nested_in_memalloc = current->flags & PF_MEMALLOC;
+		ctx->nested_page = grouped_pages_alloc(ctx->cache, NUMA_NO_NODE, GFP_KERNEL);
+	}
+	atomic_long_sub(nr, &ctx->protected_pages);
+	return ctx->inner->reset(page, nr, NULL);
+}
+
+static void gp_ctx_teardown(void *data)
+{
+	struct gp_ctx *ctx = data;
+	unsigned int i;
+
+	if (!ctx->cache)
+		return;
+	for (i = 0; i < ctx->nr_pages; i++)
+		if (ctx->pages[i])
+			grouped_pages_free(ctx->cache, ctx->pages[i]);
+	if (ctx->nested_page)
+		grouped_pages_free(ctx->cache, ctx->nested_page);
+	grouped_pages_cache_destroy(ctx->cache);
+	ctx->cache = NULL;
+}
+
+static struct gp_ctx *gp_make_cache(struct kunit *test, const struct grouped_pages_prot *inner,
+				    unsigned int reserve)
+{
+	struct gp_ctx *ctx = kunit_kzalloc(test, sizeof(*ctx), GFP_KERNEL);
+
+	KUNIT_ASSERT_NOT_NULL(test, ctx);
+	ctx->pages = kunit_kcalloc(test, GP_MAX_TRACKED, sizeof(*ctx->pages), GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, ctx->pages);
+	ctx->test = test;
+	ctx->inner = inner;
+	ctx->prot = (struct grouped_pages_prot){
+		.name = inner->name,
+		.apply = gp_wrap_apply,
+		.reset = gp_wrap_reset,
+		.direct_map_writable = inner->direct_map_writable,
+	};
+	ctx->block_pages = 1U << grouped_pages_block_order();
+	spin_lock_init(&ctx->track_lock);
+	ctx->cache = grouped_pages_cache_create(test->name, &ctx->prot, ctx, reserve);
+	KUNIT_ASSERT_NOT_NULL(test, ctx->cache);
+	KUNIT_ASSERT_EQ(test, 0, kunit_add_action_or_reset(test, gp_ctx_teardown, ctx));
+	return ctx;
+}
+
+static struct page *gp_get(struct gp_ctx *ctx, int nid, gfp_t gfp)
+{
+	struct page *page = grouped_pages_alloc(ctx->cache, nid, gfp);
+	unsigned long flags;
+
+	if (page) {
+		spin_lock_irqsave(&ctx->track_lock, flags);
+		KUNIT_ASSERT_LT(ctx->test, ctx->nr_pages, GP_MAX_TRACKED);
+		ctx->pages[ctx->nr_pages++] = page;
+		spin_unlock_irqrestore(&ctx->track_lock, flags);
+	}
+	return page;
+}
+
+static struct page *gp_get_ok(struct gp_ctx *ctx)
+{
+	struct page *page = gp_get(ctx, NUMA_NO_NODE, GFP_KERNEL);
+
+	KUNIT_ASSERT_NOT_NULL(ctx->test, page);
+	return page;
+}
+
+static void gp_put(struct gp_ctx *ctx, struct page *page)
+{
+	unsigned long flags;
+	unsigned int i;
+
+	spin_lock_irqsave(&ctx->track_lock, flags);
+	for (i = 0; i < ctx->nr_pages; i++) {
+		if (ctx->pages[i] == page) {
+			ctx->pages[i] = ctx->pages[--ctx->nr_pages];
+			break;
+		}
+	}
+	spin_unlock_irqrestore(&ctx->track_lock, flags);
+	grouped_pages_free(ctx->cache, page);
+}
+
+static struct grouped_pages_stats gp_stats(struct gp_ctx *ctx)
+{
+	struct grouped_pages_stats s;
+
+	grouped_pages_get_stats(ctx->cache, &s);
+	return s;
+}
+
+static unsigned long gp_count(struct gp_ctx *ctx, int nid)
+{
+	struct shrinker *shrinker = grouped_pages_cache_shrinker(ctx->cache);
+	struct shrink_control sc = { .gfp_mask = GFP_KERNEL, .nid = nid };
+
+	return shrinker->count_objects(shrinker, &sc);
+}
+
+static unsigned long gp_scan(struct gp_ctx *ctx, gfp_t gfp, unsigned long nr)
+{
+	struct shrinker *shrinker = grouped_pages_cache_shrinker(ctx->cache);
+	struct shrink_control sc = { .gfp_mask = gfp, .nid = first_memory_node, .nr_to_scan = nr };
+
+	return shrinker->scan_objects(shrinker, &sc);
+}
+
+/* Fill the cache's first block completely; return its first pfn. */
+static unsigned long gp_fill_block(struct gp_ctx *ctx)
+{
+	unsigned int i;
+
+	for (i = 0; i < ctx->block_pages; i++)
+		gp_get_ok(ctx);
+	return ctx->last_apply_pfn;
+}
+
+static bool gp_in_block(unsigned long pfn, unsigned long base, unsigned int nr)
+{
+	return pfn >= base && pfn < base + nr;
+}
+
+/* A page just handed back to the page allocator has no references left. */
+static void gp_expect_released(struct kunit *test, unsigned long pfn)
+{
+	KUNIT_EXPECT_EQ(test, 0, page_ref_count(pfn_to_page(pfn)));
+}
+
+static const struct grouped_pages_prot *gp_prots[] = {
+	&grouped_pages_prot_none,
+#if GP_X86
+	&grouped_pages_prot_not_present,
+	&grouped_pages_prot_read_only,
+#endif
+};
+
+static void gp_prot_desc(const struct grouped_pages_prot **prot, char *desc)
+{
+	strscpy(desc, (*prot)->name, KUNIT_PARAM_DESC_SIZE);
+}
+
+KUNIT_ARRAY_PARAM(gp_prot, gp_prots, gp_prot_desc);
+
+static const struct grouped_pages_prot *gp_param_prot(struct kunit *test)
+{
+	return *(const struct grouped_pages_prot **)test->param_value;
+}
+
+static const struct grouped_pages_prot *gp_plain(void)
+{
+	return gp_prots[0];
+}
+
+static int gp_suite_init(struct kunit *test)
+{
+	if (!IS_ENABLED(CONFIG_GROUPED_PAGES)) {
+		KUNIT_ASSERT_TRUE_MSG(test, IS_ENABLED(CONFIG_HIGHMEM),
+				      "CONFIG_GROUPED_PAGES is off on a kernel without HIGHMEM");
+		kunit_skip(test, "HIGHMEM kernel: grouped pages need every page in the direct map");
+	}
+	return 0;
+}
+
+/* ---- API basics ---- */
+
+static void gp_test_create_rejects_bad_args(struct kunit *test)
+{
+	static const struct grouped_pages_prot no_apply = { .name = "bad" };
+
+	KUNIT_EXPECT_NULL(test, grouped_pages_cache_create(NULL, gp_plain(), NULL, 0));
+	KUNIT_EXPECT_NULL(test, grouped_pages_cache_create("gp-bad", NULL, NULL, 0));
+	KUNIT_EXPECT_NULL(test, grouped_pages_cache_create("gp-bad", &no_apply, NULL, 0));
+	KUNIT_EXPECT_NULL(test, grouped_pages_cache_create("gp-bad", gp_plain(), NULL,
+							   GROUPED_PAGES_MAX_RESERVE + 1));
+}
+
+static void gp_test_new_cache_is_empty(struct kunit *test)
+{
+	struct gp_ctx *ctx = gp_make_cache(test, gp_param_prot(test), 0);
+	struct grouped_pages_stats s = gp_stats(ctx);
+
+	KUNIT_EXPECT_EQ(test, 0, s.blocks);
+	KUNIT_EXPECT_EQ(test, 0, s.pages_cached);
+	KUNIT_EXPECT_EQ(test, 0, s.pages_in_use);
+	KUNIT_EXPECT_EQ(test, 0, s.refills);
+	KUNIT_EXPECT_EQ(test, 0, atomic_read(&ctx->applies));
+	KUNIT_EXPECT_EQ(test, SHRINK_EMPTY, gp_count(ctx, first_memory_node));
+}
+
+static void gp_test_alloc_free_one(struct kunit *test)
+{
+	struct gp_ctx *ctx = gp_make_cache(test, gp_param_prot(test), 0);
+	struct page *page = gp_get_ok(ctx);
+	struct grouped_pages_stats s = gp_stats(ctx);
+
+	KUNIT_EXPECT_EQ(test, 1, s.blocks);
+	KUNIT_EXPECT_EQ(test, 1, s.refills);
+	KUNIT_EXPECT_EQ(test, 1, s.pages_in_use);
+	KUNIT_EXPECT_EQ(test, ctx->block_pages - 1, s.pages_cached);
+	KUNIT_EXPECT_EQ(test, 0, s.fallback_pages);
+	KUNIT_EXPECT_TRUE(test, gp_in_block(page_to_pfn(page), ctx->last_apply_pfn,
+					    ctx->block_pages));
+
+	gp_put(ctx, page);
+	s = gp_stats(ctx);
+	KUNIT_EXPECT_EQ(test, 0, s.pages_in_use);
+	KUNIT_EXPECT_EQ(test, ctx->block_pages, s.pages_cached);
+	KUNIT_EXPECT_EQ(test, 0, s.bad_frees);
+}
+
+static void gp_test_block_pages_distinct_and_aligned(struct kunit *test)
+{
+	struct gp_ctx *ctx = gp_make_cache(test, gp_param_prot(test), 0);
+	unsigned long *seen, base;
+	unsigned int i;
+
+	seen = kunit_kcalloc(test, BITS_TO_LONGS(ctx->block_pages), sizeof(long), GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, seen);
+	base = gp_fill_block(ctx);
+	KUNIT_EXPECT_TRUE(test, IS_ALIGNED(base, ctx->block_pages));
+	for (i = 0; i < ctx->nr_pages; i++) {
+		unsigned long pfn = page_to_pfn(ctx->pages[i]);
+
+		KUNIT_ASSERT_TRUE(test, gp_in_block(pfn, base, ctx->block_pages));
+		KUNIT_EXPECT_FALSE(test, test_and_set_bit(pfn - base, seen));
+	}
+	KUNIT_EXPECT_EQ(test, 1, gp_stats(ctx).refills);
+	KUNIT_EXPECT_EQ(test, 0, gp_stats(ctx).pages_cached);
+
+	gp_get_ok(ctx);
+	KUNIT_EXPECT_EQ(test, 2, gp_stats(ctx).refills);
+	KUNIT_EXPECT_FALSE(test, gp_in_block(ctx->last_apply_pfn, base, ctx->block_pages));
+}
+
+static void gp_test_apply_once_per_block(struct kunit *test)
+{
+	struct gp_ctx *ctx = gp_make_cache(test, gp_param_prot(test), 0);
+	unsigned long base = gp_fill_block(ctx);
+
+	KUNIT_EXPECT_EQ(test, 1, atomic_read(&ctx->applies));
+	KUNIT_EXPECT_EQ(test, ctx->block_pages, ctx->last_apply_nr);
+	gp_get_ok(ctx);
+	KUNIT_EXPECT_EQ(test, 2, atomic_read(&ctx->applies));
+	KUNIT_EXPECT_NE(test, base, ctx->last_apply_pfn);
+	KUNIT_EXPECT_EQ(test, 0, atomic_read(&ctx->resets));
+	KUNIT_EXPECT_EQ(test, 2 * ctx->block_pages, atomic_long_read(&ctx->protected_pages));
+}
+
+static void gp_test_freed_page_is_reused(struct kunit *test)
+{
+	struct gp_ctx *ctx = gp_make_cache(test, gp_plain(), 0);
+	struct page *page;
+
+	gp_get_ok(ctx);
+	page = gp_get_ok(ctx);
+	gp_get_ok(ctx);
+	gp_put(ctx, page);
+	KUNIT_EXPECT_PTR_EQ(test, page, gp_get_ok(ctx));
+	KUNIT_EXPECT_EQ(test, 1, gp_stats(ctx).refills);
+}
+
+static void gp_test_prefers_partial_blocks(struct kunit *test)
+{
+	struct gp_ctx *ctx = gp_make_cache(test, gp_plain(), 0);
+	unsigned long first, second;
+	struct page *keep_partial = NULL;
+	unsigned int i;
+
+	first = gp_fill_block(ctx);
+	gp_fill_block(ctx);
+	second = ctx->last_apply_pfn;
+	KUNIT_ASSERT_NE(test, first, second);
+
+	/* Free all of the first block and one page of the second. */
+	for (i = ctx->nr_pages; i-- > 0;) {
+		unsigned long pfn = page_to_pfn(ctx->pages[i]);
+
+		if (gp_in_block(pfn, first, ctx->block_pages))
+			gp_put(ctx, ctx->pages[i]);
+		else if (!keep_partial)
+			keep_partial = ctx->pages[i];
+	}
+	gp_put(ctx, keep_partial);
+	KUNIT_EXPECT_PTR_EQ(test, keep_partial, gp_get_ok(ctx));
+}
+
+static void gp_test_zero_on_writable(struct kunit *test)
+{
+	struct gp_ctx *ctx = gp_make_cache(test, gp_plain(), 0);
+	struct page *page = gp_get_ok(ctx);
+
+	memset(page_address(page), 0xa5, PAGE_SIZE);
+	gp_put(ctx, page);
+	page = gp_get(ctx, NUMA_NO_NODE, GFP_KERNEL | __GFP_ZERO);
+	KUNIT_ASSERT_NOT_NULL(test, page);
+	KUNIT_EXPECT_NULL(test, memchr_inv(page_address(page), 0, PAGE_SIZE));
+}
+
+/* ---- protection failures ---- */
+
+static void gp_test_apply_failure_hands_out_nothing(struct kunit *test)
+{
+	struct gp_ctx *ctx = gp_make_cache(test, gp_plain(), 0);
+	struct grouped_pages_stats s;
+
+	ctx->apply_err = -EIO;
+	KUNIT_EXPECT_NULL(test, gp_get(ctx, NUMA_NO_NODE, GFP_KERNEL));
+	s = gp_stats(ctx);
+	KUNIT_EXPECT_EQ(test, 1, atomic_read(&ctx->applies));
+	KUNIT_EXPECT_EQ(test, 1, s.apply_failures);
+	KUNIT_EXPECT_EQ(test, 1, s.alloc_failures);
+	KUNIT_EXPECT_EQ(test, 0, s.blocks);
+	KUNIT_EXPECT_EQ(test, 0, s.pages_cached);
+	KUNIT_EXPECT_EQ(test, 0, s.pages_in_use);
+	gp_expect_released(test, ctx->last_apply_pfn);
+
+	ctx->apply_err = 0;
+	gp_get_ok(ctx);
+	KUNIT_EXPECT_EQ(test, 1, gp_stats(ctx).blocks);
+}
+
+static void gp_test_reset_failure_keeps_pages(struct kunit *test)
+{
+	struct gp_ctx *ctx = gp_make_cache(test, gp_plain(), 0);
+	struct grouped_pages_stats s;
+
+	gp_put(ctx, gp_get_ok(ctx));
+	ctx->reset_err = -EIO;
+	KUNIT_EXPECT_EQ(test, SHRINK_STOP, gp_scan(ctx, GFP_KERNEL, 128));
+	s = gp_stats(ctx);
+	KUNIT_EXPECT_EQ(test, 1, s.reset_failures);
+	KUNIT_EXPECT_EQ(test, 1, s.blocks);
+	KUNIT_EXPECT_EQ(test, ctx->block_pages, s.pages_cached);
+	KUNIT_EXPECT_EQ(test, 1, page_ref_count(pfn_to_page(ctx->last_apply_pfn)));
+
+	ctx->reset_err = 0;
+	KUNIT_EXPECT_EQ(test, ctx->block_pages, gp_scan(ctx, GFP_KERNEL, 128));
+	KUNIT_EXPECT_EQ(test, 0, gp_stats(ctx).blocks);
+}
+
+/* ---- fallback ---- */
+
+static const unsigned int gp_fallback_orders[] = { 0, 1, 2, 3, 4, 5, 6, 7, 8 };
+
+static void gp_order_desc(const unsigned int *order, char *desc)
+{
+	snprintf(desc, KUNIT_PARAM_DESC_SIZE, "order-%u", *order);
+}
+
+KUNIT_ARRAY_PARAM(gp_order, gp_fallback_orders, gp_order_desc);
+
+static void gp_test_fallback_order(struct kunit *test)
+{
+	unsigned int order = *(const unsigned int *)test->param_value;
+	struct gp_ctx *ctx = gp_make_cache(test, gp_plain(), 0);
+	unsigned int nr = 1U << order, i;
+	struct grouped_pages_stats s;
+
+	if (order >= grouped_pages_block_order())
+		kunit_skip(test, "order %u is not below the block order %u", order,
+			   grouped_pages_block_order());
+	/* Every order above the one under test fails. */
+	grouped_pages_set_failing_orders(ctx->cache,
+					 GENMASK(grouped_pages_block_order(), order + 1));
+	for (i = 0; i < nr; i++)
+		gp_get_ok(ctx);
+	s = gp_stats(ctx);
+	KUNIT_EXPECT_EQ(test, 1, s.refills);
+	KUNIT_EXPECT_EQ(test, nr, s.fallback_pages);
+	KUNIT_EXPECT_EQ(test, nr, ctx->last_apply_nr);
+	KUNIT_EXPECT_TRUE(test, IS_ALIGNED(ctx->last_apply_pfn, nr));
+
+	gp_get_ok(ctx);
+	KUNIT_EXPECT_EQ(test, 2, gp_stats(ctx).refills);
+	KUNIT_EXPECT_EQ(test, 2 * nr, gp_stats(ctx).fallback_pages);
+
+	while (ctx->nr_pages)
+		gp_put(ctx, ctx->pages[0]);
+	KUNIT_EXPECT_EQ(test, 2 * nr, gp_scan(ctx, GFP_KERNEL, 2 * nr));
+	KUNIT_EXPECT_EQ(test, 0, gp_stats(ctx).blocks);
+	KUNIT_EXPECT_EQ(test, 0, atomic_long_read(&ctx->protected_pages));
+}
+
+static void gp_test_fallback_all_orders_fail(struct kunit *test)
+{
+	struct gp_ctx *ctx = gp_make_cache(test, gp_plain(), 0);
+
+	grouped_pages_set_failing_orders(ctx->cache, GENMASK(grouped_pages_block_order(), 0));
+	KUNIT_EXPECT_NULL(test, gp_get(ctx, NUMA_NO_NODE, GFP_KERNEL));
+	KUNIT_EXPECT_EQ(test, 0, atomic_read(&ctx->applies));
+	KUNIT_EXPECT_EQ(test, 1, gp_stats(ctx).alloc_failures);
+	KUNIT_EXPECT_EQ(test, 0, gp_stats(ctx).blocks);
+}
+
+/* ---- shrinker ---- */
+
+static void gp_test_shrink_count(struct kunit *test)
+{
+	struct gp_ctx *ctx = gp_make_cache(test, gp_plain(), 0);
+	struct page *page;
+
+	KUNIT_EXPECT_EQ(test, SHRINK_EMPTY, gp_count(ctx, first_memory_node));
+	page = gp_get_ok(ctx);
+	KUNIT_EXPECT_EQ(test, ctx->block_pages - 1, gp_count(ctx, first_memory_node));
+	gp_put(ctx, page);
+	KUNIT_EXPECT_EQ(test, ctx->block_pages, gp_count(ctx, first_memory_node));
+}
+
+static const gfp_t gp_bad_gfps[] = { GFP_NOFS, GFP_NOIO, GFP_ATOMIC, GFP_NOWAIT };
+
+static void gp_gfp_desc(const gfp_t *gfp, char *desc)
+{
+	snprintf(desc, KUNIT_PARAM_DESC_SIZE, "%pGg", gfp);
+}
+
+KUNIT_ARRAY_PARAM(gp_bad_gfp, gp_bad_gfps, gp_gfp_desc);
+
+static void gp_test_shrink_stops_on_incompatible_gfp(struct kunit *test)
+{
+	gfp_t gfp = *(const gfp_t *)test->param_value;
+	struct gp_ctx *ctx = gp_make_cache(test, gp_plain(), 0);
+
+	gp_put(ctx, gp_get_ok(ctx));
+	KUNIT_EXPECT_EQ(test, SHRINK_STOP, gp_scan(ctx, gfp, ctx->block_pages));
+	KUNIT_EXPECT_EQ(test, ctx->block_pages, gp_stats(ctx).pages_cached);
+	KUNIT_EXPECT_EQ(test, 0, gp_stats(ctx).shrinker_scans);
+	KUNIT_EXPECT_EQ(test, 0, atomic_read(&ctx->resets));
+}
+
+static void gp_test_shrink_frees_whole_block(struct kunit *test)
+{
+	struct gp_ctx *ctx = gp_make_cache(test, gp_param_prot(test), 0);
+	struct grouped_pages_stats s;
+	unsigned long base;
+
+	gp_put(ctx, gp_get_ok(ctx));
+	base = ctx->last_apply_pfn;
+	KUNIT_EXPECT_EQ(test, ctx->block_pages, gp_scan(ctx, GFP_KERNEL, 128));
+	s = gp_stats(ctx);
+	KUNIT_EXPECT_EQ(test, 0, s.blocks);
+	KUNIT_EXPECT_EQ(test, 0, s.pages_cached);
+	KUNIT_EXPECT_EQ(test, 1, s.whole_blocks_freed);
+	KUNIT_EXPECT_EQ(test, ctx->block_pages, s.shrinker_freed);
+	/* One reset call, on exactly the range that was protected. */
+	KUNIT_EXPECT_EQ(test, 1, atomic_read(&ctx->resets));
+	KUNIT_EXPECT_EQ(test, base, ctx->last_reset_pfn);
+	KUNIT_EXPECT_EQ(test, ctx->block_pages, ctx->last_reset_nr);
+	KUNIT_EXPECT_EQ(test, 0, atomic_long_read(&ctx->protected_pages));
+	gp_expect_released(test, base);
+	KUNIT_EXPECT_EQ(test, SHRINK_EMPTY, gp_count(ctx, first_memory_node));
+}
+
+static void gp_test_shrink_whole_blocks_first(struct kunit *test)
+{
+	struct gp_ctx *ctx = gp_make_cache(test, gp_plain(), 0);
+	struct page *keep = NULL;
+	unsigned long first, second;
+	unsigned int i;
+
+	first = gp_fill_block(ctx);
+	gp_fill_block(ctx);
+	second = ctx->last_apply_pfn;
+	/* First block: all free. Second block: all free but one page. */
+	for (i = ctx->nr_pages; i-- > 0;) {
+		struct page *page = ctx->pages[i];
+
+		if (!keep && gp_in_block(page_to_pfn(page), second, ctx->block_pages)) {
+			keep = page;
+			continue;
+		}
+		gp_put(ctx, page);
+	}
+	KUNIT_ASSERT_EQ(test, 1, ctx->nr_pages);
+
+	KUNIT_EXPECT_EQ(test, ctx->block_pages, gp_scan(ctx, GFP_KERNEL, 128));
+	KUNIT_EXPECT_EQ(test, first, ctx->last_reset_pfn);
+	KUNIT_EXPECT_EQ(test, 1, atomic_read(&ctx->resets));
+	KUNIT_EXPECT_EQ(test, 0, gp_stats(ctx).partial_breaks);
+	KUNIT_EXPECT_EQ(test, ctx->block_pages - 1, gp_stats(ctx).pages_cached);
+	KUNIT_EXPECT_EQ(test, 1, gp_stats(ctx).blocks);
+}
+
+static void gp_test_shrink_breaks_partial_when_asked(struct kunit *test)
+{
+	struct gp_ctx *ctx = gp_make_cache(test, gp_plain(), 0);
+	struct page *in_use = gp_get_ok(ctx);
+	unsigned long base = ctx->last_apply_pfn;
+	struct grouped_pages_stats s;
+
+	KUNIT_EXPECT_EQ(test, 128, gp_scan(ctx, GFP_KERNEL, 128));
+	s = gp_stats(ctx);
+	KUNIT_EXPECT_EQ(test, 1, s.partial_breaks);
+	KUNIT_EXPECT_EQ(test, 1, s.pages_in_use);
+	KUNIT_EXPECT_EQ(test, ctx->block_pages - 1 - 128, s.pages_cached);
+	KUNIT_EXPECT_FALSE(test, gp_in_block(page_to_pfn(in_use), ctx->last_reset_pfn,
+					     ctx->last_reset_nr));
+	KUNIT_EXPECT_EQ(test, ctx->block_pages - 128, atomic_long_read(&ctx->protected_pages));
+
+	/* Once the last page comes back, the rest of the block goes too. */
+	gp_put(ctx, in_use);
+	KUNIT_EXPECT_EQ(test, ctx->block_pages - 128, gp_scan(ctx, GFP_KERNEL, ctx->block_pages));
+	KUNIT_EXPECT_EQ(test, 0, gp_stats(ctx).blocks);
+	KUNIT_EXPECT_EQ(test, 0, atomic_long_read(&ctx->protected_pages));
+	gp_expect_released(test, base);
+}
+
+static void gp_test_shrink_keeps_reserve(struct kunit *test)
+{
+	struct gp_ctx *ctx = gp_make_cache(test, gp_plain(), 16);
+
+	gp_get_ok(ctx);
+	KUNIT_EXPECT_EQ(test, ctx->block_pages - 1 - 16, gp_count(ctx, first_memory_node));
+	KUNIT_EXPECT_EQ(test, ctx->block_pages - 1 - 16,
+			gp_scan(ctx, GFP_KERNEL, ctx->block_pages));
+	KUNIT_EXPECT_EQ(test, 16, gp_stats(ctx).pages_cached);
+	KUNIT_EXPECT_EQ(test, 0, gp_count(ctx, first_memory_node));
+	KUNIT_EXPECT_EQ(test, SHRINK_STOP, gp_scan(ctx, GFP_KERNEL, ctx->block_pages));
+}
+
+static void gp_test_shrink_nested_alloc_uses_reserve(struct kunit *test)
+{
+	struct gp_ctx *ctx = gp_make_cache(test, gp_plain(), 4);
+	struct grouped_pages_stats s;
+
+	gp_get_ok(ctx);
+	/* No refill can help: only the reserve can serve the nested allocation. */
+	grouped_pages_set_failing_orders(ctx->cache, GENMASK(grouped_pages_block_order(), 0));
+	ctx->nested_alloc = true;
+	KUNIT_EXPECT_EQ(test, ctx->block_pages - 1 - 4, gp_scan(ctx, GFP_KERNEL, ctx->block_pages));
+	KUNIT_EXPECT_TRUE(test, ctx->nested_in_memalloc);
+	KUNIT_ASSERT_NOT_NULL(test, ctx->nested_page);
+	s = gp_stats(ctx);
+	KUNIT_EXPECT_EQ(test, 2, s.pages_in_use);
+	KUNIT_EXPECT_EQ(test, 3, s.pages_cached);
+	KUNIT_EXPECT_GE(test, s.reserve_allocs, 1);
+	KUNIT_EXPECT_EQ(test, 1, s.refills);
+	gp_put(ctx, ctx->nested_page);
+	ctx->nested_page = NULL;
+	KUNIT_EXPECT_EQ(test, 0, gp_stats(ctx).bad_frees);
+}
+
+static void gp_test_shrink_count_per_node(struct kunit *test)
+{
+	struct gp_ctx *ctx = gp_make_cache(test, gp_plain(), 0);
+	unsigned long sum = 0, count;
+	int nid;
+
+	for_each_node_state(nid, N_MEMORY)
+		gp_get(ctx, nid, GFP_KERNEL);
+	for_each_node_state(nid, N_MEMORY) {
+		count = gp_count(ctx, nid);
+		KUNIT_EXPECT_EQ(test, ctx->block_pages - 1, count);
+		sum += count;
+	}
+	KUNIT_EXPECT_EQ(test, sum, gp_stats(ctx).pages_cached);
+}
+
+/* ---- atomic context ---- */
+
+static void gp_test_atomic_alloc_from_cache(struct kunit *test)
+{
+	struct gp_ctx *ctx = gp_make_cache(test, gp_plain(), 0);
+	struct page *page;
+	unsigned long flags;
+
+	gp_put(ctx, gp_get_ok(ctx));
+	local_irq_save(flags);
+	page = grouped_pages_alloc(ctx->cache, NUMA_NO_NODE, GFP_ATOMIC);
+	if (page)
+		grouped_pages_free(ctx->cache, page);
+	local_irq_restore(flags);
+	KUNIT_EXPECT_NOT_NULL(test, page);
+	KUNIT_EXPECT_EQ(test, 1, gp_stats(ctx).refills);
+	KUNIT_EXPECT_EQ(test, 0, gp_stats(ctx).pages_in_use);
+}
+
+static void gp_test_atomic_empty_fails_then_refills(struct kunit *test)
+{
+	struct gp_ctx *ctx = gp_make_cache(test, gp_plain(), 0);
+	struct page *page;
+
+	preempt_disable();
+	page = grouped_pages_alloc(ctx->cache, NUMA_NO_NODE, GFP_NOWAIT);
+	preempt_enable();
+	KUNIT_EXPECT_NULL(test, page);
+	grouped_pages_flush_refill(ctx->cache);
+	KUNIT_EXPECT_EQ(test, 1, gp_stats(ctx).refills);
+	KUNIT_EXPECT_EQ(test, ctx->block_pages, gp_stats(ctx).pages_cached);
+	preempt_disable();
+	page = grouped_pages_alloc(ctx->cache, NUMA_NO_NODE, GFP_NOWAIT);
+	preempt_enable();
+	KUNIT_ASSERT_NOT_NULL(test, page);
+	grouped_pages_free(ctx->cache, page);
+}
+
+static void gp_test_atomic_may_use_reserve(struct kunit *test)
+{
+	struct gp_ctx *ctx = gp_make_cache(test, gp_plain(), 8);
+	unsigned int sleeping = 0, atomic = 0;
+
+	gp_get_ok(ctx);
+	grouped_pages_set_failing_orders(ctx->cache, GENMASK(grouped_pages_block_order(), 0));
+	while (gp_get(ctx, NUMA_NO_NODE, GFP_KERNEL))
+		sleeping++;
+	while (gp_get(ctx, NUMA_NO_NODE, GFP_ATOMIC))
+		atomic++;
+	KUNIT_EXPECT_EQ(test, ctx->block_pages - 1 - 8, sleeping);
+	KUNIT_EXPECT_EQ(test, 8, atomic);
+	KUNIT_EXPECT_EQ(test, 8, gp_stats(ctx).reserve_allocs);
+	KUNIT_EXPECT_EQ(test, 0, gp_stats(ctx).pages_cached);
+}
+
+/* ---- misuse ---- */
+
+static void gp_test_free_foreign_page(struct kunit *test)
+{
+	struct gp_ctx *ctx = gp_make_cache(test, gp_plain(), 0);
+	struct page *foreign = alloc_page(GFP_KERNEL);
+
+	KUNIT_ASSERT_NOT_NULL(test, foreign);
+	gp_get_ok(ctx);
+	grouped_pages_free(ctx->cache, foreign);
+	KUNIT_EXPECT_EQ(test, 1, gp_stats(ctx).bad_frees);
+	KUNIT_EXPECT_EQ(test, 1, gp_stats(ctx).pages_in_use);
+	KUNIT_EXPECT_EQ(test, ctx->block_pages - 1, gp_stats(ctx).pages_cached);
+	KUNIT_EXPECT_EQ(test, 1, page_ref_count(foreign));
+	__free_page(foreign);
+}
+
+static void gp_test_double_free(struct kunit *test)
+{
+	struct gp_ctx *ctx = gp_make_cache(test, gp_plain(), 0);
+	struct page *page = gp_get_ok(ctx);
+
+	gp_get_ok(ctx);
+	gp_put(ctx, page);
+	grouped_pages_free(ctx->cache, page);
+	KUNIT_EXPECT_EQ(test, 1, gp_stats(ctx).bad_frees);
+	KUNIT_EXPECT_EQ(test, 1, gp_stats(ctx).pages_in_use);
+	KUNIT_EXPECT_EQ(test, ctx->block_pages - 1, gp_stats(ctx).pages_cached);
+}
+
+static void gp_test_free_to_wrong_cache(struct kunit *test)
+{
+	struct gp_ctx *a = gp_make_cache(test, gp_plain(), 0);
+	struct gp_ctx *b = gp_make_cache(test, gp_plain(), 0);
+	struct page *page = gp_get_ok(a);
+
+	grouped_pages_free(b->cache, page);
+	KUNIT_EXPECT_EQ(test, 1, gp_stats(b).bad_frees);
+	KUNIT_EXPECT_EQ(test, 1, gp_stats(a).pages_in_use);
+	KUNIT_EXPECT_EQ(test, 0, gp_stats(b).pages_cached);
+}
+
+static void gp_test_free_after_shrinker_took_it_back(struct kunit *test)
+{
+	struct gp_ctx *ctx = gp_make_cache(test, gp_plain(), 0);
+	struct page *page = gp_get_ok(ctx);
+
+	gp_get_ok(ctx);
+	gp_put(ctx, page);
+	gp_scan(ctx, GFP_KERNEL, ctx->block_pages);
+	/* The page left the cache with the broken block: a late free is foreign. */
+	grouped_pages_free(ctx->cache, page);
+	KUNIT_EXPECT_EQ(test, 1, gp_stats(ctx).bad_frees);
+	KUNIT_EXPECT_EQ(test, 1, gp_stats(ctx).pages_in_use);
+}
+
+static void gp_test_destroy_busy_refused(struct kunit *test)
+{
+	struct gp_ctx *ctx = gp_make_cache(test, gp_plain(), 0);
+
+	gp_get_ok(ctx);
+	KUNIT_EXPECT_EQ(test, -EBUSY, grouped_pages_cache_destroy(ctx->cache));
+	/* Still fully usable. */
+	gp_get_ok(ctx);
+	KUNIT_EXPECT_EQ(test, 2, gp_stats(ctx).pages_in_use);
+	while (ctx->nr_pages)
+		gp_put(ctx, ctx->pages[0]);
+	KUNIT_EXPECT_EQ(test, 0, grouped_pages_cache_destroy(ctx->cache));
+	ctx->cache = NULL;
+}
+
+/* ---- NUMA ---- */
+
+static void gp_test_node_explicit(struct kunit *test)
+{
+	struct gp_ctx *ctx = gp_make_cache(test, gp_plain(), 0);
+	int nid;
+
+	for_each_node_state(nid, N_MEMORY) {
+		struct page *page = gp_get(ctx, nid, GFP_KERNEL);
+
+		KUNIT_ASSERT_NOT_NULL(test, page);
+		KUNIT_EXPECT_EQ(test, nid, page_to_nid(page));
+	}
+}
+
+static void gp_test_node_invalid(struct kunit *test)
+{
+	struct gp_ctx *ctx = gp_make_cache(test, gp_plain(), 0);
+
+	KUNIT_EXPECT_NULL(test, gp_get(ctx, nr_node_ids, GFP_KERNEL));
+	KUNIT_EXPECT_NULL(test, gp_get(ctx, -5, GFP_KERNEL));
+	KUNIT_EXPECT_EQ(test, 2, gp_stats(ctx).alloc_failures);
+	KUNIT_EXPECT_EQ(test, 0, gp_stats(ctx).refills);
+}
+
+static void gp_test_no_node_spreads_evenly(struct kunit *test)
+{
+	struct gp_ctx *ctx = gp_make_cache(test, gp_plain(), 0);
+	unsigned int nodes = num_node_state(N_MEMORY), per_node = 8, i;
+	unsigned int *counts = kunit_kcalloc(test, nr_node_ids, sizeof(*counts), GFP_KERNEL);
+	int nid;
+
+	KUNIT_ASSERT_NOT_NULL(test, counts);
+	for (i = 0; i < nodes * per_node; i++)
+		counts[page_to_nid(gp_get_ok(ctx))]++;
+	for_each_node_state(nid, N_MEMORY)
+		KUNIT_EXPECT_EQ(test, per_node, counts[nid]);
+}
+
+/* ---- concurrency ---- */
+
+struct gp_race {
+	struct gp_ctx *ctx;
+	struct completion start;
+	atomic_t running;
+	atomic_t failures;
+	atomic_t bad;
+	unsigned int rounds;
+	bool stop;
+};
+
+static int gp_race_one_alloc(void *data)
+{
+	struct gp_race *race = data;
+
+	wait_for_completion(&race->start);
+	if (!gp_get(race->ctx, NUMA_NO_NODE, GFP_KERNEL))
+		atomic_inc(&race->failures);
+	atomic_dec(&race->running);
+	return 0;
+}
+
+static void gp_run_threads(struct kunit *test, struct gp_race *race, int (*fn)(void *),
+			   unsigned int nr)
+{
+	unsigned int i;
+
+	init_completion(&race->start);
+	atomic_set(&race->running, nr);
+	for (i = 0; i < nr; i++) {
+		struct task_struct *task = kthread_run_on_cpu(fn, race, i % num_online_cpus(),
+							      "gp_test/%u");
+
+		KUNIT_ASSERT_FALSE(test, IS_ERR(task));
+	}
+	complete_all(&race->start);
+	while (atomic_read(&race->running))
+		msleep(20);
+}
+
+static void gp_test_racing_refills_take_one_block(struct kunit *test)
+{
+	struct gp_ctx *ctx = gp_make_cache(test, gp_plain(), 0);
+	struct gp_race race = { .ctx = ctx };
+	unsigned int nr = 4 * num_online_cpus();
+
+	gp_run_threads(test, &race, gp_race_one_alloc, nr);
+	KUNIT_EXPECT_EQ(test, 0, atomic_read(&race.failures));
+	KUNIT_EXPECT_EQ(test, nr, gp_stats(ctx).pages_in_use);
+	KUNIT_EXPECT_EQ(test, 1, gp_stats(ctx).refills);
+}
+
+static int gp_race_churn(void *data)
+{
+	struct gp_race *race = data;
+	struct page *held[32];
+	unsigned int round, i, n;
+
+	wait_for_completion(&race->start);
+	for (round = 0; round < race->rounds; round++) {
+		n = 1 + get_random_u32_below(ARRAY_SIZE(held));
+		for (i = 0; i < n; i++) {
+			held[i] = grouped_pages_alloc(race->ctx->cache, NUMA_NO_NODE,
+						      round & 1 ? GFP_ATOMIC : GFP_KERNEL);
+			if (!held[i])
+				break;
+		}
+		while (i--)
+			grouped_pages_free(race->ctx->cache, held[i]);
+		cond_resched();
+	}
+	atomic_dec(&race->running);
+	return 0;
+}
+
+static int gp_race_shrink(void *data)
+{
+	struct gp_race *race = data;
+
+	wait_for_completion(&race->start);
+	while (atomic_read(&race->running) > 1) {
+		gp_scan(race->ctx, GFP_KERNEL, 1 + get_random_u32_below(600));
+		cond_resched();
+	}
+	atomic_dec(&race->running);
+	return 0;
+}
+
+static void gp_test_stress_alloc_free_shrink(struct kunit *test)
+{
+	struct gp_ctx *ctx = gp_make_cache(test, gp_plain(), 8);
+	struct gp_race race = { .ctx = ctx, .rounds = 2000 };
+	unsigned int workers = 2 * num_online_cpus(), i;
+	struct task_struct *task;
+	struct grouped_pages_stats s;
+
+	init_completion(&race.start);
+	atomic_set(&race.running, workers + 1);
+	for (i = 0; i < workers; i++) {
+		task = kthread_run_on_cpu(gp_race_churn, &race, i % num_online_cpus(),
+					  "gp_churn/%u");
+		KUNIT_ASSERT_FALSE(test, IS_ERR(task));
+	}
+	task = kthread_run(gp_race_shrink, &race, "gp_shrink");
+	KUNIT_ASSERT_FALSE(test, IS_ERR(task));
+	complete_all(&race.start);
+	while (atomic_read(&race.running))
+		msleep(20);
+
+	s = gp_stats(ctx);
+	KUNIT_EXPECT_EQ(test, 0, s.bad_frees);
+	KUNIT_EXPECT_EQ(test, 0, s.pages_in_use);
+	KUNIT_EXPECT_GT(test, s.shrinker_scans, 0);
+	/* Every protected page is either still cached or was reset on its way out. */
+	KUNIT_EXPECT_EQ(test, s.pages_cached, atomic_long_read(&ctx->protected_pages));
+	/* With nothing in use, everything but the reserve can go back. */
+	gp_scan(ctx, GFP_KERNEL, ULONG_MAX);
+	KUNIT_EXPECT_LE(test, gp_stats(ctx).pages_cached, 8);
+	KUNIT_EXPECT_EQ(test, gp_stats(ctx).pages_cached, atomic_long_read(&ctx->protected_pages));
+}
+
+/* ---- x86 direct map ---- */
+
+#if GP_X86
+static void gp_expect_block_mapping(struct kunit *test, unsigned long base, unsigned int nr,
+				    unsigned long size, pteval_t set, pteval_t clear)
+{
+	unsigned int i, bad_size = 0, bad_prot = 0, level;
+
+	for (i = 0; i < nr; i++) {
+		pte_t *pte = lookup_address((unsigned long)page_address(pfn_to_page(base + i)),
+					    &level);
+
+		KUNIT_ASSERT_NOT_NULL(test, pte);
+		if (page_level_size(level) != size)
+			bad_size++;
+		if ((pte_flags(*pte) & set) != set || (pte_flags(*pte) & clear))
+			bad_prot++;
+	}
+	KUNIT_EXPECT_EQ_MSG(test, 0, bad_size, "pages not mapped at %lu bytes", size);
+	KUNIT_EXPECT_EQ_MSG(test, 0, bad_prot, "pages with the wrong protection");
+}
+
+static pteval_t gp_prot_clears(const struct grouped_pages_prot *prot)
+{
+	if (prot == &grouped_pages_prot_not_present)
+		return _PAGE_PRESENT;
+	if (prot == &grouped_pages_prot_read_only)
+		return _PAGE_RW;
+	return 0;
+}
+
+static void gp_test_x86_block_stays_mapped_large(struct kunit *test)
+{
+	const struct grouped_pages_prot *prot = gp_param_prot(test);
+	struct gp_ctx *ctx = gp_make_cache(test, prot, 0);
+	unsigned long size;
+
+	gp_get_ok(ctx);
+	size = ctx->size_before_apply;
+	if (size < PMD_SIZE)
+		kunit_skip(test, "block mapped at %lu bytes before the cache took it", size);
+	/* A 1G mapping around the block may become 2M ones; nothing goes below 2M. */
+	gp_expect_block_mapping(test, ctx->last_apply_pfn, ctx->block_pages, PMD_SIZE, 0,
+				gp_prot_clears(prot));
+	KUNIT_EXPECT_EQ(test, 0, gp_stats(ctx).direct_map_splits);
+}
+
+static void gp_test_x86_shrink_restores_mapping(struct kunit *test)
+{
+	const struct grouped_pages_prot *prot = gp_param_prot(test);
+	struct gp_ctx *ctx = gp_make_cache(test, prot, 0);
+	unsigned long size, base;
+
+	gp_put(ctx, gp_get_ok(ctx));
+	size = ctx->size_before_apply;
+	base = ctx->last_apply_pfn;
+	if (size < PMD_SIZE)
+		kunit_skip(test, "block mapped at %lu bytes before the cache took it", size);
+	KUNIT_ASSERT_EQ(test, ctx->block_pages, gp_scan(ctx, GFP_KERNEL, ctx->block_pages));
+	gp_expect_block_mapping(test, base, ctx->block_pages, PMD_SIZE, _PAGE_PRESENT | _PAGE_RW, 0);
+	KUNIT_EXPECT_EQ(test, 0, gp_stats(ctx).direct_map_splits);
+}
+
+static void gp_test_x86_fallback_split_is_counted(struct kunit *test)
+{
+	struct gp_ctx *ctx = gp_make_cache(test, &grouped_pages_prot_read_only, 0);
+	unsigned long size, pfn;
+	unsigned int level;
+
+	grouped_pages_set_failing_orders(ctx->cache, GENMASK(grouped_pages_block_order(), 1));
+	gp_get_ok(ctx);
+	size = ctx->size_before_apply;
+	pfn = ctx->last_apply_pfn;
+	if (size < PMD_SIZE)
+		kunit_skip(test, "the page was mapped at %lu bytes already", size);
+	KUNIT_EXPECT_EQ(test, 1, gp_stats(ctx).direct_map_splits);
+	KUNIT_ASSERT_NOT_NULL(test, lookup_address((unsigned long)page_address(pfn_to_page(pfn)),
+						   &level));
+	KUNIT_EXPECT_EQ(test, PG_LEVEL_4K, level);
+}
+
+static void gp_test_zero_refused_when_read_only(struct kunit *test)
+{
+	struct gp_ctx *ctx = gp_make_cache(test, &grouped_pages_prot_read_only, 0);
+
+	KUNIT_EXPECT_NULL(test, gp_get(ctx, NUMA_NO_NODE, GFP_KERNEL | __GFP_ZERO));
+	KUNIT_EXPECT_EQ(test, 0, gp_stats(ctx).refills);
+	KUNIT_EXPECT_EQ(test, 1, gp_stats(ctx).alloc_failures);
+}
+
+static const struct grouped_pages_prot *gp_x86_prots[] = {
+	&grouped_pages_prot_not_present,
+	&grouped_pages_prot_read_only,
+};
+KUNIT_ARRAY_PARAM(gp_x86_prot, gp_x86_prots, gp_prot_desc);
+#endif /* GP_X86 */
+
+static struct kunit_case gp_test_cases[] = {
+	KUNIT_CASE(gp_test_create_rejects_bad_args),
+	KUNIT_CASE_PARAM(gp_test_new_cache_is_empty, gp_prot_gen_params),
+	KUNIT_CASE_PARAM(gp_test_alloc_free_one, gp_prot_gen_params),
+	KUNIT_CASE_PARAM(gp_test_block_pages_distinct_and_aligned, gp_prot_gen_params),
+	KUNIT_CASE_PARAM(gp_test_apply_once_per_block, gp_prot_gen_params),
+	KUNIT_CASE(gp_test_freed_page_is_reused),
+	KUNIT_CASE(gp_test_prefers_partial_blocks),
+	KUNIT_CASE(gp_test_zero_on_writable),
+	KUNIT_CASE(gp_test_apply_failure_hands_out_nothing),
+	KUNIT_CASE(gp_test_reset_failure_keeps_pages),
+	KUNIT_CASE_PARAM(gp_test_fallback_order, gp_order_gen_params),
+	KUNIT_CASE(gp_test_fallback_all_orders_fail),
+	KUNIT_CASE(gp_test_shrink_count),
+	KUNIT_CASE_PARAM(gp_test_shrink_stops_on_incompatible_gfp, gp_bad_gfp_gen_params),
+	KUNIT_CASE_PARAM(gp_test_shrink_frees_whole_block, gp_prot_gen_params),
+	KUNIT_CASE(gp_test_shrink_whole_blocks_first),
+	KUNIT_CASE(gp_test_shrink_breaks_partial_when_asked),
+	KUNIT_CASE(gp_test_shrink_keeps_reserve),
+	KUNIT_CASE(gp_test_shrink_nested_alloc_uses_reserve),
+	KUNIT_CASE(gp_test_shrink_count_per_node),
+	KUNIT_CASE(gp_test_atomic_alloc_from_cache),
+	KUNIT_CASE(gp_test_atomic_empty_fails_then_refills),
+	KUNIT_CASE(gp_test_atomic_may_use_reserve),
+	KUNIT_CASE(gp_test_free_foreign_page),
+	KUNIT_CASE(gp_test_double_free),
+	KUNIT_CASE(gp_test_free_to_wrong_cache),
+	KUNIT_CASE(gp_test_free_after_shrinker_took_it_back),
+	KUNIT_CASE(gp_test_destroy_busy_refused),
+	KUNIT_CASE(gp_test_node_explicit),
+	KUNIT_CASE(gp_test_node_invalid),
+	KUNIT_CASE(gp_test_no_node_spreads_evenly),
+	KUNIT_CASE(gp_test_racing_refills_take_one_block),
+	KUNIT_CASE_SLOW(gp_test_stress_alloc_free_shrink),
+#if GP_X86
+	KUNIT_CASE_PARAM(gp_test_x86_block_stays_mapped_large, gp_x86_prot_gen_params),
+	KUNIT_CASE_PARAM(gp_test_x86_shrink_restores_mapping, gp_x86_prot_gen_params),
+	KUNIT_CASE(gp_test_x86_fallback_split_is_counted),
+	KUNIT_CASE(gp_test_zero_refused_when_read_only),
+#endif
+	{}
+};
+
+static struct kunit_suite gp_test_suite = {
+	.name = "grouped_pages",
+	.init = gp_suite_init,
+	.test_cases = gp_test_cases,
+};
+kunit_test_suite(gp_test_suite);
+
+MODULE_DESCRIPTION("KUnit tests for the grouped page cache");
+MODULE_LICENSE("GPL");
+MODULE_IMPORT_NS(EXPORTED_FOR_KUNIT_TESTING);
