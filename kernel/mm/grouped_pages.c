@@ -413,6 +413,34 @@ void grouped_pages_free(struct grouped_pages_cache *cache, struct page *page)
 }
 EXPORT_SYMBOL_GPL(grouped_pages_free);
 
+/**
+ * grouped_pages_owns() - whether a page belongs to a cache
+ * @cache: the cache
+ * @page: any page
+ *
+ * Return: true if @page is one of @cache's pages (in use or free), so that a
+ * caller with pages from several sources knows where to free it.
+ */
+bool grouped_pages_owns(struct grouped_pages_cache *cache, struct page *page)
+{
+	unsigned long pfn = page_to_pfn(page), flags;
+	struct gp_block *block;
+	bool owned = false;
+
+	rcu_read_lock();
+	block = xa_load(&cache->blocks, pfn);
+	if (block) {
+		struct gp_node *node = cache->nodes[block->nid];
+
+		spin_lock_irqsave(&node->lock, flags);
+		owned = !block->dead && test_bit(pfn - block->pfn, block->present);
+		spin_unlock_irqrestore(&node->lock, flags);
+	}
+	rcu_read_unlock();
+	return owned;
+}
+EXPORT_SYMBOL_GPL(grouped_pages_owns);
+
 /*
  * Give the pages marked in @release back to the page allocator, one reset per
  * contiguous run. Runs whose reset fails stay owned: they are returned in
@@ -477,7 +505,7 @@ static void gp_forget_block(struct grouped_pages_cache *cache, struct gp_block *
  * A block with every page free is reset in one call, so its mapping stays large.
  */
 static unsigned long gp_free_whole_blocks(struct grouped_pages_cache *cache, struct gp_node *node,
-					  unsigned long target, unsigned long keep)
+					  unsigned long target, unsigned long keep, bool *stuck)
 {
 	unsigned long release[GP_MAP_LONGS];
 	unsigned long freed = 0, flags;
@@ -504,6 +532,7 @@ static unsigned long gp_free_whole_blocks(struct grouped_pages_cache *cache, str
 		freed += gp_release_runs(cache, block, release);
 		if (!bitmap_empty(release, gp_block_pages(block))) {
 			gp_put_back(node, block, release);
+			*stuck = true;
 			break;
 		}
 		atomic_long_inc(&cache->counters.whole_blocks_freed);
@@ -512,7 +541,10 @@ static unsigned long gp_free_whole_blocks(struct grouped_pages_cache *cache, str
 	return freed;
 }
 
-/* Give back free pages of blocks that still have pages in use. */
+/*
+ * Give back free pages of blocks that still have pages in use, and, when only
+ * the reserve stops a whole block from going, all of that block but the reserve.
+ */
 static unsigned long gp_break_partial_blocks(struct grouped_pages_cache *cache,
 					     struct gp_node *node, unsigned long target,
 					     unsigned long keep)
@@ -524,7 +556,8 @@ static unsigned long gp_break_partial_blocks(struct grouped_pages_cache *cache,
 
 	for (passes = 0; freed < target && passes < 64; passes++) {
 		spin_lock_irqsave(&node->lock, flags);
-		block = gp_oldest(&node->partial);
+		/* A whole block is broken only to keep the reserve and free the rest. */
+		block = gp_oldest(&node->partial) ?: gp_oldest(&node->whole_free);
 		if (!block || node->nr_free <= keep) {
 			spin_unlock_irqrestore(&node->lock, flags);
 			break;
@@ -578,16 +611,18 @@ static unsigned long gp_shrink_scan(struct shrinker *shrinker, struct shrink_con
 {
 	struct grouped_pages_cache *cache = shrinker->private_data;
 	struct gp_node *node = cache->nodes[sc->nid];
-	unsigned long freed;
 	unsigned int noreclaim;
+	unsigned long freed;
+	bool stuck = false;
 
 	if (!gp_shrink_allowed(sc->gfp_mask))
 		return SHRINK_STOP;
 	atomic_long_inc(&cache->counters.shrinker_scans);
 	/* Allocations made while resetting may use the reserve and must not refill. */
 	noreclaim = memalloc_noreclaim_save();
-	freed = gp_free_whole_blocks(cache, node, sc->nr_to_scan, cache->reserve);
-	if (freed < sc->nr_to_scan)
+	freed = gp_free_whole_blocks(cache, node, sc->nr_to_scan, cache->reserve, &stuck);
+	/* After a failed reset, retrying the same pages now would fail again. */
+	if (freed < sc->nr_to_scan && !stuck)
 		freed += gp_break_partial_blocks(cache, node, sc->nr_to_scan - freed,
 						 cache->reserve);
 	memalloc_noreclaim_restore(noreclaim);
@@ -737,8 +772,9 @@ int grouped_pages_cache_destroy(struct grouped_pages_cache *cache)
 	debugfs_remove_recursive(cache->debugfs);
 	for_each_node_state(nid, N_MEMORY) {
 		struct gp_node *node = cache->nodes[nid];
+		bool stuck = false;
 
-		gp_free_whole_blocks(cache, node, ULONG_MAX, 0);
+		gp_free_whole_blocks(cache, node, ULONG_MAX, 0, &stuck);
 		WARN(node->nr_blocks, "grouped_pages: %s: %lu blocks could not be reset\n",
 		     cache->name, node->nr_blocks);
 	}

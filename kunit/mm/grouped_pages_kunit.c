@@ -991,7 +991,8 @@ static void gp_test_x86_shrink_restores_mapping(struct kunit *test)
 	if (size < PMD_SIZE)
 		kunit_skip(test, "block mapped at %lu bytes before the cache took it", size);
 	KUNIT_ASSERT_EQ(test, ctx->block_pages, gp_scan(ctx, GFP_KERNEL, ctx->block_pages));
-	gp_expect_block_mapping(test, base, ctx->block_pages, PMD_SIZE, _PAGE_PRESENT | _PAGE_RW, 0);
+	gp_expect_block_mapping(test, base, ctx->block_pages, PMD_SIZE,
+				_PAGE_PRESENT | _PAGE_RW, 0);
 	KUNIT_EXPECT_EQ(test, 0, gp_stats(ctx).direct_map_splits);
 }
 
@@ -1026,6 +1027,7 @@ static const struct grouped_pages_prot *gp_x86_prots[] = {
 	&grouped_pages_prot_not_present,
 	&grouped_pages_prot_read_only,
 };
+
 KUNIT_ARRAY_PARAM(gp_x86_prot, gp_x86_prots, gp_prot_desc);
 #endif /* GP_X86 */
 
@@ -1077,6 +1079,7 @@ static struct kunit_suite gp_test_suite = {
 	.init = gp_suite_init,
 	.test_cases = gp_test_cases,
 };
+
 kunit_test_suite(gp_test_suite);
 
 MODULE_DESCRIPTION("KUnit tests for the grouped page cache");

@@ -85,6 +85,7 @@ grouped_pages_cache_create(const char *name, const struct grouped_pages_prot *pr
 int grouped_pages_cache_destroy(struct grouped_pages_cache *cache);
 struct page *grouped_pages_alloc(struct grouped_pages_cache *cache, int nid, gfp_t gfp);
 void grouped_pages_free(struct grouped_pages_cache *cache, struct page *page);
+bool grouped_pages_owns(struct grouped_pages_cache *cache, struct page *page);
 void grouped_pages_get_stats(struct grouped_pages_cache *cache,
 			     struct grouped_pages_stats *stats);
 unsigned long grouped_pages_direct_map_size(struct page *page);
@@ -118,6 +119,11 @@ static inline struct page *grouped_pages_alloc(struct grouped_pages_cache *cache
 
 static inline void grouped_pages_free(struct grouped_pages_cache *cache, struct page *page)
 {
+}
+
+static inline bool grouped_pages_owns(struct grouped_pages_cache *cache, struct page *page)
+{
+	return false;
 }
 
 static inline void grouped_pages_get_stats(struct grouped_pages_cache *cache,
