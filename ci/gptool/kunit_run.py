@@ -76,7 +76,12 @@ class RunRequest:
 
 
 def kunitconfig_paths(req: RunRequest) -> list[Path]:
-    return [req.repo / 'kunit' / '.kunitconfig', check_choice(req.repo, req.arch, req.config).path]
+    """The suites for every arch, those for this arch only, then the configuration's fragment."""
+    paths = [req.repo / 'kunit' / '.kunitconfig']
+    arch_only = req.repo / 'kunit' / f'{req.arch}.kunitconfig'
+    if arch_only.is_file():
+        paths.append(arch_only)
+    return paths + [check_choice(req.repo, req.arch, req.config).path]
 
 
 def kunit_command(req: RunRequest) -> list[str]:

@@ -1,0 +1,427 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Page tables whose direct-map entries carry a PKS key.
+ *
+ * Page-table pages come from a grouped page cache whose protection sets
+ * PKS_KEY_PGTABLES on whole 2M blocks of the direct map, so tagging them does
+ * not shatter the direct map. A later step can then make the key
+ * write-disabled outside page-table writers; today PKRS stays permissive.
+ *
+ * Splitting a direct-map large page needs a new page table, and that table
+ * must carry the key too. It comes from a second cache, the direct-map
+ * reserve, never from the page-table cache itself: a split while that cache
+ * refills would otherwise recurse into it. The reserve is sized from the
+ * amount of memory and is used without sleeping or refilling inline.
+ */
+
+#include <linux/debugfs.h>
+#include <linux/grouped_pages.h>
+#include <linux/init.h>
+#include <linux/memcontrol.h>
+#include <linux/mm.h>
+#include <linux/pgtable.h>
+#include <linux/pks_pgtables.h>
+#include <linux/sched/mm.h>
+#include <linux/sched/signal.h>
+#include <linux/sched/stat.h>
+#include <linux/seq_file.h>
+#include <linux/slab.h>
+
+#include <asm/msr.h>
+#include <asm/pks.h>
+#include <asm/set_memory.h>
+#include <asm/tlbflush.h>
+
+/* Pages kept in the page-table cache for atomic callers and the shrinker. */
+#define PKS_PGTABLE_RESERVE	16
+
+DEFINE_STATIC_KEY_FALSE(pks_pgtables_enabled);
+EXPORT_SYMBOL_GPL(pks_pgtables_enabled);
+
+static bool pks_off_by_param __ro_after_init;
+static struct grouped_pages_cache *pks_pgtable_cache;
+static struct grouped_pages_cache *pks_dmap_cache;
+static unsigned int pks_dmap_reserve;
+static atomic_long_t pks_pgtable_fallbacks;
+static atomic_long_t pks_dmap_fallbacks;
+static atomic_long_t pks_boot_tables_tagged;
+
+static int __init parse_nopkstables(char *arg)
+{
+	pks_off_by_param = true;
+	return 0;
+}
+early_param("nopkstables", parse_nopkstables);
+
+/**
+ * pks_available() - whether PKS is usable for page tables on this system
+ *
+ * Return: true when the CPU has PKS and "nopkstables" was not given.
+ */
+bool pks_available(void)
+{
+	return cpu_feature_enabled(X86_FEATURE_PKS) && !pks_off_by_param;
+}
+
+/* Called on every CPU as it is brought up. */
+void setup_pks(void)
+{
+	if (!pks_available())
+		return;
+	cr4_set_bits(X86_CR4_PKS);
+	wrmsrl(MSR_IA32_PKRS, PKS_DEFAULT_PKRS);
+}
+
+static int pks_set_key(struct page *page, unsigned int nr_pages, int key)
+{
+	return set_memory_pkey((unsigned long)page_address(page), nr_pages, key);
+}
+
+static int pks_prot_apply(struct page *page, unsigned int nr_pages, void *data)
+{
+	return pks_set_key(page, nr_pages, PKS_KEY_PGTABLES);
+}
+
+static int pks_prot_reset(struct page *page, unsigned int nr_pages, void *data)
+{
+	return pks_set_key(page, nr_pages, PKS_KEY_DEFAULT);
+}
+
+static const struct grouped_pages_prot pks_pgtables_prot = {
+	.name = "pks-pgtables",
+	.apply = pks_prot_apply,
+	.reset = pks_prot_reset,
+	/* PKRS is permissive: the kernel still zeroes page tables through the direct map. */
+	.direct_map_writable = true,
+};
+
+/**
+ * pks_page_has_pgtable_key() - whether a page's direct-map entry has the page-table key
+ * @page: the page
+ *
+ * Return: true if the direct-map PTE (or large entry) of @page carries PKS_KEY_PGTABLES.
+ */
+bool pks_page_has_pgtable_key(struct page *page)
+{
+	unsigned int level;
+	pte_t *pte = lookup_address((unsigned long)page_address(page), &level);
+
+	if (!pte)
+		return false;
+	return (pte_val(*pte) & _PAGE_PKEY_MASK) ==
+	       ((pteval_t)PKS_KEY_PGTABLES << _PAGE_BIT_PKEY_BIT0);
+}
+EXPORT_SYMBOL_GPL(pks_page_has_pgtable_key);
+
+static int pks_local_node(void)
+{
+	int nid = numa_node_id();
+
+	return node_state(nid, N_MEMORY) ? nid : NUMA_NO_NODE;
+}
+
+/**
+ * __pks_pgtable_alloc() - allocate a page-table page from the PKS page-table cache
+ * @gfp: the caller's flags; __GFP_ACCOUNT charges the page to the current memcg
+ *
+ * Return: a page whose direct-map entry carries the page-table key, or NULL
+ * (the caller then allocates from the page allocator).
+ */
+struct page *__pks_pgtable_alloc(gfp_t gfp)
+{
+	struct page *page = grouped_pages_alloc(pks_pgtable_cache, pks_local_node(),
+						gfp & ~__GFP_ACCOUNT);
+
+	if (!page) {
+		atomic_long_inc(&pks_pgtable_fallbacks);
+		return NULL;
+	}
+	if ((gfp & __GFP_ACCOUNT) && memcg_kmem_charge_page(page, gfp, 0)) {
+		grouped_pages_free(pks_pgtable_cache, page);
+		return NULL;
+	}
+	set_page_private(page, 0);
+	return page;
+}
+EXPORT_SYMBOL_GPL(__pks_pgtable_alloc);
+
+/**
+ * __pks_pgtable_free() - give a page-table page back to the cache it came from
+ * @page: a page-table page whose last user is gone
+ *
+ * Return: true if @page came from the page-table cache and was taken back,
+ * false if the caller must free it to the page allocator.
+ */
+bool __pks_pgtable_free(struct page *page)
+{
+	if (!grouped_pages_owns(pks_pgtable_cache, page))
+		return false;
+	memcg_kmem_uncharge_page(page, 0);
+	grouped_pages_free(pks_pgtable_cache, page);
+	return true;
+}
+EXPORT_SYMBOL_GPL(__pks_pgtable_free);
+
+/**
+ * pks_direct_map_table_alloc() - a page table for splitting a direct-map large page
+ *
+ * Never sleeps and never refills inline, so it is safe while a grouped cache
+ * is refilling or being shrunk.
+ *
+ * Return: a tagged page from the direct-map reserve, or NULL when PKS page
+ * tables are off or the reserve is empty.
+ */
+struct page *pks_direct_map_table_alloc(void)
+{
+	struct page *page;
+
+	if (!static_branch_likely(&pks_pgtables_enabled))
+		return NULL;
+	page = grouped_pages_alloc(pks_dmap_cache, NUMA_NO_NODE, GFP_NOWAIT);
+	if (!page)
+		atomic_long_inc(&pks_dmap_fallbacks);
+	return page;
+}
+
+/**
+ * pks_direct_map_table_free() - return an unused direct-map table to the reserve
+ * @page: a page from pks_direct_map_table_alloc() or from the page allocator
+ *
+ * Return: true if @page went back to the reserve.
+ */
+bool pks_direct_map_table_free(struct page *page)
+{
+	if (!static_branch_likely(&pks_pgtables_enabled) ||
+	    !grouped_pages_owns(pks_dmap_cache, page))
+		return false;
+	grouped_pages_free(pks_dmap_cache, page);
+	return true;
+}
+
+enum { PKS_LVL_PTE, PKS_LVL_PMD, PKS_LVL_PUD, PKS_LVL_P4D };
+
+static void pks_visit(struct page *table, int level, struct pks_pgtable_walk *walk, bool tag)
+{
+	walk->tables[level]++;
+	if (pks_page_has_pgtable_key(table))
+		return;
+	if (tag && !pks_set_key(table, 1, PKS_KEY_PGTABLES)) {
+		atomic_long_inc(&pks_boot_tables_tagged);
+		return;
+	}
+	walk->untagged[level]++;
+}
+
+static void pks_walk_pud_table(pud_t *pud_table, struct pks_pgtable_walk *walk, bool tag)
+{
+	unsigned int i, j;
+
+	for (i = 0; i < PTRS_PER_PUD; i++) {
+		pud_t pud = READ_ONCE(pud_table[i]);
+		pmd_t *pmd_table;
+
+		if (pud_none(pud) || !pud_present(pud) || pud_leaf(pud))
+			continue;
+		pmd_table = pud_pgtable(pud);
+		pks_visit(virt_to_page(pmd_table), PKS_LVL_PMD, walk, tag);
+		for (j = 0; j < PTRS_PER_PMD; j++) {
+			pmd_t pmd = READ_ONCE(pmd_table[j]);
+
+			if (pmd_none(pmd) || !pmd_present(pmd) || pmd_leaf(pmd))
+				continue;
+			pks_visit(pmd_page(pmd), PKS_LVL_PTE, walk, tag);
+		}
+	}
+}
+
+static void pks_walk_pgd_entry(pgd_t *pgdp, struct pks_pgtable_walk *walk, bool tag)
+{
+	pgd_t pgd = READ_ONCE(*pgdp);
+	unsigned int i, nr = 1;
+	p4d_t *p4d_table;
+
+	if (pgd_none(pgd) || !pgd_present(pgd))
+		return;
+	if (pgtable_l5_enabled()) {
+		p4d_table = (p4d_t *)pgd_page_vaddr(pgd);
+		pks_visit(virt_to_page(p4d_table), PKS_LVL_P4D, walk, tag);
+		nr = PTRS_PER_P4D;
+	} else {
+		/* Four levels: the P4D level is folded into the PGD entry. */
+		p4d_table = (p4d_t *)pgdp;
+	}
+	for (i = 0; i < nr; i++) {
+		p4d_t p4d = READ_ONCE(p4d_table[i]);
+		pud_t *pud_table;
+
+		if (p4d_none(p4d) || !p4d_present(p4d) || p4d_leaf(p4d))
+			continue;
+		pud_table = p4d_pgtable(p4d);
+		pks_visit(virt_to_page(pud_table), PKS_LVL_PUD, walk, tag);
+		pks_walk_pud_table(pud_table, walk, tag);
+	}
+}
+
+static void pks_walk_mm(struct mm_struct *mm, struct pks_pgtable_walk *walk, bool tag)
+{
+	/* The kernel half is shared by every mm: walk it through init_mm only. */
+	unsigned int first = mm == &init_mm ? PTRS_PER_PGD / 2 : 0;
+	unsigned int last = mm == &init_mm ? PTRS_PER_PGD : PTRS_PER_PGD / 2;
+	unsigned int i;
+
+	mmap_read_lock(mm);
+	for (i = first; i < last; i++)
+		pks_walk_pgd_entry(mm->pgd + i, walk, tag);
+	mmap_read_unlock(mm);
+}
+
+/**
+ * pks_pgtable_walk() - count live page-table pages and those lacking the key
+ * @mm: &init_mm for the kernel half, any other mm for its user half
+ * @walk: counts are added here
+ */
+void pks_pgtable_walk(struct mm_struct *mm, struct pks_pgtable_walk *walk)
+{
+	pks_walk_mm(mm, walk, false);
+}
+EXPORT_SYMBOL_GPL(pks_pgtable_walk);
+
+static unsigned long pks_untagged(struct pks_pgtable_walk *walk)
+{
+	return walk->untagged[0] + walk->untagged[1] + walk->untagged[2] + walk->untagged[3];
+}
+
+/* The kernel half and every process's user half. */
+static void pks_walk_all(struct pks_pgtable_walk *walk)
+{
+	unsigned int nr = 0, max = nr_processes() + 64, i;
+	struct mm_struct **mms;
+	struct task_struct *p;
+
+	pks_pgtable_walk(&init_mm, walk);
+	mms = kvcalloc(max, sizeof(*mms), GFP_KERNEL);
+	if (!mms)
+		return;
+	rcu_read_lock();
+	for_each_process(p) {
+		struct mm_struct *mm;
+
+		if (nr == max)
+			break;
+		mm = get_task_mm(p);
+		if (mm)
+			mms[nr++] = mm;
+	}
+	rcu_read_unlock();
+	for (i = 0; i < nr; i++) {
+		pks_pgtable_walk(mms[i], walk);
+		mmput(mms[i]);
+	}
+	kvfree(mms);
+}
+
+static int pks_walk_show(struct seq_file *m, void *unused)
+{
+	static const char * const names[] = { "pte", "pmd", "pud", "p4d" };
+	struct pks_pgtable_walk walk = {};
+	int level;
+
+	pks_walk_all(&walk);
+	for (level = 0; level < ARRAY_SIZE(names); level++)
+		seq_printf(m, "%s_tables %lu\n%s_untagged %lu\n", names[level], walk.tables[level],
+			   names[level], walk.untagged[level]);
+	seq_printf(m, "untagged %lu\n", pks_untagged(&walk));
+	return 0;
+}
+DEFINE_SHOW_ATTRIBUTE(pks_walk);
+
+static int pks_status_show(struct seq_file *m, void *unused)
+{
+	u64 pkrs = 0;
+
+	if (static_branch_likely(&pks_pgtables_enabled))
+		rdmsrl(MSR_IA32_PKRS, pkrs);
+	seq_printf(m, "enabled %d\nkey %d\npkrs %#llx\n",
+		   static_key_enabled(&pks_pgtables_enabled) ? 1 : 0, PKS_KEY_PGTABLES, pkrs);
+	seq_printf(m, "pgtable_fallbacks %ld\ndirect_map_reserve %u\ndirect_map_fallbacks %ld\n",
+		   atomic_long_read(&pks_pgtable_fallbacks), pks_dmap_reserve,
+		   atomic_long_read(&pks_dmap_fallbacks));
+	seq_printf(m, "boot_tables_tagged %ld\n", atomic_long_read(&pks_boot_tables_tagged));
+	return 0;
+}
+DEFINE_SHOW_ATTRIBUTE(pks_status);
+
+/* Test hooks: the KUnit suite checks the reserve and the caches directly. */
+struct grouped_pages_cache *pks_pgtables_cache(bool direct_map)
+{
+	return direct_map ? pks_dmap_cache : pks_pgtable_cache;
+}
+EXPORT_SYMBOL_GPL(pks_pgtables_cache);
+
+static void __init pks_fill_dmap_reserve(void)
+{
+	struct page *page = grouped_pages_alloc(pks_dmap_cache, NUMA_NO_NODE, GFP_KERNEL);
+
+	/* A sleeping allocation refills until more than the reserve is cached. */
+	if (page)
+		grouped_pages_free(pks_dmap_cache, page);
+}
+
+/*
+ * Tables made before the caches existed get the key now. Tagging them splits
+ * the direct map around them, and a split may outrun the reserve and take an
+ * untagged table from the page allocator: walk again, with the reserve
+ * refilled, until a walk finds nothing left to tag.
+ */
+static void __init pks_tag_boot_tables(void)
+{
+	struct pks_pgtable_walk walk;
+	unsigned int pass;
+
+	for (pass = 0; pass < 8; pass++) {
+		long tagged = atomic_long_read(&pks_boot_tables_tagged);
+
+		memset(&walk, 0, sizeof(walk));
+		pks_walk_mm(&init_mm, &walk, true);
+		grouped_pages_flush_refill(pks_dmap_cache);
+		if (atomic_long_read(&pks_boot_tables_tagged) == tagged)
+			break;
+	}
+	if (pks_untagged(&walk))
+		pr_warn("pks_pgtables: %lu kernel page tables could not be tagged\n",
+			pks_untagged(&walk));
+}
+
+static int __init pks_pgtables_init(void)
+{
+	struct dentry *dir;
+
+	if (!pks_available()) {
+		pr_info("pks_pgtables: %s: page tables allocated as usual\n",
+			pks_off_by_param ? "off (nopkstables)" : "CPU lacks PKS");
+		return 0;
+	}
+	/* Enough tables to split a sixteenth of the 2M regions of memory at once. */
+	pks_dmap_reserve = clamp_t(unsigned long, totalram_pages() >> (PMD_ORDER + 4), 32,
+				   GROUPED_PAGES_MAX_RESERVE);
+	pks_dmap_cache = grouped_pages_cache_create("pks_direct_map", &pks_pgtables_prot, NULL,
+						    pks_dmap_reserve);
+	pks_pgtable_cache = grouped_pages_cache_create("pks_pgtables", &pks_pgtables_prot, NULL,
+						       PKS_PGTABLE_RESERVE);
+	if (!pks_dmap_cache || !pks_pgtable_cache) {
+		pr_warn("pks_pgtables: cannot create the caches: page tables allocated as usual\n");
+		return 0;
+	}
+	pks_fill_dmap_reserve();
+	static_branch_enable(&pks_pgtables_enabled);
+
+	pks_tag_boot_tables();
+	pr_info("pks_pgtables: page tables carry PKS key %d; %ld boot tables tagged\n",
+		PKS_KEY_PGTABLES, atomic_long_read(&pks_boot_tables_tagged));
+
+	dir = debugfs_create_dir("pks_pgtables", NULL);
+	debugfs_create_file("status", 0444, dir, NULL, &pks_status_fops);
+	debugfs_create_file("walk", 0400, dir, NULL, &pks_walk_fops);
+	return 0;
+}
+arch_initcall(pks_pgtables_init);

@@ -1,0 +1,90 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Page-table pages from a grouped page cache whose direct-map entries carry a
+ * protection key. Hooked into pagetable_alloc()/pagetable_free(); with the
+ * feature off or unsupported by the CPU, page tables come from the page
+ * allocator as usual.
+ */
+#ifndef _LINUX_PKS_PGTABLES_H
+#define _LINUX_PKS_PGTABLES_H
+
+#include <linux/gfp_types.h>
+#include <linux/jump_label.h>
+#include <linux/types.h>
+
+struct grouped_pages_cache;
+struct mm_struct;
+struct page;
+
+/**
+ * struct pks_pgtable_walk - what a walk of live page tables found
+ * @tables: page-table pages found per level (index 0: PTE pages, 1: PMD,
+ *	2: PUD, 3: P4D pages)
+ * @untagged: of those, pages whose direct-map entry lacks the page-table key
+ */
+struct pks_pgtable_walk {
+	unsigned long tables[4];
+	unsigned long untagged[4];
+};
+
+#ifdef CONFIG_PKS_PG_TABLES
+DECLARE_STATIC_KEY_FALSE(pks_pgtables_enabled);
+
+struct page *__pks_pgtable_alloc(gfp_t gfp);
+bool __pks_pgtable_free(struct page *page);
+struct page *pks_direct_map_table_alloc(void);
+bool pks_direct_map_table_free(struct page *page);
+bool pks_page_has_pgtable_key(struct page *page);
+void pks_pgtable_walk(struct mm_struct *mm, struct pks_pgtable_walk *walk);
+struct grouped_pages_cache *pks_pgtables_cache(bool direct_map);
+
+static inline struct page *pks_pgtable_alloc(gfp_t gfp)
+{
+	if (!static_branch_likely(&pks_pgtables_enabled))
+		return NULL;
+	return __pks_pgtable_alloc(gfp);
+}
+
+static inline bool pks_pgtable_free(struct page *page)
+{
+	if (!static_branch_likely(&pks_pgtables_enabled))
+		return false;
+	return __pks_pgtable_free(page);
+}
+#else
+static inline struct page *pks_pgtable_alloc(gfp_t gfp)
+{
+	return NULL;
+}
+
+static inline bool pks_pgtable_free(struct page *page)
+{
+	return false;
+}
+
+static inline struct page *pks_direct_map_table_alloc(void)
+{
+	return NULL;
+}
+
+static inline bool pks_direct_map_table_free(struct page *page)
+{
+	return false;
+}
+
+static inline bool pks_page_has_pgtable_key(struct page *page)
+{
+	return false;
+}
+
+static inline void pks_pgtable_walk(struct mm_struct *mm, struct pks_pgtable_walk *walk)
+{
+}
+
+static inline struct grouped_pages_cache *pks_pgtables_cache(bool direct_map)
+{
+	return NULL;
+}
+#endif
+
+#endif /* _LINUX_PKS_PGTABLES_H */

@@ -1,0 +1,348 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * KUnit suite of PKS page tables: every level of page table carries the key
+ * in the direct map, nothing live lacks it, the direct-map reserve serves
+ * splits and refills, and a write-disabled key really stops writes.
+ */
+
+#include <kunit/test.h>
+#include <linux/grouped_pages.h>
+#include <linux/kthread.h>
+#include <linux/mman.h>
+#include <linux/mm.h>
+#include <linux/pgalloc.h>
+#include <linux/pgtable.h>
+#include <linux/pks_pgtables.h>
+#include <linux/sched/mm.h>
+#include <linux/sched/signal.h>
+#include <linux/uaccess.h>
+
+#include <asm/msr.h>
+#include <asm/pks.h>
+#include <asm/tlbflush.h>
+
+static bool pks_on(void)
+{
+#ifdef CONFIG_PKS_PG_TABLES
+	return static_branch_likely(&pks_pgtables_enabled);
+#else
+	return false;
+#endif
+}
+
+static int pks_suite_init(struct kunit *test)
+{
+	if (!IS_ENABLED(CONFIG_PKS_PG_TABLES))
+		kunit_skip(test, "CONFIG_PKS_PG_TABLES is off: page tables allocated as upstream");
+	return 0;
+}
+
+static void pks_require(struct kunit *test)
+{
+	if (!pks_on())
+		kunit_skip(test, "PKS page tables off: the CPU lacks PKS or nopkstables was given");
+}
+
+static unsigned long pks_in_use(bool direct_map)
+{
+	struct grouped_pages_stats s;
+
+	grouped_pages_get_stats(pks_pgtables_cache(direct_map), &s);
+	return s.pages_in_use;
+}
+
+static void pks_read_cpu_state(void *data)
+{
+	u64 *state = (u64 *)data + smp_processor_id() * 2;
+
+	state[0] = __read_cr4() & X86_CR4_PKS;
+	rdmsrl(MSR_IA32_PKRS, state[1]);
+}
+
+static void pks_test_every_cpu_set_up(struct kunit *test)
+{
+	u64 *state;
+	int cpu;
+
+	pks_require(test);
+	state = kunit_kcalloc(test, nr_cpu_ids * 2, sizeof(u64), GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, state);
+	for_each_online_cpu(cpu)
+		smp_call_function_single(cpu, pks_read_cpu_state, state, 1);
+	for_each_online_cpu(cpu) {
+		KUNIT_EXPECT_EQ_MSG(test, (u64)X86_CR4_PKS, state[cpu * 2],
+				    "CR4.PKS on CPU %d", cpu);
+		KUNIT_EXPECT_EQ_MSG(test, (u64)PKS_DEFAULT_PKRS, state[cpu * 2 + 1],
+				    "PKRS on CPU %d", cpu);
+	}
+}
+
+static void pks_test_every_level_is_tagged(struct kunit *test)
+{
+	unsigned long before;
+	pgtable_t user_pte;
+	pte_t *pte;
+	pmd_t *pmd;
+	pud_t *pud;
+
+	pks_require(test);
+	before = pks_in_use(false);
+	pte = pte_alloc_one_kernel(&init_mm);
+	user_pte = pte_alloc_one(&init_mm);
+	pmd = pmd_alloc_one(&init_mm, 0);
+	pud = pud_alloc_one(&init_mm, 0);
+	KUNIT_ASSERT_NOT_NULL(test, pte);
+	KUNIT_ASSERT_NOT_NULL(test, user_pte);
+	KUNIT_ASSERT_NOT_NULL(test, pmd);
+	KUNIT_ASSERT_NOT_NULL(test, pud);
+	KUNIT_EXPECT_TRUE(test, pks_page_has_pgtable_key(virt_to_page(pte)));
+	KUNIT_EXPECT_TRUE(test, pks_page_has_pgtable_key(user_pte));
+	KUNIT_EXPECT_TRUE(test, pks_page_has_pgtable_key(virt_to_page(pmd)));
+	KUNIT_EXPECT_TRUE(test, pks_page_has_pgtable_key(virt_to_page(pud)));
+	KUNIT_EXPECT_NULL(test, memchr_inv(pte, 0, PAGE_SIZE));
+	KUNIT_EXPECT_TRUE(test, grouped_pages_owns(pks_pgtables_cache(false), virt_to_page(pmd)));
+	KUNIT_EXPECT_GE(test, pks_in_use(false), before + 4);
+	if (pgtable_l5_enabled()) {
+		p4d_t *p4d = p4d_alloc_one(&init_mm, 0);
+
+		KUNIT_ASSERT_NOT_NULL(test, p4d);
+		KUNIT_EXPECT_TRUE(test, pks_page_has_pgtable_key(virt_to_page(p4d)));
+		p4d_free(&init_mm, p4d);
+	}
+	pte_free_kernel(&init_mm, pte);
+	pte_free(&init_mm, user_pte);
+	pmd_free(&init_mm, pmd);
+	pud_free(&init_mm, pud);
+	KUNIT_EXPECT_LE(test, pks_in_use(false), before);
+}
+
+static void pks_expect_all_tagged(struct kunit *test, struct pks_pgtable_walk *walk,
+				  int first_level)
+{
+	int level;
+
+	for (level = first_level; level < 4; level++) {
+		if (level == 3 && !pgtable_l5_enabled())
+			continue;
+		KUNIT_EXPECT_GT_MSG(test, walk->tables[level], 0, "no tables at level %d", level);
+		KUNIT_EXPECT_EQ_MSG(test, 0, walk->untagged[level], "untagged at level %d", level);
+	}
+}
+
+static void pks_test_no_untagged_kernel_tables(struct kunit *test)
+{
+	struct pks_pgtable_walk walk = {};
+
+	pks_require(test);
+	pks_pgtable_walk(&init_mm, &walk);
+	pks_expect_all_tagged(test, &walk, 0);
+}
+
+/* Addresses in different PGD, PUD and PMD entries: each needs tables of its own. */
+static const unsigned long pks_user_addrs[] = {
+	0x10000000UL, 0x10200000UL, 0x4000000000UL, 0x7f0000000000UL,
+};
+
+/*
+ * A user address space is built, faulted in and torn down in this kthread,
+ * as fork and exec do; its tables come from the cache and go back to it.
+ */
+static void pks_test_user_tables_tagged_and_returned(struct kunit *test)
+{
+	struct pks_pgtable_walk walk = {};
+	unsigned long before, during, i;
+	struct mm_struct *mm;
+
+	pks_require(test);
+	KUNIT_ASSERT_NULL(test, current->mm);
+	before = pks_in_use(false);
+	mm = mm_alloc();
+	KUNIT_ASSERT_NOT_NULL(test, mm);
+	mm->task_size = TASK_SIZE;
+	arch_pick_mmap_layout(mm, &current->signal->rlim[RLIMIT_STACK]);
+	kthread_use_mm(mm);
+	for (i = 0; i < ARRAY_SIZE(pks_user_addrs); i++) {
+		unsigned long addr = vm_mmap(NULL, pks_user_addrs[i], PAGE_SIZE,
+					     PROT_READ | PROT_WRITE,
+					     MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, 0);
+
+		KUNIT_EXPECT_EQ(test, pks_user_addrs[i], addr);
+		KUNIT_EXPECT_EQ(test, 0, put_user(i, (unsigned long __user *)addr));
+	}
+	kthread_unuse_mm(mm);
+
+	pks_pgtable_walk(mm, &walk);
+	pks_expect_all_tagged(test, &walk, 0);
+	during = pks_in_use(false);
+	KUNIT_EXPECT_GE(test, during, before + ARRAY_SIZE(pks_user_addrs));
+
+	mmput(mm);
+	/* Tables freed through the mmu_gather go back after an RCU grace period. */
+	rcu_barrier();
+	KUNIT_EXPECT_LE(test, pks_in_use(false), before);
+}
+
+static void pks_test_atomic_alloc(struct kunit *test)
+{
+	struct ptdesc *ptdesc;
+	unsigned long flags;
+
+	pks_require(test);
+	local_irq_save(flags);
+	ptdesc = pagetable_alloc(GFP_ATOMIC | __GFP_ZERO, 0);
+	local_irq_restore(flags);
+	KUNIT_ASSERT_NOT_NULL(test, ptdesc);
+	KUNIT_EXPECT_TRUE(test, pks_page_has_pgtable_key(ptdesc_page(ptdesc)));
+	pagetable_free(ptdesc);
+}
+
+/*
+ * With no 2M block to be had, a single page gets the key: its 2M mapping is
+ * split, and the new page table must come from the direct-map reserve.
+ */
+static void pks_test_fallback_split_uses_reserve(struct kunit *test)
+{
+	struct grouped_pages_cache *cache = pks_pgtables_cache(false);
+	struct grouped_pages_stats s;
+	struct ptdesc **pages;
+	unsigned long refills, dmap_before;
+	unsigned int n = 0, level, i;
+	pmd_t *pmd;
+
+	pks_require(test);
+	pages = kunit_kcalloc(test, 1024, sizeof(*pages), GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, pages);
+	grouped_pages_get_stats(cache, &s);
+	refills = s.refills;
+	dmap_before = pks_in_use(true);
+	grouped_pages_set_failing_orders(cache, GENMASK(grouped_pages_block_order(), 1));
+	while (n < 1024) {
+		pages[n] = pagetable_alloc(GFP_KERNEL, 0);
+		if (!pages[n])
+			break;
+		n++;
+		grouped_pages_get_stats(cache, &s);
+		if (s.refills > refills)
+			break;
+	}
+	grouped_pages_set_failing_orders(cache, 0);
+	KUNIT_ASSERT_GT(test, s.refills, refills);
+	KUNIT_ASSERT_GT(test, n, 0);
+	KUNIT_EXPECT_TRUE(test, pks_page_has_pgtable_key(ptdesc_page(pages[n - 1])));
+	KUNIT_ASSERT_NOT_NULL(test, lookup_address((unsigned long)ptdesc_address(pages[n - 1]),
+						   &level));
+	if (level == PG_LEVEL_4K) {
+		pmd = lookup_pmd_address((unsigned long)ptdesc_address(pages[n - 1]));
+		KUNIT_ASSERT_NOT_NULL(test, pmd);
+		KUNIT_EXPECT_TRUE(test, pks_page_has_pgtable_key(pmd_page(*pmd)));
+	}
+	KUNIT_EXPECT_GE(test, pks_in_use(true), dmap_before);
+	for (i = 0; i < n; i++)
+		pagetable_free(pages[i]);
+}
+
+static void pks_test_reserve_refills(struct kunit *test)
+{
+	struct grouped_pages_cache *dmap = pks_pgtables_cache(true);
+	struct grouped_pages_stats s;
+	unsigned long refills;
+	struct page **taken;
+	unsigned int n, i;
+
+	pks_require(test);
+	grouped_pages_get_stats(dmap, &s);
+	refills = s.refills;
+	taken = kunit_kcalloc(test, s.pages_cached, sizeof(*taken), GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, taken);
+	/* Empty it the way CPA does: without sleeping, reserve included. */
+	for (n = 0; n < s.pages_cached; n++) {
+		taken[n] = pks_direct_map_table_alloc();
+		if (!taken[n])
+			break;
+	}
+	KUNIT_EXPECT_EQ(test, s.pages_cached, n);
+	grouped_pages_flush_refill(dmap);
+	grouped_pages_get_stats(dmap, &s);
+	KUNIT_EXPECT_GT(test, s.refills, refills);
+	KUNIT_EXPECT_GT(test, s.pages_cached, 0);
+	for (i = 0; i < n; i++) {
+		KUNIT_EXPECT_TRUE(test, pks_page_has_pgtable_key(taken[i]));
+		KUNIT_EXPECT_TRUE(test, pks_direct_map_table_free(taken[i]));
+	}
+}
+
+static void pks_test_write_disable_faults(struct kunit *test)
+{
+	unsigned long value = 0x5a5a5a5a, seen = 0;
+	struct page *plain = alloc_page(GFP_KERNEL);
+	struct ptdesc *ptdesc;
+	int write_pt, read_pt, write_plain;
+	u64 pkrs;
+
+	pks_require(test);
+	KUNIT_ASSERT_NOT_NULL(test, plain);
+	ptdesc = pagetable_alloc(GFP_KERNEL | __GFP_ZERO, 0);
+	KUNIT_ASSERT_NOT_NULL(test, ptdesc);
+
+	preempt_disable();
+	rdmsrl(MSR_IA32_PKRS, pkrs);
+	wrmsrl(MSR_IA32_PKRS, pkrs | PKRS_WD(PKS_KEY_PGTABLES));
+	write_pt = copy_to_kernel_nofault(ptdesc_address(ptdesc), &value, sizeof(value));
+	read_pt = copy_from_kernel_nofault(&seen, ptdesc_address(ptdesc), sizeof(seen));
+	write_plain = copy_to_kernel_nofault(page_address(plain), &value, sizeof(value));
+	wrmsrl(MSR_IA32_PKRS, pkrs);
+	preempt_enable();
+
+	KUNIT_EXPECT_EQ_MSG(test, -EFAULT, write_pt, "write to a page table with WD set");
+	KUNIT_EXPECT_EQ(test, 0, read_pt);
+	KUNIT_EXPECT_EQ(test, 0, seen);
+	KUNIT_EXPECT_EQ_MSG(test, 0, write_plain, "a page without the key is not affected");
+	write_pt = copy_to_kernel_nofault(ptdesc_address(ptdesc), &value, sizeof(value));
+	KUNIT_EXPECT_EQ(test, 0, write_pt);
+	KUNIT_EXPECT_EQ(test, value, *(unsigned long *)ptdesc_address(ptdesc));
+	memset(ptdesc_address(ptdesc), 0, PAGE_SIZE);
+	pagetable_free(ptdesc);
+	__free_page(plain);
+}
+
+static void pks_test_fallback_without_pks(struct kunit *test)
+{
+	struct ptdesc *ptdesc;
+	unsigned int level;
+	pte_t *pte;
+
+	if (pks_on())
+		kunit_skip(test, "the CPU has PKS: run with QEMU_CPU=qemu64 to test the fallback");
+	KUNIT_EXPECT_EQ(test, 0, __read_cr4() & X86_CR4_PKS);
+	ptdesc = pagetable_alloc(GFP_KERNEL | __GFP_ZERO, 0);
+	KUNIT_ASSERT_NOT_NULL(test, ptdesc);
+	pte = lookup_address((unsigned long)ptdesc_address(ptdesc), &level);
+	KUNIT_ASSERT_NOT_NULL(test, pte);
+	KUNIT_EXPECT_EQ(test, 0, pte_val(*pte) & _PAGE_PKEY_MASK);
+	KUNIT_EXPECT_NULL(test, pks_pgtables_cache(false));
+	pagetable_free(ptdesc);
+}
+
+static struct kunit_case pks_test_cases[] = {
+	KUNIT_CASE(pks_test_every_cpu_set_up),
+	KUNIT_CASE(pks_test_every_level_is_tagged),
+	KUNIT_CASE(pks_test_no_untagged_kernel_tables),
+	KUNIT_CASE(pks_test_user_tables_tagged_and_returned),
+	KUNIT_CASE(pks_test_atomic_alloc),
+	KUNIT_CASE(pks_test_fallback_split_uses_reserve),
+	KUNIT_CASE(pks_test_reserve_refills),
+	KUNIT_CASE(pks_test_write_disable_faults),
+	KUNIT_CASE(pks_test_fallback_without_pks),
+	{}
+};
+
+static struct kunit_suite pks_test_suite = {
+	.name = "pks_pgtables",
+	.init = pks_suite_init,
+	.test_cases = pks_test_cases,
+};
+
+kunit_test_suite(pks_test_suite);
+
+MODULE_DESCRIPTION("KUnit tests for PKS page tables");
+MODULE_LICENSE("GPL");
