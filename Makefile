@@ -17,15 +17,20 @@ GPTOOL := PYTHONPATH=$(CURDIR)/ci GP_WORK=$(GP_WORK) KERNEL_SRC=$(KERNEL_SRC) \
 
 export CCACHE_DIR
 
-.PHONY: help deps tree kunit pytest shellcheck checkpatch test
+SMP        ?= 2
+MEMORY     ?= 1024
+
+.PHONY: help deps tree kunit selftests matrix pytest shellcheck checkpatch test
 
 help:
 	@echo 'make kunit     run our KUnit suites with kunit.py (ARCH=um|x86_64|i386, CONFIG=...)'
 	@echo 'make test      the harness tests (pytest) and the KUnit suites'
+	@echo 'make selftests boot the patched kernel in QEMU and run the kselftest stress tests'
+	@echo 'make matrix    the CI matrix of KUnit runs (ci/matrix) with GNU parallel'
 	@echo 'make tree      prepare the kernel tree (base + kernel/ + kunit/ + kernel/patches/)'
 	@echo 'make deps      install the Debian packages the harness needs'
 	@echo 'make checkpatch   scripts/checkpatch.pl --strict on our kernel files'
-	@echo 'variables: ARCH CONFIG QEMU_CPU KUNIT_ARGS JOBS GP_WORK CCACHE_DIR KERNEL_SRC'
+	@echo 'variables: ARCH CONFIG QEMU_CPU KUNIT_ARGS SMP MEMORY JOBS GP_WORK CCACHE_DIR KERNEL_SRC'
 
 deps:
 	@bash ci/deps
@@ -37,11 +42,18 @@ kunit: deps
 	@$(GPTOOL) kunit --arch=$(ARCH) --config=$(CONFIG) --jobs=$(JOBS) \
 		--qemu-cpu=$(QEMU_CPU) -- $(KUNIT_ARGS)
 
+selftests: deps
+	@$(GPTOOL) selftests --config=$(CONFIG) --jobs=$(JOBS) --qemu-cpu=$(QEMU_CPU) \
+		--smp=$(SMP) --memory=$(MEMORY)
+
+matrix: deps
+	@bash ci/matrix.sh
+
 pytest: deps
 	@cd ci && GP_WORK=$(GP_WORK) $(PYTHON) -m pytest -q tests
 
 shellcheck: deps
-	@shellcheck ci/deps .ci/run $(wildcard ci/*.sh)
+	@shellcheck ci/deps .ci/run $(wildcard ci/*.sh) && echo "shellcheck: clean"
 
 checkpatch: deps
 	@bash ci/checkpatch.sh "$$($(GPTOOL) tree)"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# `make test`: the harness's own tests, lint, and the KUnit suite on UML and on
-# x86_64 under QEMU. Every step runs even when one fails; the last line sums
-# the test cases of all steps.
+# `make test`: the harness's own tests, lint, the KUnit suites on UML and on
+# x86_64 under QEMU (with and without PKS in the CPU), and the kselftests in
+# QEMU. Every step runs even when one fails; the last line sums the test cases
+# of all steps.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
@@ -38,6 +39,8 @@ step shellcheck make --no-print-directory shellcheck
 step checkpatch make --no-print-directory checkpatch
 step kunit-um make --no-print-directory kunit ARCH=um
 step kunit-x86_64 make --no-print-directory kunit ARCH=x86_64
+step kunit-x86_64-no-pks-cpu make --no-print-directory kunit ARCH=x86_64 QEMU_CPU=qemu64
+step selftests make --no-print-directory selftests
 
 if ((${#broken[@]})); then
 	echo "failed steps: ${broken[*]}"

@@ -4,7 +4,7 @@ import os
 import sys
 from pathlib import Path
 
-from . import kunit_run, tree
+from . import kunit_run, selftest_run, tree
 from .errors import HarnessError
 
 
@@ -31,6 +31,15 @@ def parse(argv: list[str]) -> argparse.Namespace:
     run.add_argument('--results', type=Path, default=None)
     run.add_argument('kunit_args', nargs=argparse.REMAINDER,
                      help='after --: passed to kunit.py run unchanged')
+    st = sub.add_parser('selftests', help='boot the patched kernel in QEMU and run the kselftests')
+    st.add_argument('--config', default='default')
+    st.add_argument('--jobs', type=int, default=os.cpu_count() or 1)
+    st.add_argument('--qemu-cpu', default='max')
+    st.add_argument('--smp', type=int, default=2)
+    st.add_argument('--memory', type=int, default=1024, help='guest memory in MiB')
+    st.add_argument('--timeout', type=int, default=900, help='seconds before the guest counts as hung')
+    st.add_argument('--cmdline', default='', help='extra kernel command line')
+    st.add_argument('--results', type=Path, default=None)
     return parser.parse_args(argv)
 
 
@@ -39,10 +48,21 @@ def main(argv: list[str]) -> int:
     try:
         if args.command == 'kunit':
             kunit_run.check_choice(args.repo, args.arch, args.config)
+        elif args.command == 'selftests':
+            kunit_run.check_choice(args.repo, 'x86_64', args.config)
+            if args.smp < 1 or args.memory < 256 or args.timeout < 30:
+                raise HarnessError('selftests need --smp >= 1, --memory >= 256 (MiB) and '
+                                   '--timeout >= 30 (s)', 2)
         prepared = tree.prepare(args.repo, args.work, args.kernel_src)
         if args.command == 'tree':
             print(prepared.path)
             return 0
+        if args.command == 'selftests':
+            return selftest_run.run(selftest_run.SelftestRequest(
+                repo=args.repo, tree=prepared, work=args.work, config=args.config,
+                jobs=args.jobs, qemu_cpu=args.qemu_cpu, smp=args.smp, memory_mb=args.memory,
+                timeout=args.timeout, results=args.results or args.repo / 'results',
+                cmdline=args.cmdline))
         extra = args.kunit_args[1:] if args.kunit_args[:1] == ['--'] else args.kunit_args
         return kunit_run.run(kunit_run.RunRequest(
             repo=args.repo, tree=prepared, work=args.work, arch=args.arch, config=args.config,

@@ -32,16 +32,26 @@ class Mismatch:
 
 
 def kconfig_blocks(tree: Path) -> dict[str, list[str]]:
-    """Every 'config SYMBOL' entry of the tree's Kconfig files: its 'depends on' lines."""
+    """Every 'config SYMBOL' entry of the tree's Kconfig files: its 'depends on' lines,
+    and the conditions of the 'if' blocks around it (within its file)."""
     blocks: dict[str, list[str]] = {}
     for kconfig in tree.rglob('Kconfig*'):
         if not kconfig.is_file():
             continue
         current: list[str] | None = None
+        ifs: list[str] = []
         for line in kconfig.read_text(errors='replace').splitlines():
             if match := re.match(r'^\s*(?:menu)?config\s+(\w+)\s*$', line):
                 current = blocks.setdefault(match.group(1), [])
-            elif re.match(r'^\s*(?:if|endif|menu|endmenu|choice|endchoice|source|comment)\b', line):
+                current.extend(ifs)
+            elif match := re.match(r'^if\s+(.+)$', line):
+                ifs.append(match.group(1).strip())
+                current = None
+            elif re.match(r'^endif\b', line):
+                if ifs:
+                    ifs.pop()
+                current = None
+            elif re.match(r'^\s*(?:menu|endmenu|choice|endchoice|source|comment)\b', line):
                 current = None
             elif current is not None and (dep := re.match(r'^\s*depends on\s+(.*)$', line)):
                 current.append(dep.group(1).strip())

@@ -21,7 +21,8 @@ from .fsutil import read_bytes_or_none, write_atomic, write_json_atomic
 DEFAULT_TARBALL = Path('/usr/src/linux-source-6.12.tar.xz')
 STATE_DIR = '.grouped-pages'
 # Entries of kunit/ that belong to the harness, not to the kernel tree.
-KUNIT_HARNESS_FILES = {'.kunitconfig', 'README.md', 'qemu_configs'}
+KUNIT_HARNESS_FILES = {'.kunitconfig', 'README.md', 'um.kunitconfig', 'x86_64.kunitconfig',
+                       'i386.kunitconfig'}
 
 
 @dataclass(frozen=True)
@@ -132,18 +133,25 @@ def ensure_base(work: Path, base: Base) -> tuple[Path, Base]:
     return tree, Base(key=base.key, version=recorded['version'], origin=recorded['origin'])
 
 
+# Repo directory, where it lands in the kernel tree, and entries that are not kernel files.
+OVERLAYS = (('kernel', '', {'patches'}),
+            ('kunit', '', KUNIT_HARNESS_FILES),
+            ('selftests', 'tools/testing/selftests/', set()))
+
+
 def overlay_files(repo: Path) -> dict[str, Path]:
-    """Our files by their kernel-tree path: kernel/** (but patches/) and kunit/** (but harness files)."""
+    """Our files by their kernel-tree path: kernel/** (but patches/), kunit/** (but harness
+    files) and selftests/** (under tools/testing/selftests/)."""
     files: dict[str, Path] = {}
-    for top, skip in (('kernel', {'patches'}), ('kunit', KUNIT_HARNESS_FILES)):
+    for top, prefix, skip in OVERLAYS:
         root = repo / top
         if not root.is_dir():
             continue
         for path in sorted(root.rglob('*')):
             rel = path.relative_to(root)
-            if rel.parts[0] in skip or not path.is_file():
+            if rel.parts[0] in skip or not path.is_file() or '__pycache__' in rel.parts:
                 continue
-            files[rel.as_posix()] = path
+            files[prefix + rel.as_posix()] = path
     return files
 
 

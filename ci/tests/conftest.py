@@ -11,9 +11,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from gptool import tree  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
-# The files a kernel tree needs for our overlay to apply and for the tree checks.
-KERNEL_FILES = ['Makefile', 'Kconfig', 'mm/Kconfig', 'mm/Makefile', 'arch/x86/mm/Makefile',
-                'tools/testing/kunit/kunit.py', 'lib/Kconfig']
+# The files a kernel tree needs for the tree checks, and every file our patches touch.
+KERNEL_FILES = sorted({'Makefile', 'Kconfig', 'tools/testing/kunit/kunit.py', 'lib/Kconfig',
+                       *(target for patch in (REPO / 'kernel/patches').glob('*.patch')
+                         for target in tree.patch_targets(patch))})
 
 
 @pytest.fixture(scope='session')

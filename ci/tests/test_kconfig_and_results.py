@@ -41,3 +41,27 @@ def test_result_directories_are_never_reused(tmp_path: Path) -> None:
     first.mkdir()
     second = kunit_run.results_dir(req, meta)
     assert second != first and not second.exists()
+
+
+def test_option_inside_an_if_block_names_the_block(real_kernel_files: Path, tmp_path: Path) -> None:
+    """MEMCG sits inside 'if CGROUPS' in init/Kconfig: that is the reason it can be off."""
+    tree_dir = tmp_path / 'tree'
+    (tree_dir / 'init').mkdir(parents=True)
+    import subprocess
+    subprocess.run(['tar', '-x', '-f', str(tree.DEFAULT_TARBALL), '-C', str(tree_dir),
+                    '--strip-components=1', 'linux-source-6.12/init/Kconfig'], check=True)
+    wrong = kconfig.mismatches({'CONFIG_MEMCG': 'y'}, {'CONFIG_CGROUPS': 'n'}, tree_dir)
+    assert 'depends on CGROUPS [CGROUPS=n]' in wrong[0].reason
+
+
+def test_gitlab_matrix_matches_local_matrix() -> None:
+    """`make matrix` and GitLab CI must run the same rows."""
+    import re
+    local = {tuple(line.split()) for line in (REPO / 'ci/matrix').read_text().splitlines()
+             if line.strip() and not line.startswith('#')}
+    gitlab = set(re.findall(r'\{ARCH: (\S+), CONFIG: (\S+), QEMU_CPU: (\S+)\}',
+                            (REPO / '.gitlab-ci.yml').read_text()))
+    assert local == gitlab
+    fragments = kunit_run.config_fragments(REPO)
+    for arch, config, _ in local:
+        assert arch in fragments[config].arches

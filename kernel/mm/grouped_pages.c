@@ -97,9 +97,16 @@ struct grouped_pages_cache {
 	unsigned long failing_orders;
 	struct gp_counters counters;
 	struct dentry *debugfs;
+	struct list_head caches;
 	struct gp_node *nodes[];
 };
 
+/*
+ * Caches may be created before debugfs is up (page-table caches are): their
+ * directories are made once it is, by grouped_pages_debugfs_init().
+ */
+static DEFINE_MUTEX(gp_caches_lock);
+static LIST_HEAD(gp_caches);
 static struct dentry *gp_debugfs_root;
 
 static unsigned int gp_block_pages(const struct gp_block *block)
@@ -682,6 +689,12 @@ static int gp_stats_show(struct seq_file *m, void *unused)
 }
 DEFINE_SHOW_ATTRIBUTE(gp_stats);
 
+static void gp_debugfs_add(struct grouped_pages_cache *cache)
+{
+	cache->debugfs = debugfs_create_dir(cache->name, gp_debugfs_root);
+	debugfs_create_file("stats", 0444, cache->debugfs, cache, &gp_stats_fops);
+}
+
 static void gp_free_nodes(struct grouped_pages_cache *cache)
 {
 	int nid;
@@ -741,8 +754,11 @@ grouped_pages_cache_create(const char *name, const struct grouped_pages_prot *pr
 	cache->shrinker->private_data = cache;
 	shrinker_register(cache->shrinker);
 
-	cache->debugfs = debugfs_create_dir(name, gp_debugfs_root);
-	debugfs_create_file("stats", 0444, cache->debugfs, cache, &gp_stats_fops);
+	mutex_lock(&gp_caches_lock);
+	list_add_tail(&cache->caches, &gp_caches);
+	if (gp_debugfs_root)
+		gp_debugfs_add(cache);
+	mutex_unlock(&gp_caches_lock);
 	return cache;
 
 out_nodes:
@@ -769,7 +785,10 @@ int grouped_pages_cache_destroy(struct grouped_pages_cache *cache)
 		return -EBUSY;
 	shrinker_free(cache->shrinker);
 	cancel_work_sync(&cache->refill_work);
+	mutex_lock(&gp_caches_lock);
+	list_del(&cache->caches);
 	debugfs_remove_recursive(cache->debugfs);
+	mutex_unlock(&gp_caches_lock);
 	for_each_node_state(nid, N_MEMORY) {
 		struct gp_node *node = cache->nodes[nid];
 		bool stuck = false;
@@ -827,9 +846,16 @@ unsigned int grouped_pages_block_order(void)
 }
 EXPORT_SYMBOL_IF_KUNIT(grouped_pages_block_order);
 
-static int __init grouped_pages_init(void)
+static int __init grouped_pages_debugfs_init(void)
 {
+	struct grouped_pages_cache *cache;
+
+	mutex_lock(&gp_caches_lock);
 	gp_debugfs_root = debugfs_create_dir("grouped_pages", NULL);
+	list_for_each_entry(cache, &gp_caches, caches)
+		gp_debugfs_add(cache);
+	mutex_unlock(&gp_caches_lock);
 	return 0;
 }
-core_initcall(grouped_pages_init);
+/* After debugfs itself (a core initcall of fs/, linked after mm/). */
+postcore_initcall(grouped_pages_debugfs_init);

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Show that the kselftests catch a planted bug. Copies the working tree, applies
+# ci/planted-bugs/NAME.patch to the copy, runs `make selftests` there and passes
+# only if the test named in the patch's "Expected:" line fails (or was running
+# when the kernel died). The bug never touches this checkout.
+#   usage: ci/planted-bug.sh NAME     (NAME: a file in ci/planted-bugs/ without .patch)
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+name=${1:-}
+patch="$repo/ci/planted-bugs/$name.patch"
+if [[ -z $name || ! -f $patch ]]; then
+	echo "usage: ci/planted-bug.sh NAME; NAME is one of:" \
+		"$(find "$repo/ci/planted-bugs" -name '*.patch' -printf '%f ' | sed 's/\.patch//g')" >&2
+	exit 2
+fi
+expected=$(grep -o 'selftests gp\.[a-z_]*' "$patch" | head -n 1 | cut -d' ' -f2)
+if [[ -z $expected ]]; then
+	echo "error: $patch names no expected test (want 'Expected: selftests gp.NAME fails')" >&2
+	exit 2
+fi
+
+copy=$(mktemp -d)
+trap 'rm -rf "$copy"' EXIT
+rsync -a --exclude=.git --exclude=results "$repo/" "$copy/"
+patch -d "$copy" -p1 --quiet < "$patch"
+
+status=0
+make -C "$copy" --no-print-directory selftests || status=$?
+console=$(find "$copy/results/selftests" -name console.log | head -n 1)
+mkdir -p "$repo/results/planted-bugs"
+kept="$repo/results/planted-bugs/$name-$(date -u +%Y%m%dT%H%M%SZ).log"
+if [[ -n $console ]]; then
+	cp "$console" "$kept"
+fi
+if ((status == 0)); then
+	echo "planted bug $name: NOT caught, the selftests passed"
+	exit 1
+fi
+if [[ -z $console ]]; then
+	echo "planted bug $name: the run failed before booting (build?), so nothing was shown"
+	exit 1
+fi
+last_run=$(grep -o '#  RUN  *gp\.[a-z_]*' "$console" | tail -n 1 | awk '{print $3}')
+if grep -qE "^not ok [0-9]+ $expected\$" "$console"; then
+	echo "planted bug $name: caught, $expected failed (console: $kept)"
+elif ! grep -qE "^ok [0-9]+ $expected" "$console" && [[ $last_run == "$expected" ]]; then
+	echo "planted bug $name: caught, the kernel died during $expected (console: $kept)"
+else
+	echo "planted bug $name: the run failed, but not in $expected (console: $kept)"
+	exit 1
+fi

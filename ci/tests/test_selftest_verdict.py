@@ -1,0 +1,57 @@
+"""How a QEMU console becomes a verdict: TAP results, kernel problems, hangs."""
+from gptool.selftest_run import judge
+
+GOOD = """\
+[    1.0] Run /init as init process
+GP-SELFTESTS-BEGIN
+TAP version 13
+1..2
+# Starting 2 tests from 1 test cases.
+#  RUN           gp.bad_requests_are_refused ...
+#            OK  gp.bad_requests_are_refused
+ok 1 gp.bad_requests_are_refused
+#  RUN           gp.shrinker_races ...
+#            OK  gp.shrinker_races
+ok 2 gp.shrinker_races
+# PASSED: 2 / 2 tests passed.
+GP-SELFTESTS-EXIT 0
+"""
+
+
+def test_all_passed() -> None:
+    verdict = judge(GOOD, False, 60)
+    assert (verdict.passed, verdict.failed, verdict.skipped, verdict.problems) == (2, 0, 0, [])
+
+
+def test_failed_test_counts() -> None:
+    console = GOOD.replace('ok 2 gp.shrinker_races', 'not ok 2 gp.shrinker_races')
+    console = console.replace('EXIT 0', 'EXIT 1')
+    verdict = judge(console, False, 60)
+    assert (verdict.passed, verdict.failed) == (1, 1)
+
+
+def test_panic_before_the_end_is_a_failure() -> None:
+    console = GOOD.split('ok 2')[0] + '[   9.9] Kernel panic - not syncing: Fatal exception\n'
+    verdict = judge(console, False, 60)
+    assert any('Kernel panic' in p for p in verdict.problems)
+    assert any('did not finish' in p for p in verdict.problems)
+
+
+def test_warning_in_the_log_is_a_failure_even_if_tests_pass() -> None:
+    console = GOOD.replace('GP-SELFTESTS-EXIT', 'WARNING: CPU: 0 PID: 1 at mm/grouped_pages.c:1\nGP-SELFTESTS-EXIT')
+    assert judge(console, False, 60).problems
+
+
+def test_hang_is_a_failure() -> None:
+    verdict = judge(GOOD.split('ok 2')[0], True, 60)
+    assert any('hang' in p for p in verdict.problems)
+
+
+def test_skip_is_reported_not_passed() -> None:
+    console = GOOD.replace('ok 2 gp.shrinker_races', 'ok 2 gp.shrinker_races # SKIP no debugfs')
+    verdict = judge(console, False, 60)
+    assert verdict.skipped == 1 and verdict.passed == 1 and verdict.problems
+
+
+def test_empty_console_is_a_failure() -> None:
+    assert judge('', False, 60).problems

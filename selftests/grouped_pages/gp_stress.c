@@ -1,0 +1,421 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Stress tests of the grouped page cache from userspace: real memory
+ * pressure, shrinker races, and PKS page-table allocation. After each test
+ * the kernel log since its start must hold no WARN, BUG, KASAN or lockdep
+ * report.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <glob.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <linux/grouped_pages_test.h>
+
+#include "../kselftest_harness.h"
+
+#define GP_DEBUGFS	"/sys/kernel/debug/grouped_pages_test"
+#define PKS_WALK	"/sys/kernel/debug/pks_pgtables/walk"
+#define PKS_STATS	"/sys/kernel/debug/grouped_pages/pks_pgtables/stats"
+#define PKS_STATUS	"/sys/kernel/debug/pks_pgtables/status"
+#define PAGE		4096UL
+
+static const char * const kmsg_reports[] = {
+	"WARNING:", "BUG:", "KASAN:", "Oops", "possible circular locking",
+	"inconsistent lock state", "possible recursive locking", "Call Trace:",
+};
+
+/* A number from a "name value" line of a /proc or debugfs file; -1 if absent. */
+static long long read_field(const char *path, const char *name)
+{
+	char line[256], key[128];
+	long long value, found = -1;
+	FILE *f = fopen(path, "r");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%127[^: ]%*[: ]%lld", key, &value) == 2 && !strcmp(key, name)) {
+			found = value;
+			break;
+		}
+	}
+	fclose(f);
+	return found;
+}
+
+/* 2M splits accounted by every grouped page cache (test, page tables, reserve). */
+static long long cache_splits(void)
+{
+	long long total = 0;
+	glob_t found;
+	size_t i;
+
+	if (glob("/sys/kernel/debug/grouped_pages/*/stats", 0, NULL, &found))
+		return -1;
+	for (i = 0; i < found.gl_pathc; i++)
+		total += read_field(found.gl_pathv[i], "direct_map_splits");
+	globfree(&found);
+	return total;
+}
+
+static int kmsg_open_at_end(void)
+{
+	int fd = open("/dev/kmsg", O_RDONLY | O_NONBLOCK);
+
+	if (fd >= 0)
+		lseek(fd, 0, SEEK_END);
+	return fd;
+}
+
+/* Count kernel log records since @fd was opened that report a kernel problem. */
+static int kmsg_reports_since(int fd, struct __test_metadata *_metadata)
+{
+	char record[8192];
+	int bad = 0;
+	ssize_t n;
+	size_t i;
+
+	for (;;) {
+		n = read(fd, record, sizeof(record) - 1);
+		if (n < 0 && errno == EPIPE)
+			continue;	/* overwritten records: keep reading */
+		if (n <= 0)
+			break;
+		record[n] = '\0';
+		for (i = 0; i < sizeof(kmsg_reports) / sizeof(kmsg_reports[0]); i++) {
+			if (strstr(record, kmsg_reports[i])) {
+				TH_LOG("kernel log: %s", record);
+				bad++;
+				break;
+			}
+		}
+	}
+	return bad;
+}
+
+static int gp_stats(int fd, struct gp_test_stats *s)
+{
+	return ioctl(fd, GP_TEST_STATS, s);
+}
+
+static int gp_alloc(int fd, unsigned int count, bool atomic, __u64 *first)
+{
+	struct gp_test_alloc a = { .count = count, .atomic = atomic };
+	int ret = ioctl(fd, GP_TEST_ALLOC, &a);
+
+	*first = a.first;
+	return ret;
+}
+
+static int gp_free(int fd, __u64 first, unsigned int count)
+{
+	struct gp_test_free f = { .first = first, .count = count };
+
+	return ioctl(fd, GP_TEST_FREE, &f);
+}
+
+static unsigned long long gp_shrink(int fd, unsigned long long nr)
+{
+	struct gp_test_shrink s = { .nr_to_scan = nr };
+
+	if (ioctl(fd, GP_TEST_SHRINK, &s))
+		return 0;
+	return s.freed;
+}
+
+static void drop_caches(void)
+{
+	int fd = open("/proc/sys/vm/drop_caches", O_WRONLY);
+
+	if (fd >= 0) {
+		if (write(fd, "3\n", 2) < 0)
+			perror("drop_caches");
+		close(fd);
+	}
+}
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+FIXTURE(gp) {
+	int fd;
+	int kmsg;
+	struct gp_test_stats start;
+};
+
+FIXTURE_SETUP(gp)
+{
+	self->kmsg = kmsg_open_at_end();
+	ASSERT_LE(0, self->kmsg) TH_LOG("cannot read /dev/kmsg: %s", strerror(errno));
+	self->fd = open(GP_DEBUGFS, O_RDWR);
+	if (self->fd < 0)
+		SKIP(return, "%s: %s (needs CONFIG_GROUPED_PAGES_TEST and debugfs)",
+		     GP_DEBUGFS, strerror(errno));
+	ASSERT_EQ(0, ioctl(self->fd, GP_TEST_FREE_ALL));
+	ASSERT_EQ(0, gp_stats(self->fd, &self->start));
+}
+
+FIXTURE_TEARDOWN(gp)
+{
+	if (self->fd >= 0) {
+		ioctl(self->fd, GP_TEST_FREE_ALL);
+		close(self->fd);
+	}
+	EXPECT_EQ(0, kmsg_reports_since(self->kmsg, _metadata));
+	close(self->kmsg);
+}
+
+TEST_F(gp, bad_requests_are_refused)
+{
+	struct gp_test_alloc a = { .count = GP_TEST_MAX_BATCH + 1 };
+	struct gp_test_free f = { .first = 1ULL << 60, .count = 1 };
+	struct gp_test_shrink s = { .nr_to_scan = 0 };
+
+	EXPECT_EQ(-1, ioctl(self->fd, GP_TEST_ALLOC, &a));
+	EXPECT_EQ(EINVAL, errno);
+	a.count = 0;
+	EXPECT_EQ(-1, ioctl(self->fd, GP_TEST_ALLOC, &a));
+	EXPECT_EQ(EINVAL, errno);
+	EXPECT_EQ(-1, ioctl(self->fd, GP_TEST_FREE, &f));
+	EXPECT_EQ(ENOENT, errno);
+	EXPECT_EQ(-1, ioctl(self->fd, GP_TEST_SHRINK, &s));
+	EXPECT_EQ(EINVAL, errno);
+	EXPECT_EQ(-1, ioctl(self->fd, _IO('G', 99)));
+	EXPECT_EQ(ENOTTY, errno);
+	EXPECT_EQ(-1, ioctl(self->fd, GP_TEST_STATS, (void *)16));
+	EXPECT_EQ(EFAULT, errno);
+}
+
+/* Allocate and touch @bytes of anonymous memory; exit 0 if all of it was had. */
+static void hog(size_t bytes)
+{
+	char *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	size_t off;
+
+	if (p == MAP_FAILED)
+		_exit(2);
+	for (off = 0; off < bytes; off += PAGE)
+		p[off] = 1;
+	_exit(0);
+}
+
+struct churn {
+	int fd;
+	double until;
+	unsigned long errors;
+	unsigned long rounds;
+	bool atomic_too;
+};
+
+static void *churn_thread(void *arg)
+{
+	struct churn *c = arg;
+	unsigned int seed = (unsigned int)(unsigned long)c;
+	__u64 first;
+
+	while (now() < c->until) {
+		unsigned int n = 1 + rand_r(&seed) % 512;
+		bool atomic = c->atomic_too && (rand_r(&seed) & 1);
+		int ret = gp_alloc(c->fd, n, atomic, &first);
+
+		if (ret == 0) {
+			if (gp_free(c->fd, first, n))
+				c->errors++;
+		} else if (errno != ENOMEM) {
+			c->errors++;
+		}
+		c->rounds++;
+	}
+	return NULL;
+}
+
+/*
+ * The hog needs more memory than is free: it only gets it if the shrinker
+ * gives back what the cache holds. Nothing may be OOM-killed.
+ */
+TEST_F_TIMEOUT(gp, memory_pressure, 240)
+{
+	long long splits_before = read_field("/proc/vmstat", "direct_map_level2_splits");
+	long long cache_splits_before = cache_splits();
+	long long dm4k_before = read_field("/proc/meminfo", "DirectMap4k");
+	struct churn churners[2];
+	pthread_t threads[2];
+	struct gp_test_stats s;
+	long long avail_kb;
+	unsigned int i;
+	__u64 first;
+	pid_t child;
+	int status;
+
+	ASSERT_LE(0, splits_before);
+	/* Fill the cache with 64M of free pages. */
+	for (i = 0; i < 4; i++) {
+		ASSERT_EQ(0, gp_alloc(self->fd, GP_TEST_MAX_BATCH, false, &first));
+	}
+	ASSERT_EQ(0, ioctl(self->fd, GP_TEST_FREE_ALL));
+	ASSERT_EQ(0, gp_stats(self->fd, &s));
+	ASSERT_GE(s.pages_cached, 4 * GP_TEST_MAX_BATCH);
+	avail_kb = read_field("/proc/meminfo", "MemAvailable");
+	ASSERT_LT(0, avail_kb);
+
+	for (i = 0; i < 2; i++) {
+		churners[i] = (struct churn){ .fd = self->fd, .until = now() + 3 };
+		ASSERT_EQ(0, pthread_create(&threads[i], NULL, churn_thread, &churners[i]));
+	}
+	child = fork();
+	ASSERT_LE(0, child);
+	if (child == 0)
+		hog((avail_kb + 32 * 1024) * 1024);
+	ASSERT_EQ(child, waitpid(child, &status, 0));
+	for (i = 0; i < 2; i++) {
+		pthread_join(threads[i], NULL);
+		EXPECT_EQ(0, churners[i].errors);
+	}
+	EXPECT_TRUE(WIFEXITED(status)) TH_LOG("hog killed by signal %d", WTERMSIG(status));
+	EXPECT_EQ(0, WEXITSTATUS(status));
+
+	ASSERT_EQ(0, gp_stats(self->fd, &s));
+	EXPECT_LT(self->start.shrinker_scans, s.shrinker_scans);
+	EXPECT_LE(self->start.shrinker_freed + 32 * 256, s.shrinker_freed);
+
+	/* Everything freed and dropped: nothing held, the direct map as before. */
+	ASSERT_EQ(0, ioctl(self->fd, GP_TEST_FREE_ALL));
+	drop_caches();
+	gp_shrink(self->fd, 1ULL << 30);
+	ASSERT_EQ(0, gp_stats(self->fd, &s));
+	EXPECT_EQ(0, s.pages_in_use);
+	EXPECT_EQ(0, s.pages_cached);
+	EXPECT_EQ(0, s.blocks);
+	EXPECT_EQ(0, s.handles_live);
+	EXPECT_EQ(self->start.bad_frees, s.bad_frees);
+	/*
+	 * Every 2M split the system saw is one a grouped cache's fallback accounts
+	 * for; without fallback in any cache there is none and DirectMap4k is as
+	 * before.
+	 */
+	EXPECT_EQ(cache_splits() - cache_splits_before,
+		  read_field("/proc/vmstat", "direct_map_level2_splits") - splits_before);
+	if (cache_splits() == cache_splits_before)
+		EXPECT_EQ(dm4k_before, read_field("/proc/meminfo", "DirectMap4k"));
+}
+
+TEST_F_TIMEOUT(gp, shrinker_races, 120)
+{
+	struct churn churners[4];
+	pthread_t threads[4];
+	struct gp_test_stats s;
+	double until = now() + 5;
+	unsigned int i;
+	__u64 held;
+
+	/* Pages held through the race must come out unharmed. */
+	ASSERT_EQ(0, gp_alloc(self->fd, 1000, false, &held));
+	for (i = 0; i < 4; i++) {
+		churners[i] = (struct churn){ .fd = self->fd, .until = until, .atomic_too = true };
+		ASSERT_EQ(0, pthread_create(&threads[i], NULL, churn_thread, &churners[i]));
+	}
+	while (now() < until) {
+		gp_shrink(self->fd, 1 + rand() % 4096);
+		drop_caches();
+		ASSERT_EQ(0, gp_stats(self->fd, &s));
+		/* Pages held through the races keep their protection. */
+		EXPECT_EQ(0, s.pages_not_protected);
+	}
+	for (i = 0; i < 4; i++) {
+		pthread_join(threads[i], NULL);
+		EXPECT_EQ(0, churners[i].errors);
+		EXPECT_LT(0, churners[i].rounds);
+	}
+	ASSERT_EQ(0, gp_stats(self->fd, &s));
+	EXPECT_EQ(1000, s.pages_in_use);
+	EXPECT_EQ(1000, s.handles_live);
+	EXPECT_EQ(0, s.pages_not_protected);
+	EXPECT_LT(self->start.shrinker_scans, s.shrinker_scans);
+	EXPECT_EQ(self->start.bad_frees, s.bad_frees);
+	EXPECT_EQ(0, gp_free(self->fd, held, 1000));
+	EXPECT_EQ(-1, gp_free(self->fd, held, 1000));
+	EXPECT_EQ(ENOENT, errno);
+	ASSERT_EQ(0, gp_stats(self->fd, &s));
+	EXPECT_EQ(0, s.pages_in_use);
+}
+
+/* Page tables at every level: sparse mappings far apart, then fork and exec. */
+static void pgtable_storm(void)
+{
+	static const unsigned long spread = 1UL << 39;	/* one PGD entry with 4 levels */
+	unsigned long i, j;
+
+	for (i = 0; i < 8; i++) {
+		for (j = 0; j < 64; j++) {
+			unsigned long addr = (1UL << 30) + i * (spread / 8) * 7 + j * (2UL << 20);
+			char *p = mmap((void *)addr, PAGE, PROT_READ | PROT_WRITE,
+				       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+
+			if (p == MAP_FAILED)
+				continue;
+			*p = 1;
+			munmap(p, PAGE);
+		}
+	}
+}
+
+static long long pks_in_use(void)
+{
+	return read_field(PKS_STATS, "pages_in_use");
+}
+
+TEST_F_TIMEOUT(gp, pks_pgtables, 180)
+{
+	long long before, after = 0, fallbacks;
+	int i, status, tries;
+	pid_t pid;
+
+	if (read_field(PKS_WALK, "untagged") < 0)
+		SKIP(return, "no %s: CONFIG_PKS_PG_TABLES off or the CPU lacks PKS", PKS_WALK);
+	fallbacks = read_field(PKS_STATUS, "pgtable_fallbacks");
+	before = pks_in_use();
+	ASSERT_LE(0, before);
+	for (i = 0; i < 40; i++) {
+		pid = fork();
+		ASSERT_LE(0, pid);
+		if (pid == 0) {
+			pgtable_storm();
+			execl("/bin/true", "true", (char *)NULL);
+			_exit(127);
+		}
+		ASSERT_EQ(pid, waitpid(pid, &status, 0));
+		EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	}
+	EXPECT_EQ(0, read_field(PKS_WALK, "untagged"));
+	EXPECT_LT(0, read_field(PKS_WALK, "pte_tables"));
+	EXPECT_LT(0, read_field(PKS_WALK, "pmd_tables"));
+	EXPECT_LT(0, read_field(PKS_WALK, "pud_tables"));
+	/* Page tables of exited children go back to the cache after RCU. */
+	for (tries = 0; tries < 50; tries++) {
+		after = pks_in_use();
+		if (after <= before)
+			break;
+		usleep(100 * 1000);
+	}
+	EXPECT_LE(after, before);
+	EXPECT_EQ(fallbacks, read_field(PKS_STATUS, "pgtable_fallbacks"));
+}
+
+TEST_HARNESS_MAIN
