@@ -31,12 +31,20 @@ class Mismatch:
     reason: str
 
 
-def kconfig_blocks(tree: Path) -> dict[str, list[str]]:
-    """Every 'config SYMBOL' entry of the tree's Kconfig files: its 'depends on' lines,
-    and the conditions of the 'if' blocks around it (within its file)."""
+# The arch/ directories whose Kconfig files a kernel ARCH reads.
+SRCARCH_DIRS = {'um': ('um', 'x86'), 'x86_64': ('x86',), 'i386': ('x86',)}
+
+
+def kconfig_blocks(tree: Path, arch: str | None = None) -> dict[str, list[str]]:
+    """Every 'config SYMBOL' entry of the tree's Kconfig files (of @arch's arch/ dirs
+    only, when given): its 'depends on' lines, and the 'if' blocks around it."""
     blocks: dict[str, list[str]] = {}
+    own_arch = SRCARCH_DIRS.get(arch or '', None)
     for kconfig in tree.rglob('Kconfig*'):
         if not kconfig.is_file():
+            continue
+        parts = kconfig.relative_to(tree).parts
+        if own_arch and len(parts) > 2 and parts[0] == 'arch' and parts[1] not in own_arch:
             continue
         current: list[str] | None = None
         ifs: list[str] = []
@@ -72,10 +80,11 @@ def explain(option: str, config: dict[str, str], blocks: dict[str, list[str]]) -
     return '; '.join(unmet)
 
 
-def mismatches(wanted: dict[str, str], dotconfig: dict[str, str], tree: Path) -> list[Mismatch]:
+def mismatches(wanted: dict[str, str], dotconfig: dict[str, str], tree: Path,
+               arch: str | None = None) -> list[Mismatch]:
     wrong = [(opt, val) for opt, val in wanted.items() if dotconfig.get(opt, 'n') != val]
     if not wrong:
         return []
-    blocks = kconfig_blocks(tree)
+    blocks = kconfig_blocks(tree, arch)
     return [Mismatch(opt, val, dotconfig.get(opt, 'n'), explain(opt, dotconfig, blocks))
             for opt, val in wrong]

@@ -94,6 +94,9 @@ def kunit_command(req: RunRequest) -> list[str]:
     cmd += [f'--kunitconfig={path}' for path in kunitconfig_paths(req)]
     if req.arch != 'um':
         cmd.append(f'--qemu_args=-cpu {req.qemu_cpu} -smp 2')
+    if req.arch == 'x86_64':
+        # Two emulated nodes (CONFIG_NUMA_EMU in kunit/x86_64.kunitconfig).
+        cmd.append('--kernel_args=numa=fake=2')
     return cmd + req.extra_args
 
 
@@ -116,7 +119,7 @@ def diagnose(req: RunRequest, output: str, status: int) -> str:
     """One line naming why kunit.py failed, for the cases users keep asking about."""
     if KCONFIG_MISMATCH in output:
         dotconfig = kconfig.parse_config((req.build_dir / '.config').read_text())
-        wrong = kconfig.mismatches(merged_kunitconfig(req), dotconfig, req.tree.path)
+        wrong = kconfig.mismatches(merged_kunitconfig(req), dotconfig, req.tree.path, req.arch)
         details = '; '.join(f'{m.option}={m.wanted} is {m.got} in .config: {m.reason}' for m in wrong)
         return f'kunitconfig options did not land: {details or "(kunit.py named none)"}'
     if re.search(r'timed out after \d+', output):

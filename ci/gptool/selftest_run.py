@@ -112,7 +112,7 @@ def build_kernel(req: SelftestRequest, log: Path) -> Path:
         _make(req, 'olddefconfig', log=log)
         wanted = kconfig.parse_config(fragment)
         dotconfig = kconfig.parse_config((req.build_dir / '.config').read_text())
-        wrong = kconfig.mismatches(wanted, dotconfig, req.tree.path)
+        wrong = kconfig.mismatches(wanted, dotconfig, req.tree.path, 'x86_64')
         if wrong:
             raise HarnessError('selftest config options did not land: ' + '; '.join(
                 f'{m.option}={m.wanted} is {m.got}: {m.reason}' for m in wrong), 2)

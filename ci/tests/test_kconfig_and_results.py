@@ -65,3 +65,16 @@ def test_gitlab_matrix_matches_local_matrix() -> None:
     fragments = kunit_run.config_fragments(REPO)
     for arch, config, _ in local:
         assert arch in fragments[config].arches
+
+
+def test_dependencies_come_from_the_arch_being_built(kernel_git: Path, repo_copy: Path,
+                                                    tmp_path: Path) -> None:
+    """A symbol defined by several arches is explained by the Kconfig of the one built."""
+    prepared = tree.prepare(repo_copy, tmp_path / 'work', str(kernel_git))
+    other = prepared.path / 'arch/arm64/Kconfig'
+    other.parent.mkdir(parents=True, exist_ok=True)
+    other.write_text('config PKS_PG_TABLES\n\tbool\n\tdepends on ARM64_ONLY_THING\n')
+    wrong = kconfig.mismatches({'CONFIG_PKS_PG_TABLES': 'y'}, {'CONFIG_X86_64': 'y'},
+                               prepared.path, 'x86_64')
+    assert 'ARM64_ONLY_THING' not in wrong[0].reason
+    assert 'GROUPED_PAGES' in wrong[0].reason

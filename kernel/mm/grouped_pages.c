@@ -64,6 +64,8 @@ struct gp_node {
 	struct list_head full;
 	unsigned long nr_free;
 	unsigned long nr_blocks;
+	/* An allocation that could not refill asked the refill work for this node. */
+	bool refill_wanted;
 	/* One refill at a time, so racing callers do not each take a block. */
 	struct mutex refill_lock;
 };
@@ -285,7 +287,10 @@ static void gp_refill_work(struct work_struct *work)
 	for_each_node_state(nid, N_MEMORY) {
 		struct gp_node *node = cache->nodes[nid];
 
+		if (!READ_ONCE(node->refill_wanted))
+			continue;
 		mutex_lock(&node->refill_lock);
+		WRITE_ONCE(node->refill_wanted, false);
 		if (READ_ONCE(node->nr_free) <= cache->reserve)
 			gp_refill(cache, nid, GFP_KERNEL);
 		mutex_unlock(&node->refill_lock);
@@ -352,8 +357,10 @@ struct page *grouped_pages_alloc(struct grouped_pages_cache *cache, int nid, gfp
 			page = gp_take(cache, node, keep);
 		mutex_unlock(&node->refill_lock);
 	}
-	if (!may_refill && READ_ONCE(node->nr_free) <= cache->reserve)
+	if (!may_refill && READ_ONCE(node->nr_free) <= cache->reserve) {
+		WRITE_ONCE(node->refill_wanted, true);
 		queue_work(system_unbound_wq, &cache->refill_work);
+	}
 	if (!page)
 		goto fail;
 	if (gfp & __GFP_ZERO)
