@@ -864,5 +864,6 @@ static int __init grouped_pages_debugfs_init(void)
 	mutex_unlock(&gp_caches_lock);
 	return 0;
 }
+
 /* After debugfs itself (a core initcall of fs/, linked after mm/). */
 postcore_initcall(grouped_pages_debugfs_init);
