@@ -11,15 +11,19 @@ trap 'rm -rf "$logs"' EXIT
 
 passed=0 failed=0 skipped=0 broken=()
 
-# Add the counts a step printed ("N passed", "N failed", "N skipped") to the totals.
+# The sum of the counts a step printed as "N WORD" (WORD: passed, failed, skipped).
+count() {
+	awk -v word="$2" '{
+		for (i = 2; i <= NF; i++)
+			if ($i ~ "^" word "[,.]?$" && $(i - 1) ~ /^[0-9]+$/)
+				s += $(i - 1)
+	} END { print s + 0 }' "$1"
+}
+
 tally() {
-	local log=$1 n
-	n=$(grep -oE '[0-9]+ passed' "$log" | awk '{s+=$1} END {print s+0}')
-	passed=$((passed + n))
-	n=$(grep -oE '[0-9]+ failed' "$log" | awk '{s+=$1} END {print s+0}')
-	failed=$((failed + n))
-	n=$(grep -oE '[0-9]+ skipped' "$log" | awk '{s+=$1} END {print s+0}')
-	skipped=$((skipped + n))
+	passed=$((passed + $(count "$1" passed)))
+	failed=$((failed + $(count "$1" failed)))
+	skipped=$((skipped + $(count "$1" skipped)))
 }
 
 step() {
