@@ -1,7 +1,9 @@
 """Small file helpers: atomic writes so an interrupted run never leaves half a file."""
 import json
 import os
+import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,3 +31,27 @@ def read_bytes_or_none(path: Path) -> bytes | None:
         return path.read_bytes()
     except FileNotFoundError:
         return None
+
+
+def publish_dir(root: Path, name: str, fill: Callable[[Path], None]) -> Path:
+    """A new directory root/name (name.1, name.2... if taken), filled aside by @fill and
+    renamed into place, so it is never half-written and never reused or overwritten."""
+    root.mkdir(parents=True, exist_ok=True)
+    for attempt in range(1000):
+        final = root / (name if attempt == 0 else f'{name}.{attempt}')
+        try:
+            final.mkdir()  # reserves the name: fails if another run has it
+            break
+        except FileExistsError:
+            continue
+    else:
+        raise FileExistsError(f'too many directories named {name} in {root}')
+    staging = Path(tempfile.mkdtemp(dir=root, prefix='.partial-'))
+    try:
+        fill(staging)
+        os.rename(staging, final)  # replaces the empty directory that reserved the name
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        final.rmdir()
+        raise
+    return final

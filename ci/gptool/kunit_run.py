@@ -12,14 +12,13 @@ import shlex
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import kconfig
 from .errors import HarnessError
-from .fsutil import write_json_atomic
+from .fsutil import publish_dir, write_json_atomic
 from .tree import Tree
 
 ARCHES = ('um', 'x86_64', 'i386')
@@ -134,31 +133,23 @@ def diagnose(req: RunRequest, output: str, status: int) -> str:
     return f'kunit.py exited with status {status}: tests failed'
 
 
-def results_dir(req: RunRequest, meta: dict[str, object]) -> Path:
-    """A new directory per run: never reuse one, never overwrite a file in it."""
+def result_name(arch: str, config: str, meta: dict[str, object]) -> str:
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime('%Y%m%dT%H%M%SZ')
-    name = f'{stamp}-{str(meta["commit"])[:12]}-{req.arch}-{req.config}'
-    root = req.results / 'kunit'
-    root.mkdir(parents=True, exist_ok=True)
-    for attempt in range(1000):
-        candidate = root / (name if attempt == 0 else f'{name}.{attempt}')
-        if not candidate.exists():
-            return candidate
-    raise HarnessError(f'too many result directories named {name} in {root}')
+    return f'{stamp}-{str(meta["commit"])[:12]}-{arch}-{config}'
 
 
 def store_results(req: RunRequest, console: str, meta: dict[str, object]) -> Path:
-    """Build the result directory aside, then rename it into place in one step."""
-    final = results_dir(req, meta)
-    staging = Path(tempfile.mkdtemp(dir=final.parent, prefix='.partial-'))
-    (staging / 'console.log').write_text(console)
-    for name, dest in (('test.log', 'ktap.log'), ('kunit.json', 'kunit.json'), ('.config', 'config')):
-        source = req.build_dir / name
-        if source.is_file() and source.stat().st_mtime >= float(str(meta['started_epoch'])):
-            shutil.copyfile(source, staging / dest)
-    write_json_atomic(staging / 'meta.json', meta)
-    staging.rename(final)
-    return final
+    """console.log, ktap.log, kunit.json, config and meta.json of this run, in a new directory."""
+    def fill(staging: Path) -> None:
+        (staging / 'console.log').write_text(console)
+        for name, dest in (('test.log', 'ktap.log'), ('kunit.json', 'kunit.json'),
+                           ('.config', 'config')):
+            source = req.build_dir / name
+            # Files from an earlier run of this build directory are not this run's.
+            if source.is_file() and source.stat().st_mtime >= float(str(meta['started_epoch'])):
+                shutil.copyfile(source, staging / dest)
+        write_json_atomic(staging / 'meta.json', meta)
+    return publish_dir(req.results / 'kunit', result_name(req.arch, req.config, meta), fill)
 
 
 def run(req: RunRequest) -> int:

@@ -19,8 +19,8 @@ from pathlib import Path
 
 from . import kconfig
 from .errors import HarnessError
-from .fsutil import write_atomic, write_json_atomic
-from .kunit_run import check_choice, repo_commit
+from .fsutil import publish_dir, write_atomic, write_json_atomic
+from .kunit_run import check_choice, repo_commit, result_name
 from .tree import Tree
 
 # What the kernel needs to boot an initramfs on QEMU's serial console and run the tests.
@@ -234,23 +234,13 @@ def judge(console: str, timed_out: bool, timeout: int) -> Verdict:
 
 
 def store(req: SelftestRequest, console: str, meta: dict[str, object]) -> Path:
-    stamp = time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())
-    root = req.results / 'selftests'
-    root.mkdir(parents=True, exist_ok=True)
-    name = f'{stamp}-{str(meta["commit"])[:12]}-x86_64-{req.config}'
-    final = root / name
-    suffix = 0
-    while final.exists():
-        suffix += 1
-        final = root / f'{name}.{suffix}'
-    staging = Path(tempfile.mkdtemp(dir=root, prefix='.partial-'))
-    (staging / 'console.log').write_text(console)
-    config = req.build_dir / '.config'
-    if config.is_file():
-        shutil.copyfile(config, staging / 'config')
-    write_json_atomic(staging / 'meta.json', meta)
-    staging.rename(final)
-    return final
+    def fill(staging: Path) -> None:
+        (staging / 'console.log').write_text(console)
+        config = req.build_dir / '.config'
+        if config.is_file():
+            shutil.copyfile(config, staging / 'config')
+        write_json_atomic(staging / 'meta.json', meta)
+    return publish_dir(req.results / 'selftests', result_name('x86_64', req.config, meta), fill)
 
 
 def run(req: SelftestRequest) -> int:

@@ -33,14 +33,28 @@ def test_config_fragments_and_arches() -> None:
 
 
 def test_result_directories_are_never_reused(tmp_path: Path) -> None:
-    req = kunit_run.RunRequest(repo=REPO, tree=None, work=tmp_path, arch='um',  # type: ignore[arg-type]
-                               config='default', jobs=1, qemu_cpu='max', timeout=1,
-                               results=tmp_path / 'results')
-    meta = {'commit': 'abcdef1234567890'}
-    first = kunit_run.results_dir(req, meta)
-    first.mkdir()
-    second = kunit_run.results_dir(req, meta)
-    assert second != first and not second.exists()
+    from gptool.fsutil import publish_dir
+
+    def fill(staging: Path) -> None:
+        (staging / 'meta.json').write_text('{}')
+    first = publish_dir(tmp_path, 'run', fill)
+    second = publish_dir(tmp_path, 'run', fill)
+    assert (first.name, second.name) == ('run', 'run.1')
+    assert (first / 'meta.json').is_file() and (second / 'meta.json').is_file()
+    assert not list(tmp_path.glob('.partial-*'))
+
+
+def test_failed_fill_leaves_nothing_half_written(tmp_path: Path) -> None:
+    from gptool.fsutil import publish_dir
+
+    def fill(staging: Path) -> None:
+        (staging / 'console.log').write_text('partial')
+        raise OSError('disk full')
+    try:
+        publish_dir(tmp_path, 'run', fill)
+    except OSError:
+        pass
+    assert not list(tmp_path.iterdir())
 
 
 def test_option_inside_an_if_block_names_the_block(real_kernel_files: Path, tmp_path: Path) -> None:

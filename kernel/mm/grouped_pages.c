@@ -174,26 +174,28 @@ static void gp_count_split(struct grouped_pages_cache *cache, struct page *page,
 		atomic_long_inc(&cache->counters.direct_map_splits);
 }
 
-static int gp_apply(struct grouped_pages_cache *cache, struct page *page, unsigned int nr)
+typedef int (*gp_change_fn)(struct page *page, unsigned int nr_pages, void *data);
+
+static int gp_change(struct grouped_pages_cache *cache, gp_change_fn change,
+		     atomic_long_t *failures, struct page *page, unsigned int nr)
 {
 	unsigned long before = grouped_pages_direct_map_size(page);
-	int err = cache->prot->apply(page, nr, cache->prot_data);
+	int err = change(page, nr, cache->prot_data);
 
 	gp_count_split(cache, page, before);
 	if (err)
-		atomic_long_inc(&cache->counters.apply_failures);
+		atomic_long_inc(failures);
 	return err;
+}
+
+static int gp_apply(struct grouped_pages_cache *cache, struct page *page, unsigned int nr)
+{
+	return gp_change(cache, cache->prot->apply, &cache->counters.apply_failures, page, nr);
 }
 
 static int gp_reset(struct grouped_pages_cache *cache, struct page *page, unsigned int nr)
 {
-	unsigned long before = grouped_pages_direct_map_size(page);
-	int err = cache->prot->reset(page, nr, cache->prot_data);
-
-	gp_count_split(cache, page, before);
-	if (err)
-		atomic_long_inc(&cache->counters.reset_failures);
-	return err;
+	return gp_change(cache, cache->prot->reset, &cache->counters.reset_failures, page, nr);
 }
 
 static struct page *gp_alloc_block(struct grouped_pages_cache *cache, int nid, gfp_t gfp,
