@@ -24,6 +24,19 @@ from .tree import Tree
 ARCHES = ('um', 'x86_64', 'i386')
 KCONFIG_MISMATCH = 'Not all Kconfig options selected in kunitconfig were in the generated .config'
 SUMMARY = re.compile(r'Testing complete\. Ran (\d+) tests: (.*)$')
+# Reports that mean the kernel went wrong even when every case passed. WARNING alone
+# is not one: the suites provoke warnings on purpose (foreign frees, busy destroy).
+KERNEL_REPORT = re.compile(r'BUG: |Kernel panic|possible circular locking|inconsistent lock state'
+                           r'|possible recursive locking|suspicious RCU usage|UBSAN:|KASAN:'
+                           r'|general protection fault')
+
+
+def kernel_report(raw_log: str) -> str | None:
+    """The first line of the kernel log that reports a kernel bug, if any."""
+    for line in raw_log.splitlines():
+        if KERNEL_REPORT.search(line):
+            return line.strip()
+    return None
 
 
 @dataclass(frozen=True)
@@ -175,7 +188,14 @@ def run(req: RunRequest) -> int:
         'duration_s': round(time.time() - started, 1),
         'summary': summary.group(0) if summary else None,
     }
+    raw_log = req.build_dir / 'test.log'
+    report = kernel_report(raw_log.read_text(errors='replace')) \
+        if raw_log.is_file() and raw_log.stat().st_mtime >= started else None
+    meta['kernel_report'] = report
     stored = store_results(req, console, meta)
+    if report:
+        raise HarnessError(f'kunit ARCH={req.arch} CONFIG={req.config}: the kernel reported '
+                           f'"{report}" (results: {stored})')
     if status != 0 or summary is None:
         raise HarnessError(f'kunit ARCH={req.arch} CONFIG={req.config}: '
                            f'{diagnose(req, console, status)} (results: {stored})')

@@ -92,3 +92,25 @@ def test_dependencies_come_from_the_arch_being_built(kernel_git: Path, repo_copy
                                prepared.path, 'x86_64')
     assert 'ARM64_ONLY_THING' not in wrong[0].reason
     assert 'GROUPED_PAGES' in wrong[0].reason
+
+
+def test_kernel_reports_fail_a_run_whose_cases_passed() -> None:
+    log = ('    ok 3 gp_test_double_free\n'
+           'WARNING: CPU: 0 PID: 134 at mm/grouped_pages.c:365 grouped_pages_free+0x16d/0x1b0\n')
+    assert kunit_run.kernel_report(log) is None
+    lockdep = log + '[   3.1] WARNING: possible circular locking dependency detected\n'
+    assert 'possible circular locking' in str(kunit_run.kernel_report(lockdep))
+    kasan = log + 'BUG: KASAN: slab-use-after-free in gp_take+0x1/0x2\n'
+    assert str(kunit_run.kernel_report(kasan)).startswith('BUG: KASAN')
+
+
+def test_diagnose_names_hang_crash_and_build_failure(tmp_path: Path) -> None:
+    req = kunit_run.RunRequest(repo=REPO, tree=None, work=tmp_path, arch='x86_64',  # type: ignore[arg-type]
+                               config='default', jobs=1, qemu_cpu='max', timeout=300,
+                               results=tmp_path)
+    hang = "[01:00:00] Starting KUnit Kernel (1/1)...\nCommand '['qemu']' timed out after 300 seconds\n"
+    assert 'did not finish within 300 s' in kunit_run.diagnose(req, hang, 1)
+    panic = '[01:00:00] Starting KUnit Kernel (1/1)...\nKernel panic - not syncing: Fatal exception\n'
+    assert 'crashed' in kunit_run.diagnose(req, panic, 1)
+    build = '[01:00:00] Building KUnit Kernel ...\nERROR:root:mm/grouped_pages.c:1: error: x\n'
+    assert 'kernel build failed' in kunit_run.diagnose(req, build, 1)
