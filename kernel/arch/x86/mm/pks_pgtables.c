@@ -200,19 +200,34 @@ bool pks_direct_map_table_free(struct page *page)
 
 enum { PKS_LVL_PTE, PKS_LVL_PMD, PKS_LVL_PUD, PKS_LVL_P4D };
 
-static void pks_visit(struct page *table, int level, struct pks_pgtable_walk *walk, bool tag)
+/*
+ * KASAN's shadow maps one zero page table under thousands of entries: a table
+ * that repeats the previous one at its level is neither counted nor walked again.
+ */
+struct pks_walker {
+	struct pks_pgtable_walk *walk;
+	bool tag;
+	struct page *last[4];
+};
+
+/* Count (and with ->tag, tag) a table; false if it repeats the last one of its level. */
+static bool pks_visit(struct pks_walker *w, struct page *table, int level)
 {
-	walk->tables[level]++;
+	if (w->last[level] == table)
+		return false;
+	w->last[level] = table;
+	w->walk->tables[level]++;
 	if (pks_page_has_pgtable_key(table))
-		return;
-	if (tag && !pks_set_key(table, 1, PKS_KEY_PGTABLES)) {
+		return true;
+	if (w->tag && !pks_set_key(table, 1, PKS_KEY_PGTABLES)) {
 		atomic_long_inc(&pks_boot_tables_tagged);
-		return;
+		return true;
 	}
-	walk->untagged[level]++;
+	w->walk->untagged[level]++;
+	return true;
 }
 
-static void pks_walk_pud_table(pud_t *pud_table, struct pks_pgtable_walk *walk, bool tag)
+static void pks_walk_pud_table(struct pks_walker *w, pud_t *pud_table)
 {
 	unsigned int i, j;
 
@@ -223,18 +238,19 @@ static void pks_walk_pud_table(pud_t *pud_table, struct pks_pgtable_walk *walk, 
 		if (pud_none(pud) || !pud_present(pud) || pud_leaf(pud))
 			continue;
 		pmd_table = pud_pgtable(pud);
-		pks_visit(virt_to_page(pmd_table), PKS_LVL_PMD, walk, tag);
+		if (!pks_visit(w, virt_to_page(pmd_table), PKS_LVL_PMD))
+			continue;
 		for (j = 0; j < PTRS_PER_PMD; j++) {
 			pmd_t pmd = READ_ONCE(pmd_table[j]);
 
 			if (pmd_none(pmd) || !pmd_present(pmd) || pmd_leaf(pmd))
 				continue;
-			pks_visit(pmd_page(pmd), PKS_LVL_PTE, walk, tag);
+			pks_visit(w, pmd_page(pmd), PKS_LVL_PTE);
 		}
 	}
 }
 
-static void pks_walk_pgd_entry(pgd_t *pgdp, struct pks_pgtable_walk *walk, bool tag)
+static void pks_walk_pgd_entry(struct pks_walker *w, pgd_t *pgdp)
 {
 	pgd_t pgd = READ_ONCE(*pgdp);
 	unsigned int i, nr = 1;
@@ -244,7 +260,8 @@ static void pks_walk_pgd_entry(pgd_t *pgdp, struct pks_pgtable_walk *walk, bool 
 		return;
 	if (pgtable_l5_enabled()) {
 		p4d_table = (p4d_t *)pgd_page_vaddr(pgd);
-		pks_visit(virt_to_page(p4d_table), PKS_LVL_P4D, walk, tag);
+		if (!pks_visit(w, virt_to_page(p4d_table), PKS_LVL_P4D))
+			return;
 		nr = PTRS_PER_P4D;
 	} else {
 		/* Four levels: the P4D level is folded into the PGD entry. */
@@ -257,8 +274,8 @@ static void pks_walk_pgd_entry(pgd_t *pgdp, struct pks_pgtable_walk *walk, bool 
 		if (p4d_none(p4d) || !p4d_present(p4d) || p4d_leaf(p4d))
 			continue;
 		pud_table = p4d_pgtable(p4d);
-		pks_visit(virt_to_page(pud_table), PKS_LVL_PUD, walk, tag);
-		pks_walk_pud_table(pud_table, walk, tag);
+		if (pks_visit(w, virt_to_page(pud_table), PKS_LVL_PUD))
+			pks_walk_pud_table(w, pud_table);
 	}
 }
 
@@ -267,11 +284,12 @@ static void pks_walk_mm(struct mm_struct *mm, struct pks_pgtable_walk *walk, boo
 	/* The kernel half is shared by every mm: walk it through init_mm only. */
 	unsigned int first = mm == &init_mm ? PTRS_PER_PGD / 2 : 0;
 	unsigned int last = mm == &init_mm ? PTRS_PER_PGD : PTRS_PER_PGD / 2;
+	struct pks_walker w = { .walk = walk, .tag = tag };
 	unsigned int i;
 
 	mmap_read_lock(mm);
 	for (i = first; i < last; i++)
-		pks_walk_pgd_entry(mm->pgd + i, walk, tag);
+		pks_walk_pgd_entry(&w, mm->pgd + i);
 	mmap_read_unlock(mm);
 }
 
