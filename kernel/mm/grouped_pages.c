@@ -320,9 +320,9 @@ static int gp_pick_node(struct grouped_pages_cache *cache, int nid)
  * @cache: the cache
  * @nid: node to allocate on, or NUMA_NO_NODE to spread over the nodes in turn
  * @gfp: allocation flags. Without __GFP_DIRECT_RECLAIM the call never sleeps:
- *	it takes a cached page (the reserve included) or fails, and schedules a
- *	refill. __GFP_ZERO is honoured for protections that keep the direct map
- *	writable and refused otherwise.
+ *	it takes a cached page (the reserve included; with NUMA_NO_NODE, from
+ *	any node) or fails, and schedules a refill. __GFP_ZERO is honoured
+ *	for protections that keep the direct map writable, refused otherwise.
  *
  * Allocations from a task in reclaim (PF_MEMALLOC), such as the cache's own
  * shrinker resetting a protection, may also use the reserve and never refill.
@@ -333,9 +333,10 @@ struct page *grouped_pages_alloc(struct grouped_pages_cache *cache, int nid, gfp
 {
 	bool may_refill = gfpflags_allow_blocking(gfp) && !(current->flags & PF_MEMALLOC);
 	unsigned long keep = may_refill ? cache->reserve : 0;
+	bool any_node = nid == NUMA_NO_NODE;
 	struct page *page = NULL;
 	struct gp_node *node;
-	int tries;
+	int tries, other;
 
 	if ((gfp & __GFP_ZERO) && !cache->prot->direct_map_writable)
 		goto fail;
@@ -362,6 +363,14 @@ struct page *grouped_pages_alloc(struct grouped_pages_cache *cache, int nid, gfp
 	if (!may_refill && READ_ONCE(node->nr_free) <= cache->reserve) {
 		WRITE_ONCE(node->refill_wanted, true);
 		queue_work(system_unbound_wq, &cache->refill_work);
+	}
+	/* Without a node asked for, a caller that cannot refill takes any node's page. */
+	if (!page && !may_refill && any_node) {
+		for_each_node_state(other, N_MEMORY) {
+			page = gp_take(cache, cache->nodes[other], keep);
+			if (page)
+				break;
+		}
 	}
 	if (!page)
 		goto fail;
