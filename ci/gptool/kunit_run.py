@@ -129,6 +129,8 @@ def merged_kunitconfig(req: RunRequest) -> dict[str, str]:
 
 def diagnose(req: RunRequest, output: str, status: int) -> str:
     """One line naming why kunit.py failed, for the cases users keep asking about."""
+    if rejected := re.search(r'^kunit\.py: error: (.*)$', output, re.M):
+        return f'kunit.py rejected its arguments: {rejected.group(1)} (see kunit.py run --help)'
     if KCONFIG_MISMATCH in output:
         dotconfig = kconfig.parse_config((req.build_dir / '.config').read_text())
         wrong = kconfig.mismatches(merged_kunitconfig(req), dotconfig, req.tree.path, req.arch)

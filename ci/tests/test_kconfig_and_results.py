@@ -114,3 +114,5 @@ def test_diagnose_names_hang_crash_and_build_failure(tmp_path: Path) -> None:
     assert 'crashed' in kunit_run.diagnose(req, panic, 1)
     build = '[01:00:00] Building KUnit Kernel ...\nERROR:root:mm/grouped_pages.c:1: error: x\n'
     assert 'kernel build failed' in kunit_run.diagnose(req, build, 1)
+    usage = 'kunit.py: error: unrecognized arguments: --filter_glob=x\n'
+    assert 'rejected its arguments: unrecognized arguments' in kunit_run.diagnose(req, usage, 2)
