@@ -248,8 +248,12 @@ static void *churn_thread(void *arg)
 
 /*
  * The hog needs more memory than is free: it only gets it if the shrinker
- * gives back what the cache holds. Nothing may be OOM-killed.
+ * gives back what the cache holds. Nothing may be OOM-killed. It asks for a
+ * quarter of the 64M the cache holds, leaving the rest as margin for what
+ * reclaim cannot reach in time (per-CPU free lists, estimates in MemAvailable).
  */
+#define HOG_NEEDS_FROM_CACHE_MB	16
+
 TEST_F_TIMEOUT(gp, memory_pressure, 240)
 {
 	long long splits_before = read_field("/proc/vmstat", "direct_map_level2_splits");
@@ -272,7 +276,10 @@ TEST_F_TIMEOUT(gp, memory_pressure, 240)
 	ASSERT_EQ(0, ioctl(self->fd, GP_TEST_FREE_ALL));
 	ASSERT_EQ(0, gp_stats(self->fd, &s));
 	ASSERT_GE(s.pages_cached, 4 * GP_TEST_MAX_BATCH);
+	/* What the hog can have without the cache: the smaller of free and available. */
 	avail_kb = read_field("/proc/meminfo", "MemAvailable");
+	if (read_field("/proc/meminfo", "MemFree") < avail_kb)
+		avail_kb = read_field("/proc/meminfo", "MemFree");
 	ASSERT_LT(0, avail_kb);
 
 	for (i = 0; i < 2; i++) {
@@ -282,7 +289,7 @@ TEST_F_TIMEOUT(gp, memory_pressure, 240)
 	child = fork();
 	ASSERT_LE(0, child);
 	if (child == 0)
-		hog((avail_kb + 32 * 1024) * 1024);
+		hog((avail_kb + HOG_NEEDS_FROM_CACHE_MB * 1024) * 1024);
 	ASSERT_EQ(child, waitpid(child, &status, 0));
 	for (i = 0; i < 2; i++) {
 		pthread_join(threads[i], NULL);
@@ -293,7 +300,7 @@ TEST_F_TIMEOUT(gp, memory_pressure, 240)
 
 	ASSERT_EQ(0, gp_stats(self->fd, &s));
 	EXPECT_LT(self->start.shrinker_scans, s.shrinker_scans);
-	EXPECT_LE(self->start.shrinker_freed + 32 * 256, s.shrinker_freed);
+	EXPECT_LE(self->start.shrinker_freed + HOG_NEEDS_FROM_CACHE_MB * 256, s.shrinker_freed);
 
 	/* Everything freed and dropped: nothing held, the direct map as before. */
 	ASSERT_EQ(0, ioctl(self->fd, GP_TEST_FREE_ALL));
