@@ -5,7 +5,6 @@ ccache, QEMU CPU), keeps its JSON and raw KTAP log under results/ with the commi
 and config they belong to, and turns its failures into one line that says what broke.
 """
 import datetime
-import json
 import os
 import re
 import shlex
@@ -26,9 +25,20 @@ KCONFIG_MISMATCH = 'Not all Kconfig options selected in kunitconfig were in the 
 SUMMARY = re.compile(r'Testing complete\. Ran (\d+) tests: (.*)$')
 # Reports that mean the kernel went wrong even when every case passed. WARNING alone
 # is not one: the suites provoke warnings on purpose (foreign frees, busy destroy).
-KERNEL_REPORT = re.compile(r'BUG: |Kernel panic|possible circular locking|inconsistent lock state'
+KERNEL_REPORT = re.compile(r'BUG:|Oops|Kernel panic|possible circular locking|inconsistent lock state'
                            r'|possible recursive locking|suspicious RCU usage|UBSAN:|KASAN:'
                            r'|general protection fault')
+
+
+def cached_compiler() -> str:
+    """gcc behind ccache when ccache is installed."""
+    ccache = shutil.which('ccache')
+    return f'{ccache} gcc' if ccache else 'gcc'
+
+
+def base_meta(tree: Tree) -> dict[str, str]:
+    """What a result records of the kernel base it was built from."""
+    return {'key': tree.base.key, 'version': tree.base.version, **tree.base.origin}
 
 
 def kernel_report(raw_log: str) -> str | None:
@@ -97,8 +107,7 @@ def kunitconfig_paths(req: RunRequest) -> list[Path]:
 
 
 def kunit_command(req: RunRequest) -> list[str]:
-    ccache = shutil.which('ccache')
-    compiler = f'{ccache} gcc' if ccache else 'gcc'
+    compiler = cached_compiler()
     cmd = [sys.executable, 'tools/testing/kunit/kunit.py', 'run',
            f'--build_dir={req.build_dir}', f'--arch={req.arch}', f'--jobs={req.jobs}',
            f'--timeout={req.timeout}', f'--json={req.build_dir / "kunit.json"}',
@@ -184,7 +193,7 @@ def run(req: RunRequest) -> int:
     summary = next((m for m in map(SUMMARY.search, reversed(lines)) if m), None)
     meta: dict[str, object] = {
         **repo_commit(req.repo),
-        'base': {'key': req.tree.base.key, 'version': req.tree.base.version, **req.tree.base.origin},
+        'base': base_meta(req.tree),
         'arch': req.arch, 'config': req.config, 'qemu_cpu': req.qemu_cpu if req.arch != 'um' else None,
         'command': cmd, 'exit_status': status, 'started_epoch': started,
         'duration_s': round(time.time() - started, 1),

@@ -20,7 +20,8 @@ from pathlib import Path
 from . import kconfig
 from .errors import HarnessError
 from .fsutil import publish_dir, write_atomic, write_json_atomic
-from .kunit_run import check_choice, repo_commit, result_name
+from .kunit_run import (KERNEL_REPORT, base_meta, cached_compiler, check_choice, repo_commit,
+                        result_name)
 from .tree import Tree
 
 # What the kernel needs to boot an initramfs on QEMU's serial console and run the tests.
@@ -62,8 +63,8 @@ echo "GP-SELFTESTS-EXIT $?"
 reboot -f
 """
 
-KERNEL_PROBLEM = re.compile(r'Kernel panic|BUG:|Oops|KASAN:|WARNING:|general protection fault'
-                            r'|possible circular locking|inconsistent lock state')
+# The selftests provoke no warning, so here a WARNING is a problem too.
+KERNEL_PROBLEM = re.compile(KERNEL_REPORT.pattern + r'|WARNING:')
 TAP_RESULT = re.compile(r'^(not ok|ok) (\d+) (\S+)(.*)$')
 
 
@@ -88,8 +89,7 @@ class SelftestRequest:
 
 
 def _make(req: SelftestRequest, *targets: str, log: Path) -> None:
-    ccache = shutil.which('ccache')
-    compiler = f'{ccache} gcc' if ccache else 'gcc'
+    compiler = cached_compiler()
     cmd = ['make', '-C', str(req.tree.path), f'O={req.build_dir}', 'ARCH=x86_64',
            f'-j{req.jobs}', f'CC={compiler}', f'HOSTCC={compiler}', *targets]
     with log.open('a') as out:
@@ -256,7 +256,7 @@ def run(req: SelftestRequest) -> int:
     verdict = judge(console, timed_out, req.timeout)
     meta: dict[str, object] = {
         **repo_commit(req.repo),
-        'base': {'key': req.tree.base.key, 'version': req.tree.base.version, **req.tree.base.origin},
+        'base': base_meta(req.tree),
         'arch': 'x86_64', 'config': req.config, 'qemu': cmd, 'timed_out': timed_out,
         'passed': verdict.passed, 'failed': verdict.failed, 'skipped': verdict.skipped,
         'problems': verdict.problems, 'duration_s': round(time.time() - started, 1),
