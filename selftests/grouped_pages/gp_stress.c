@@ -29,6 +29,7 @@
 #define PKS_WALK	"/sys/kernel/debug/pks_pgtables/walk"
 #define PKS_STATS	"/sys/kernel/debug/grouped_pages/pks_pgtables/stats"
 #define PKS_STATUS	"/sys/kernel/debug/pks_pgtables/status"
+#define PKS_LEVELS	"/sys/kernel/debug/pks_pgtables/levels"
 #define PAGE		4096UL
 
 static const char * const kmsg_reports[] = {
@@ -388,15 +389,37 @@ static long long pks_in_use(void)
 	return read_field(PKS_STATS, "pages_in_use");
 }
 
+static const char * const pks_levels[] = { "pte", "pmd", "pud", "p4d" };
+#define PKS_NR_LEVELS (sizeof(pks_levels) / sizeof(pks_levels[0]))
+
+/* Per-level counts of page tables handed out ("allocated") or returned ("freed"). */
+static void pks_read_levels(const char *what, long long *counts)
+{
+	char name[32];
+	unsigned int level;
+
+	for (level = 0; level < PKS_NR_LEVELS; level++) {
+		snprintf(name, sizeof(name), "%s_%s", pks_levels[level], what);
+		counts[level] = read_field(PKS_LEVELS, name);
+	}
+}
+
 TEST_F_TIMEOUT(gp, pks_pgtables, 180)
 {
+	long long alloc_before[PKS_NR_LEVELS], alloc_after[PKS_NR_LEVELS];
+	long long freed_before[PKS_NR_LEVELS], freed_after[PKS_NR_LEVELS];
 	long long before, after = 0, fallbacks;
+	unsigned int level, levels;
 	int i, status, tries;
 	pid_t pid;
 
 	if (read_field(PKS_WALK, "untagged") < 0)
 		SKIP(return, "no %s: CONFIG_PKS_PG_TABLES off or the CPU lacks PKS", PKS_WALK);
 	fallbacks = read_field(PKS_STATUS, "pgtable_fallbacks");
+	/* With four-level paging the P4D level is folded: no tables to count there. */
+	levels = read_field(PKS_STATUS, "paging_levels") == 5 ? 4 : 3;
+	pks_read_levels("allocated", alloc_before);
+	pks_read_levels("freed", freed_before);
 	before = pks_in_use();
 	ASSERT_LE(0, before);
 	for (i = 0; i < 40; i++) {
@@ -422,6 +445,18 @@ TEST_F_TIMEOUT(gp, pks_pgtables, 180)
 		usleep(100 * 1000);
 	}
 	EXPECT_LE(after, before);
+	/* Each child's fork and exec made, then freed, tables at every level. */
+	pks_read_levels("allocated", alloc_after);
+	pks_read_levels("freed", freed_after);
+	for (level = 0; level < levels; level++) {
+		ASSERT_LE(0, alloc_before[level]);
+		EXPECT_LE(alloc_before[level] + 80, alloc_after[level])
+			TH_LOG("%s tables allocated: %lld then %lld", pks_levels[level],
+			       alloc_before[level], alloc_after[level]);
+		EXPECT_LE(freed_before[level] + 80, freed_after[level])
+			TH_LOG("%s tables freed: %lld then %lld", pks_levels[level],
+			       freed_before[level], freed_after[level]);
+	}
 	EXPECT_EQ(fallbacks, read_field(PKS_STATUS, "pgtable_fallbacks"));
 }
 

@@ -16,15 +16,34 @@ struct grouped_pages_cache;
 struct mm_struct;
 struct page;
 
+/* Page-table levels below the PGD, indexing the counts below. */
+enum pks_pgtable_level {
+	PKS_PGTABLE_PTE,
+	PKS_PGTABLE_PMD,
+	PKS_PGTABLE_PUD,
+	PKS_PGTABLE_P4D,
+	PKS_PGTABLE_LEVELS,
+};
+
 /**
  * struct pks_pgtable_walk - what a walk of live page tables found
- * @tables: page-table pages found per level (index 0: PTE pages, 1: PMD,
- *	2: PUD, 3: P4D pages)
+ * @tables: page-table pages found per level
  * @untagged: of those, pages whose direct-map entry lacks the page-table key
  */
 struct pks_pgtable_walk {
-	unsigned long tables[4];
-	unsigned long untagged[4];
+	unsigned long tables[PKS_PGTABLE_LEVELS];
+	unsigned long untagged[PKS_PGTABLE_LEVELS];
+};
+
+/**
+ * struct pks_pgtable_counts - page-table pages handed out and returned per level
+ * @allocated: tables made at each level since PKS page tables were enabled
+ * @freed: tables freed at each level since then; tables made at boot, before
+ *	the feature was enabled, count here too when they are freed
+ */
+struct pks_pgtable_counts {
+	unsigned long allocated[PKS_PGTABLE_LEVELS];
+	unsigned long freed[PKS_PGTABLE_LEVELS];
 };
 
 #ifdef CONFIG_PKS_PG_TABLES
@@ -32,6 +51,8 @@ DECLARE_STATIC_KEY_FALSE(pks_pgtables_enabled);
 
 struct page *__pks_pgtable_alloc(gfp_t gfp);
 bool __pks_pgtable_free(struct page *page);
+void __pks_pgtable_account(enum pks_pgtable_level level, bool allocated);
+void pks_pgtable_read_counts(struct pks_pgtable_counts *counts);
 struct page *pks_direct_map_table_alloc(void);
 bool pks_direct_map_table_free(struct page *page);
 bool pks_page_has_pgtable_key(struct page *page);
@@ -51,6 +72,13 @@ static inline bool pks_pgtable_free(struct page *page)
 		return false;
 	return __pks_pgtable_free(page);
 }
+
+/* Called by each level's constructor and destructor, or where a level has none. */
+static inline void pks_pgtable_account(enum pks_pgtable_level level, bool allocated)
+{
+	if (static_branch_likely(&pks_pgtables_enabled))
+		__pks_pgtable_account(level, allocated);
+}
 #else
 static inline struct page *pks_pgtable_alloc(gfp_t gfp)
 {
@@ -60,6 +88,14 @@ static inline struct page *pks_pgtable_alloc(gfp_t gfp)
 static inline bool pks_pgtable_free(struct page *page)
 {
 	return false;
+}
+
+static inline void pks_pgtable_account(enum pks_pgtable_level level, bool allocated)
+{
+}
+
+static inline void pks_pgtable_read_counts(struct pks_pgtable_counts *counts)
+{
 }
 
 static inline struct page *pks_direct_map_table_alloc(void)

@@ -45,6 +45,9 @@ static unsigned int pks_dmap_reserve;
 static atomic_long_t pks_pgtable_fallbacks;
 static atomic_long_t pks_dmap_fallbacks;
 static atomic_long_t pks_boot_tables_tagged;
+/* Per CPU: counted on every page-table allocation, summed only when read. */
+static DEFINE_PER_CPU(unsigned long [PKS_PGTABLE_LEVELS], pks_tables_allocated);
+static DEFINE_PER_CPU(unsigned long [PKS_PGTABLE_LEVELS], pks_tables_freed);
 
 static int __init parse_nopkstables(char *arg)
 {
@@ -163,6 +166,41 @@ bool __pks_pgtable_free(struct page *page)
 EXPORT_SYMBOL_GPL(__pks_pgtable_free);
 
 /**
+ * __pks_pgtable_account() - count a page-table page made or freed at one level
+ * @level: the page table's level
+ * @allocated: true when the table was made, false when it is being freed
+ *
+ * The cache cannot tell levels apart; the per-level constructors and
+ * destructors can, and call this through pks_pgtable_account().
+ */
+void __pks_pgtable_account(enum pks_pgtable_level level, bool allocated)
+{
+	if (allocated)
+		this_cpu_inc(pks_tables_allocated[level]);
+	else
+		this_cpu_inc(pks_tables_freed[level]);
+}
+EXPORT_SYMBOL_GPL(__pks_pgtable_account);
+
+/**
+ * pks_pgtable_read_counts() - sum the per-level counts of all CPUs
+ * @counts: filled with the totals
+ */
+void pks_pgtable_read_counts(struct pks_pgtable_counts *counts)
+{
+	int cpu, level;
+
+	memset(counts, 0, sizeof(*counts));
+	for_each_possible_cpu(cpu) {
+		for (level = 0; level < PKS_PGTABLE_LEVELS; level++) {
+			counts->allocated[level] += per_cpu(pks_tables_allocated, cpu)[level];
+			counts->freed[level] += per_cpu(pks_tables_freed, cpu)[level];
+		}
+	}
+}
+EXPORT_SYMBOL_GPL(pks_pgtable_read_counts);
+
+/**
  * pks_direct_map_table_alloc() - a page table for splitting a direct-map large page
  *
  * Never sleeps and never refills inline, so it is safe while a grouped cache
@@ -198,8 +236,6 @@ bool pks_direct_map_table_free(struct page *page)
 	return true;
 }
 
-enum { PKS_LVL_PTE, PKS_LVL_PMD, PKS_LVL_PUD, PKS_LVL_P4D };
-
 /*
  * KASAN's shadow maps one zero page table under thousands of entries: a table
  * that repeats the previous one at its level is neither counted nor walked again.
@@ -207,7 +243,7 @@ enum { PKS_LVL_PTE, PKS_LVL_PMD, PKS_LVL_PUD, PKS_LVL_P4D };
 struct pks_walker {
 	struct pks_pgtable_walk *walk;
 	bool tag;
-	struct page *last[4];
+	struct page *last[PKS_PGTABLE_LEVELS];
 };
 
 /* Count (and with ->tag, tag) a table; false if it repeats the last one of its level. */
@@ -238,14 +274,14 @@ static void pks_walk_pud_table(struct pks_walker *w, pud_t *pud_table)
 		if (pud_none(pud) || !pud_present(pud) || pud_leaf(pud))
 			continue;
 		pmd_table = pud_pgtable(pud);
-		if (!pks_visit(w, virt_to_page(pmd_table), PKS_LVL_PMD))
+		if (!pks_visit(w, virt_to_page(pmd_table), PKS_PGTABLE_PMD))
 			continue;
 		for (j = 0; j < PTRS_PER_PMD; j++) {
 			pmd_t pmd = READ_ONCE(pmd_table[j]);
 
 			if (pmd_none(pmd) || !pmd_present(pmd) || pmd_leaf(pmd))
 				continue;
-			pks_visit(w, pmd_page(pmd), PKS_LVL_PTE);
+			pks_visit(w, pmd_page(pmd), PKS_PGTABLE_PTE);
 		}
 	}
 }
@@ -260,7 +296,7 @@ static void pks_walk_pgd_entry(struct pks_walker *w, pgd_t *pgdp)
 		return;
 	if (pgtable_l5_enabled()) {
 		p4d_table = (p4d_t *)pgd_page_vaddr(pgd);
-		if (!pks_visit(w, virt_to_page(p4d_table), PKS_LVL_P4D))
+		if (!pks_visit(w, virt_to_page(p4d_table), PKS_PGTABLE_P4D))
 			return;
 		nr = PTRS_PER_P4D;
 	} else {
@@ -274,7 +310,7 @@ static void pks_walk_pgd_entry(struct pks_walker *w, pgd_t *pgdp)
 		if (p4d_none(p4d) || !p4d_present(p4d) || p4d_leaf(p4d))
 			continue;
 		pud_table = p4d_pgtable(p4d);
-		if (pks_visit(w, virt_to_page(pud_table), PKS_LVL_PUD))
+		if (pks_visit(w, virt_to_page(pud_table), PKS_PGTABLE_PUD))
 			pks_walk_pud_table(w, pud_table);
 	}
 }
@@ -338,20 +374,41 @@ static void pks_walk_all(struct pks_pgtable_walk *walk)
 	kvfree(mms);
 }
 
+static const char * const pks_level_names[PKS_PGTABLE_LEVELS] = {
+	[PKS_PGTABLE_PTE] = "pte",
+	[PKS_PGTABLE_PMD] = "pmd",
+	[PKS_PGTABLE_PUD] = "pud",
+	[PKS_PGTABLE_P4D] = "p4d",
+};
+
 static int pks_walk_show(struct seq_file *m, void *unused)
 {
-	static const char * const names[] = { "pte", "pmd", "pud", "p4d" };
 	struct pks_pgtable_walk walk = {};
 	int level;
 
 	pks_walk_all(&walk);
-	for (level = 0; level < ARRAY_SIZE(names); level++)
-		seq_printf(m, "%s_tables %lu\n%s_untagged %lu\n", names[level], walk.tables[level],
-			   names[level], walk.untagged[level]);
+	for (level = 0; level < PKS_PGTABLE_LEVELS; level++)
+		seq_printf(m, "%s_tables %lu\n%s_untagged %lu\n",
+			   pks_level_names[level], walk.tables[level],
+			   pks_level_names[level], walk.untagged[level]);
 	seq_printf(m, "untagged %lu\n", pks_untagged(&walk));
 	return 0;
 }
 DEFINE_SHOW_ATTRIBUTE(pks_walk);
+
+static int pks_levels_show(struct seq_file *m, void *unused)
+{
+	struct pks_pgtable_counts counts;
+	int level;
+
+	pks_pgtable_read_counts(&counts);
+	for (level = 0; level < PKS_PGTABLE_LEVELS; level++)
+		seq_printf(m, "%s_allocated %lu\n%s_freed %lu\n",
+			   pks_level_names[level], counts.allocated[level],
+			   pks_level_names[level], counts.freed[level]);
+	return 0;
+}
+DEFINE_SHOW_ATTRIBUTE(pks_levels);
 
 static int pks_status_show(struct seq_file *m, void *unused)
 {
@@ -365,6 +422,8 @@ static int pks_status_show(struct seq_file *m, void *unused)
 		   atomic_long_read(&pks_pgtable_fallbacks), pks_dmap_reserve,
 		   atomic_long_read(&pks_dmap_fallbacks));
 	seq_printf(m, "boot_tables_tagged %ld\n", atomic_long_read(&pks_boot_tables_tagged));
+	/* Userspace cannot see whether P4D tables exist: four-level paging folds them. */
+	seq_printf(m, "paging_levels %d\n", pgtable_l5_enabled() ? 5 : 4);
 	return 0;
 }
 DEFINE_SHOW_ATTRIBUTE(pks_status);
@@ -440,6 +499,7 @@ static int __init pks_pgtables_init(void)
 	dir = debugfs_create_dir("pks_pgtables", NULL);
 	debugfs_create_file("status", 0444, dir, NULL, &pks_status_fops);
 	debugfs_create_file("walk", 0400, dir, NULL, &pks_walk_fops);
+	debugfs_create_file("levels", 0444, dir, NULL, &pks_levels_fops);
 	return 0;
 }
 arch_initcall(pks_pgtables_init);

@@ -116,6 +116,64 @@ static void pks_test_every_level_is_tagged(struct kunit *test)
 	KUNIT_EXPECT_LE(test, pks_in_use(false), before);
 }
 
+static long pks_count_delta(const struct pks_pgtable_counts *now,
+			    const struct pks_pgtable_counts *then, bool allocated, int level)
+{
+	if (allocated)
+		return now->allocated[level] - then->allocated[level];
+	return now->freed[level] - then->freed[level];
+}
+
+/* Other CPUs may make tables meanwhile: each level moved by at least ours. */
+static void pks_expect_counted(struct kunit *test, const struct pks_pgtable_counts *then,
+			       bool allocated, const unsigned int *ours)
+{
+	struct pks_pgtable_counts now;
+	int level;
+
+	pks_pgtable_read_counts(&now);
+	for (level = 0; level < PKS_PGTABLE_LEVELS; level++)
+		KUNIT_EXPECT_GE_MSG(test, pks_count_delta(&now, then, allocated, level),
+				    (long)ours[level], "%s at level %d",
+				    allocated ? "allocated" : "freed", level);
+}
+
+static void pks_test_levels_counted(struct kunit *test)
+{
+	unsigned int ours[PKS_PGTABLE_LEVELS] = {
+		[PKS_PGTABLE_PTE] = 2, [PKS_PGTABLE_PMD] = 1, [PKS_PGTABLE_PUD] = 1,
+		[PKS_PGTABLE_P4D] = pgtable_l5_enabled() ? 1 : 0,
+	};
+	struct pks_pgtable_counts before, allocated;
+	p4d_t *p4d = NULL;
+	pgtable_t user_pte;
+	pte_t *pte;
+	pmd_t *pmd;
+	pud_t *pud;
+
+	pks_require(test);
+	pks_pgtable_read_counts(&before);
+	pte = pte_alloc_one_kernel(&init_mm);
+	user_pte = pte_alloc_one(&init_mm);
+	pmd = pmd_alloc_one(&init_mm, 0);
+	pud = pud_alloc_one(&init_mm, 0);
+	if (pgtable_l5_enabled())
+		p4d = p4d_alloc_one(&init_mm, 0);
+	pks_pgtable_read_counts(&allocated);
+	pks_expect_counted(test, &before, true, ours);
+	if (pte)
+		pte_free_kernel(&init_mm, pte);
+	if (user_pte)
+		pte_free(&init_mm, user_pte);
+	if (pmd)
+		pmd_free(&init_mm, pmd);
+	if (pud)
+		pud_free(&init_mm, pud);
+	if (p4d)
+		p4d_free(&init_mm, p4d);
+	pks_expect_counted(test, &allocated, false, ours);
+}
+
 static void pks_expect_all_tagged(struct kunit *test, struct pks_pgtable_walk *walk,
 				  int first_level)
 {
@@ -326,6 +384,7 @@ static void pks_test_fallback_without_pks(struct kunit *test)
 static struct kunit_case pks_test_cases[] = {
 	KUNIT_CASE(pks_test_every_cpu_set_up),
 	KUNIT_CASE(pks_test_every_level_is_tagged),
+	KUNIT_CASE(pks_test_levels_counted),
 	KUNIT_CASE(pks_test_no_untagged_kernel_tables),
 	KUNIT_CASE(pks_test_user_tables_tagged_and_returned),
 	KUNIT_CASE(pks_test_atomic_alloc),
