@@ -8,9 +8,10 @@
  * whole block in one call (so a block mapped large stays mapped large) and
  * hands out its 4K pages. Every page of a block shares the cache's protection.
  *
- * The shrinker gives whole free blocks back first: they are reset in one call
- * and return to the page allocator as one PMD-sized range, so the direct map
- * keeps or regains its large mapping. Only when asked for more does it break
+ * The shrinker gives whole free blocks back first: each is reset in one call,
+ * so the direct map keeps or regains its large mapping, and all its pages go
+ * back to the page allocator together, where they merge into one PMD-sized
+ * page again. Only when asked for more does it break
  * blocks that still have pages in use.
  *
  * Free pages are tracked in per-block bitmaps, never in struct page, so a
@@ -91,7 +92,7 @@ struct grouped_pages_cache {
 	const struct grouped_pages_prot *prot;
 	void *prot_data;
 	unsigned int reserve;
-	/* Every block's pfn range, to tell our pages from foreign ones on free. */
+	/* The block of every page the cache owns, to tell our pages from foreign ones. */
 	struct xarray blocks;
 	struct shrinker *shrinker;
 	struct work_struct refill_work;
@@ -219,6 +220,55 @@ static struct page *gp_alloc_block(struct grouped_pages_cache *cache, int nid, g
 	return NULL;
 }
 
+/*
+ * One entry per page, never a multi-index entry: the shrinker gives a block's
+ * pages back a run at a time and a later refill may take them into another
+ * block, so each page's entry must be stored and erased on its own. Storing
+ * into part of a multi-index entry would replace the whole entry.
+ */
+static void gp_unindex_pages(struct grouped_pages_cache *cache, unsigned long pfn,
+			     unsigned int nr)
+{
+	XA_STATE(xas, &cache->blocks, pfn);
+	unsigned int i;
+
+	xas_lock(&xas);
+	for (i = 0; i < nr; i++) {
+		xas_store(&xas, NULL);
+		xas_next(&xas);
+	}
+	xas_unlock(&xas);
+}
+
+static int gp_index_pages(struct grouped_pages_cache *cache, struct gp_block *block,
+			  gfp_t gfp)
+{
+	unsigned int i, nr = gp_block_pages(block);
+	int err;
+
+	for (i = 0; i < nr; i++) {
+		err = xa_err(xa_store(&cache->blocks, block->pfn + i, block, gfp));
+		if (err) {
+			gp_unindex_pages(cache, block->pfn, i);
+			return err;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Changing the direct map may allocate page tables with GFP_KERNEL: a caller
+ * that must not recurse into the filesystem or I/O gets that scope for it.
+ */
+static unsigned int gp_memalloc_scope(gfp_t gfp)
+{
+	if (!(gfp & __GFP_IO))
+		return memalloc_flags_save(PF_MEMALLOC_NOIO);
+	if (!(gfp & __GFP_FS))
+		return memalloc_flags_save(PF_MEMALLOC_NOFS);
+	return memalloc_flags_save(0);
+}
+
 /* Take one block from the page allocator and protect it whole. Called with refill_lock held. */
 static int gp_refill(struct grouped_pages_cache *cache, int nid, gfp_t gfp)
 {
@@ -226,6 +276,7 @@ static int gp_refill(struct grouped_pages_cache *cache, int nid, gfp_t gfp)
 	struct gp_block *block;
 	unsigned long flags;
 	unsigned int order, nr;
+	unsigned int scope;
 	struct page *page;
 	int err;
 
@@ -238,7 +289,9 @@ static int gp_refill(struct grouped_pages_cache *cache, int nid, gfp_t gfp)
 		goto out_block;
 	}
 	nr = 1U << order;
+	scope = gp_memalloc_scope(gfp);
 	err = gp_apply(cache, page, nr);
+	memalloc_flags_restore(scope);
 	if (err)
 		goto out_pages;
 
@@ -249,8 +302,7 @@ static int gp_refill(struct grouped_pages_cache *cache, int nid, gfp_t gfp)
 	block->nr_free = nr;
 	bitmap_fill(block->present, nr);
 	bitmap_fill(block->free, nr);
-	err = xa_err(xa_store_range(&cache->blocks, block->pfn, block->pfn + nr - 1, block,
-				    gfp & GFP_KERNEL));
+	err = gp_index_pages(cache, block, gfp & GFP_KERNEL);
 	if (err)
 		goto out_reset;
 	split_page(page, order);
@@ -319,9 +371,10 @@ static int gp_pick_node(struct grouped_pages_cache *cache, int nid)
  * grouped_pages_alloc() - allocate one page from a grouped page cache
  * @cache: the cache
  * @nid: node to allocate on, or NUMA_NO_NODE to spread over the nodes in turn
+ *	(and take another node's cached page when the chosen one cannot serve)
  * @gfp: allocation flags. Without __GFP_DIRECT_RECLAIM the call never sleeps:
- *	it takes a cached page (the reserve included; with NUMA_NO_NODE, from
- *	any node) or fails, and schedules a refill. __GFP_ZERO is honoured
+ *	it takes a cached page (the reserve included) or fails, and schedules
+ *	a refill. GFP_NOFS and GFP_NOIO hold while the protection is applied. __GFP_ZERO is honoured
  *	for protections that keep the direct map writable, refused otherwise.
  *
  * Allocations from a task in reclaim (PF_MEMALLOC), such as the cache's own
@@ -364,8 +417,8 @@ struct page *grouped_pages_alloc(struct grouped_pages_cache *cache, int nid, gfp
 		WRITE_ONCE(node->refill_wanted, true);
 		queue_work(system_unbound_wq, &cache->refill_work);
 	}
-	/* Without a node asked for, a caller that cannot refill takes any node's page. */
-	if (!page && !may_refill && any_node) {
+	/* Without a node asked for, take any node's page rather than fail. */
+	if (!page && any_node) {
 		for_each_node_state(other, N_MEMORY) {
 			page = gp_take(cache, cache->nodes[other], keep);
 			if (page)
@@ -482,6 +535,8 @@ static unsigned long gp_release_runs(struct grouped_pages_cache *cache,
 
 		if (gp_reset(cache, page, end - start))
 			continue;
+		/* Before the pages can reach another block of this cache. */
+		gp_unindex_pages(cache, block->pfn + start, end - start);
 		for (i = start; i < end; i++)
 			__free_page(pfn_to_page(block->pfn + i));
 		bitmap_clear(release, start, end - start);
@@ -519,9 +574,9 @@ static struct gp_block *gp_oldest(struct list_head *list)
 	return list_empty(list) ? NULL : list_last_entry(list, struct gp_block, list);
 }
 
-static void gp_forget_block(struct grouped_pages_cache *cache, struct gp_block *block)
+/* Its pages are gone from the index already; lookups may still hold the block. */
+static void gp_forget_block(struct gp_block *block)
 {
-	xa_erase(&cache->blocks, block->pfn);
 	kfree_rcu(block, rcu);
 }
 
@@ -561,7 +616,7 @@ static unsigned long gp_free_whole_blocks(struct grouped_pages_cache *cache, str
 			break;
 		}
 		atomic_long_inc(&cache->counters.whole_blocks_freed);
-		gp_forget_block(cache, block);
+		gp_forget_block(block);
 	}
 	return freed;
 }
@@ -578,6 +633,7 @@ static unsigned long gp_break_partial_blocks(struct grouped_pages_cache *cache,
 	unsigned long freed = 0, flags, take, idx;
 	struct gp_block *block;
 	unsigned int passes;
+	bool emptied;
 
 	for (passes = 0; freed < target && passes < 64; passes++) {
 		spin_lock_irqsave(&node->lock, flags);
@@ -600,7 +656,15 @@ static unsigned long gp_break_partial_blocks(struct grouped_pages_cache *cache,
 		block->nr_free -= take;
 		block->nr_present -= take;
 		node->nr_free -= take;
-		gp_relist(node, block);
+		/* Frees between the two shrink phases may have made it whole: it goes entirely. */
+		emptied = !block->nr_present;
+		if (emptied) {
+			list_del_init(&block->list);
+			block->dead = true;
+			node->nr_blocks--;
+		} else {
+			gp_relist(node, block);
+		}
 		spin_unlock_irqrestore(&node->lock, flags);
 
 		atomic_long_inc(&cache->counters.partial_breaks);
@@ -609,6 +673,8 @@ static unsigned long gp_break_partial_blocks(struct grouped_pages_cache *cache,
 			gp_put_back(node, block, release);
 			break;
 		}
+		if (emptied)
+			gp_forget_block(block);
 	}
 	return freed;
 }
@@ -863,6 +929,19 @@ unsigned int grouped_pages_block_order(void)
 	return GP_BLOCK_ORDER;
 }
 EXPORT_SYMBOL_IF_KUNIT(grouped_pages_block_order);
+
+/* The shrinker's second phase alone, for states its first phase would not leave. */
+unsigned long grouped_pages_break_partial(struct grouped_pages_cache *cache, int nid,
+					  unsigned long nr_pages)
+{
+	unsigned int noreclaim = memalloc_noreclaim_save();
+	unsigned long freed = gp_break_partial_blocks(cache, cache->nodes[nid], nr_pages,
+						      cache->reserve);
+
+	memalloc_noreclaim_restore(noreclaim);
+	return freed;
+}
+EXPORT_SYMBOL_IF_KUNIT(grouped_pages_break_partial);
 
 static int __init grouped_pages_debugfs_init(void)
 {

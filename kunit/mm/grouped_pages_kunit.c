@@ -107,7 +107,8 @@ static void gp_ctx_teardown(void *data)
 			grouped_pages_free(ctx->cache, ctx->pages[i]);
 	if (ctx->nested_page)
 		grouped_pages_free(ctx->cache, ctx->nested_page);
-	grouped_pages_cache_destroy(ctx->cache);
+	/* With every page back, destroying must succeed; a refusal means a leak. */
+	KUNIT_EXPECT_EQ(ctx->test, 0, grouped_pages_cache_destroy(ctx->cache));
 	ctx->cache = NULL;
 }
 
@@ -138,13 +139,22 @@ static struct gp_ctx *gp_make_cache(struct kunit *test, const struct grouped_pag
 static struct page *gp_get(struct gp_ctx *ctx, int nid, gfp_t gfp)
 {
 	struct page *page = grouped_pages_alloc(ctx->cache, nid, gfp);
+	bool page_tracked = false;
 	unsigned long flags;
 
-	if (page) {
-		spin_lock_irqsave(&ctx->track_lock, flags);
-		KUNIT_ASSERT_LT(ctx->test, ctx->nr_pages, GP_MAX_TRACKED);
+	if (!page)
+		return NULL;
+	spin_lock_irqsave(&ctx->track_lock, flags);
+	if (ctx->nr_pages < GP_MAX_TRACKED) {
 		ctx->pages[ctx->nr_pages++] = page;
-		spin_unlock_irqrestore(&ctx->track_lock, flags);
+		page_tracked = true;
+	}
+	spin_unlock_irqrestore(&ctx->track_lock, flags);
+	/* Kthreads call this too: fail without leaving the lock or the page behind. */
+	if (!page_tracked) {
+		grouped_pages_free(ctx->cache, page);
+		KUNIT_FAIL(ctx->test, "more than %u pages held", GP_MAX_TRACKED);
+		return NULL;
 	}
 	return page;
 }
@@ -612,6 +622,67 @@ static void gp_test_shrink_breaks_partial_when_asked(struct kunit *test)
 	gp_expect_released(test, base);
 }
 
+/*
+ * Pages a partial break gave back may return at once in a fallback block of
+ * the same cache: each must then belong to its new block, while the old
+ * block's page still in use frees into the old block.
+ */
+static void gp_test_broken_pages_return_in_new_block(struct kunit *test)
+{
+	struct gp_ctx *ctx = gp_make_cache(test, gp_plain(), 0);
+	struct page *in_use = gp_get_ok(ctx), *page;
+	unsigned long base = ctx->last_apply_pfn;
+	unsigned int i, returned = 0;
+
+	KUNIT_ASSERT_EQ(test, ctx->block_pages - 1, gp_scan(ctx, GFP_KERNEL, ctx->block_pages));
+	KUNIT_ASSERT_EQ(test, 0, gp_stats(ctx).pages_cached);
+	/* Order-0 refills: the page allocator hands out the pages freed last first. */
+	grouped_pages_set_failing_orders(ctx->cache, GENMASK(grouped_pages_block_order(), 1));
+	for (i = 0; i < 64; i++) {
+		page = gp_get_ok(ctx);
+		if (gp_in_block(page_to_pfn(page), base, ctx->block_pages))
+			returned++;
+		KUNIT_EXPECT_TRUE(test, grouped_pages_owns(ctx->cache, page));
+	}
+	KUNIT_EXPECT_GT_MSG(test, returned, 0, "no freed page came back: case not exercised");
+	gp_put(ctx, in_use);
+	while (ctx->nr_pages)
+		gp_put(ctx, ctx->pages[0]);
+	KUNIT_EXPECT_EQ(test, 0, gp_stats(ctx).bad_frees);
+	KUNIT_EXPECT_EQ(test, 0, gp_stats(ctx).pages_in_use);
+	KUNIT_EXPECT_EQ(test, 65, gp_stats(ctx).pages_cached);
+	KUNIT_EXPECT_EQ(test, 65, gp_scan(ctx, GFP_KERNEL, ULONG_MAX));
+	KUNIT_EXPECT_EQ(test, 0, gp_stats(ctx).blocks);
+	KUNIT_EXPECT_EQ(test, 0, atomic_long_read(&ctx->protected_pages));
+	/* Nothing of it is ours any more. */
+	KUNIT_EXPECT_FALSE(test, grouped_pages_owns(ctx->cache, in_use));
+}
+
+/* A block whose every page a partial break takes is gone, not left empty on a list. */
+static void gp_test_partial_break_empties_block(struct kunit *test)
+{
+	struct gp_ctx *ctx = gp_make_cache(test, gp_plain(), 0);
+	struct page *in_use = gp_get_ok(ctx);
+	struct shrinker *shrinker = grouped_pages_cache_shrinker(ctx->cache);
+	struct grouped_pages_stats s;
+
+	/*
+	 * A page freed between the shrinker's two phases leaves the break phase a
+	 * whole block: run that phase alone on one to take every page of it.
+	 */
+	gp_put(ctx, in_use);
+	KUNIT_ASSERT_EQ(test, 1, gp_stats(ctx).blocks);
+	KUNIT_EXPECT_EQ(test, ctx->block_pages,
+			grouped_pages_break_partial(ctx->cache, GP_NODE, ctx->block_pages));
+	s = gp_stats(ctx);
+	KUNIT_EXPECT_EQ(test, 0, s.blocks);
+	KUNIT_EXPECT_EQ(test, 0, s.pages_cached);
+	KUNIT_EXPECT_EQ(test, 0, atomic_long_read(&ctx->protected_pages));
+	KUNIT_EXPECT_EQ(test, SHRINK_EMPTY,
+			shrinker->count_objects(shrinker, &(struct shrink_control){
+				.gfp_mask = GFP_KERNEL, .nid = GP_NODE }));
+}
+
 static void gp_test_shrink_keeps_reserve(struct kunit *test)
 {
 	struct gp_ctx *ctx = gp_make_cache(test, gp_plain(), 16);
@@ -830,6 +901,27 @@ static void gp_test_no_node_spreads_evenly(struct kunit *test)
 	}
 	for_each_node_state(nid, N_MEMORY)
 		KUNIT_EXPECT_EQ(test, per_node, counts[nid]);
+}
+
+/* A node that cannot refill does not fail NUMA_NO_NODE while another has pages. */
+static void gp_test_no_node_takes_other_node(struct kunit *test)
+{
+	struct gp_ctx *ctx = gp_make_cache(test, gp_plain(), 0);
+	int stocked = next_memory_node(first_memory_node), i;
+	struct page *page;
+
+	if (num_node_state(N_MEMORY) < 2)
+		kunit_skip(test, "needs two nodes with memory");
+	KUNIT_ASSERT_NOT_NULL(test, gp_get(ctx, stocked, GFP_KERNEL));
+	grouped_pages_set_failing_orders(ctx->cache, GENMASK(grouped_pages_block_order(), 0));
+	/* Round robin makes some of these pick a node with nothing cached. */
+	for (i = 0; i < 2 * num_node_state(N_MEMORY); i++) {
+		page = gp_get(ctx, NUMA_NO_NODE, GFP_KERNEL);
+		KUNIT_ASSERT_NOT_NULL(test, page);
+		KUNIT_EXPECT_EQ(test, stocked, page_to_nid(page));
+	}
+	KUNIT_EXPECT_EQ(test, 1, gp_stats(ctx).refills);
+	KUNIT_EXPECT_EQ(test, 0, gp_stats(ctx).alloc_failures);
 }
 
 /* ---- concurrency ---- */
@@ -1087,6 +1179,8 @@ static struct kunit_case gp_test_cases[] = {
 	KUNIT_CASE_PARAM(gp_test_shrink_frees_whole_block, gp_prot_gen_params),
 	KUNIT_CASE(gp_test_shrink_whole_blocks_first),
 	KUNIT_CASE(gp_test_shrink_breaks_partial_when_asked),
+	KUNIT_CASE(gp_test_broken_pages_return_in_new_block),
+	KUNIT_CASE(gp_test_partial_break_empties_block),
 	KUNIT_CASE(gp_test_shrink_keeps_reserve),
 	KUNIT_CASE(gp_test_shrink_nested_alloc_uses_reserve),
 	KUNIT_CASE(gp_test_shrink_count_per_node),
@@ -1101,6 +1195,7 @@ static struct kunit_case gp_test_cases[] = {
 	KUNIT_CASE(gp_test_node_explicit),
 	KUNIT_CASE(gp_test_node_invalid),
 	KUNIT_CASE(gp_test_no_node_spreads_evenly),
+	KUNIT_CASE(gp_test_no_node_takes_other_node),
 	KUNIT_CASE(gp_test_racing_refills_take_one_block),
 	KUNIT_CASE_SLOW(gp_test_stress_alloc_free_shrink),
 #if GP_X86

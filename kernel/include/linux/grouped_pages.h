@@ -96,6 +96,8 @@ void grouped_pages_set_failing_orders(struct grouped_pages_cache *cache,
 				      unsigned long order_mask);
 void grouped_pages_flush_refill(struct grouped_pages_cache *cache);
 unsigned int grouped_pages_block_order(void);
+unsigned long grouped_pages_break_partial(struct grouped_pages_cache *cache, int nid,
+					  unsigned long nr_pages);
 
 #else /* !CONFIG_GROUPED_PAGES */
 
@@ -152,6 +154,12 @@ static inline void grouped_pages_flush_refill(struct grouped_pages_cache *cache)
 }
 
 static inline unsigned int grouped_pages_block_order(void)
+{
+	return 0;
+}
+
+static inline unsigned long grouped_pages_break_partial(struct grouped_pages_cache *cache,
+							int nid, unsigned long nr_pages)
 {
 	return 0;
 }
