@@ -51,6 +51,7 @@ DECLARE_STATIC_KEY_FALSE(pks_pgtables_enabled);
 
 struct page *__pks_pgtable_alloc(gfp_t gfp);
 bool __pks_pgtable_free(struct page *page);
+void pks_pgtable_flush_untag(void);
 void __pks_pgtable_account(enum pks_pgtable_level level, bool allocated);
 void pks_pgtable_read_counts(struct pks_pgtable_counts *counts);
 struct page *pks_direct_map_table_alloc(void);
@@ -95,6 +96,10 @@ static inline void pks_pgtable_account(enum pks_pgtable_level level, bool alloca
 }
 
 static inline void pks_pgtable_read_counts(struct pks_pgtable_counts *counts)
+{
+}
+
+static inline void pks_pgtable_flush_untag(void)
 {
 }
 

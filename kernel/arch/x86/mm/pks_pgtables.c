@@ -45,6 +45,8 @@ static unsigned int pks_dmap_reserve;
 static atomic_long_t pks_pgtable_fallbacks;
 static atomic_long_t pks_dmap_fallbacks;
 static atomic_long_t pks_boot_tables_tagged;
+static atomic_long_t pks_foreign_untagged;
+static atomic_long_t pks_foreign_untag_failures;
 /* Per CPU: counted on every page-table allocation, summed only when read. */
 static DEFINE_PER_CPU(unsigned long [PKS_PGTABLE_LEVELS], pks_tables_allocated);
 static DEFINE_PER_CPU(unsigned long [PKS_PGTABLE_LEVELS], pks_tables_freed);
@@ -148,22 +150,82 @@ struct page *__pks_pgtable_alloc(gfp_t gfp)
 }
 EXPORT_SYMBOL_GPL(__pks_pgtable_alloc);
 
+/*
+ * Tables tagged at boot were never the cache's: freed, such a page must lose
+ * the key before the page allocator hands it to someone else. Changing the
+ * direct map may sleep and page tables are also freed from RCU callbacks, so
+ * the key is taken off later, in process context.
+ */
+static LIST_HEAD(pks_untag_list);
+static DEFINE_SPINLOCK(pks_untag_lock);
+static void pks_untag_fn(struct work_struct *work);
+static DECLARE_WORK(pks_untag_work, pks_untag_fn);
+
+static void pks_untag_fn(struct work_struct *work)
+{
+	struct page *page, *next;
+	unsigned long flags;
+	LIST_HEAD(pages);
+
+	spin_lock_irqsave(&pks_untag_lock, flags);
+	list_splice_init(&pks_untag_list, &pages);
+	spin_unlock_irqrestore(&pks_untag_lock, flags);
+	list_for_each_entry_safe(page, next, &pages, lru) {
+		list_del(&page->lru);
+		if (pks_set_key(page, 1, PKS_KEY_DEFAULT)) {
+			/* Its next owner would find it protected as a page table: keep it. */
+			atomic_long_inc(&pks_foreign_untag_failures);
+			WARN_ONCE(1, "pks_pgtables: leaking pfn %#lx: cannot remove its key\n",
+				  page_to_pfn(page));
+			continue;
+		}
+		atomic_long_inc(&pks_foreign_untagged);
+		__free_page(page);
+	}
+}
+
 /**
- * __pks_pgtable_free() - give a page-table page back to the cache it came from
+ * __pks_pgtable_free() - give a page-table page back to where it came from
  * @page: a page-table page whose last user is gone
  *
- * Return: true if @page came from the page-table cache and was taken back,
- * false if the caller must free it to the page allocator.
+ * Pages of the page-table cache and of the direct-map reserve go back to
+ * their cache; other pages carrying the key (tables tagged at boot) lose it
+ * before they are freed.
+ *
+ * Return: true if @page was taken care of, false if the caller must free it
+ * to the page allocator.
  */
 bool __pks_pgtable_free(struct page *page)
 {
-	if (!grouped_pages_owns(pks_pgtable_cache, page))
+	unsigned long flags;
+
+	if (grouped_pages_owns(pks_pgtable_cache, page)) {
+		memcg_kmem_uncharge_page(page, 0);
+		grouped_pages_free(pks_pgtable_cache, page);
+		return true;
+	}
+	/* A direct-map table freed by CPA's unmap paths. */
+	if (grouped_pages_owns(pks_dmap_cache, page)) {
+		grouped_pages_free(pks_dmap_cache, page);
+		return true;
+	}
+	if (!pks_page_has_pgtable_key(page))
 		return false;
 	memcg_kmem_uncharge_page(page, 0);
-	grouped_pages_free(pks_pgtable_cache, page);
+	spin_lock_irqsave(&pks_untag_lock, flags);
+	list_add_tail(&page->lru, &pks_untag_list);
+	spin_unlock_irqrestore(&pks_untag_lock, flags);
+	queue_work(system_unbound_wq, &pks_untag_work);
 	return true;
 }
 EXPORT_SYMBOL_GPL(__pks_pgtable_free);
+
+/* For the KUnit suite: wait until freed tagged pages have lost the key. */
+void pks_pgtable_flush_untag(void)
+{
+	flush_work(&pks_untag_work);
+}
+EXPORT_SYMBOL_GPL(pks_pgtable_flush_untag);
 
 /**
  * __pks_pgtable_account() - count a page-table page made or freed at one level
@@ -323,10 +385,11 @@ static void pks_walk_mm(struct mm_struct *mm, struct pks_pgtable_walk *walk, boo
 	struct pks_walker w = { .walk = walk, .tag = tag };
 	unsigned int i;
 
-	mmap_read_lock(mm);
+	/* munmap() frees page tables under the read lock: keep it out, as ptdump does. */
+	mmap_write_lock(mm);
 	for (i = first; i < last; i++)
 		pks_walk_pgd_entry(&w, mm->pgd + i);
-	mmap_read_unlock(mm);
+	mmap_write_unlock(mm);
 }
 
 /**
@@ -422,6 +485,9 @@ static int pks_status_show(struct seq_file *m, void *unused)
 		   atomic_long_read(&pks_pgtable_fallbacks), pks_dmap_reserve,
 		   atomic_long_read(&pks_dmap_fallbacks));
 	seq_printf(m, "boot_tables_tagged %ld\n", atomic_long_read(&pks_boot_tables_tagged));
+	seq_printf(m, "freed_tables_untagged %ld\nuntag_failures %ld\n",
+		   atomic_long_read(&pks_foreign_untagged),
+		   atomic_long_read(&pks_foreign_untag_failures));
 	/* Userspace cannot see whether P4D tables exist: four-level paging folds them. */
 	seq_printf(m, "paging_levels %d\n", pgtable_l5_enabled() ? 5 : 4);
 	return 0;

@@ -19,6 +19,7 @@
 
 #include <asm/msr.h>
 #include <asm/pks.h>
+#include <asm/set_memory.h>
 #include <asm/tlbflush.h>
 
 static bool pks_on(void)
@@ -240,6 +241,85 @@ static void pks_test_user_tables_tagged_and_returned(struct kunit *test)
 	KUNIT_EXPECT_LE(test, pks_in_use(false), before);
 }
 
+static void pks_shrink_all(struct grouped_pages_cache *cache)
+{
+	struct shrinker *shrinker = grouped_pages_cache_shrinker(cache);
+	int nid;
+
+	for_each_node_state(nid, N_MEMORY) {
+		struct shrink_control sc = {
+			.gfp_mask = GFP_KERNEL, .nid = nid, .nr_to_scan = ULONG_MAX,
+		};
+
+		shrinker->scan_objects(shrinker, &sc);
+	}
+}
+
+/* One table of every level; a table carries the key exactly when it is the cache's. */
+static void pks_alloc_every_level(struct kunit *test, const char *when)
+{
+	struct grouped_pages_cache *cache = pks_pgtables_cache(false);
+	struct page *tables[5];
+	unsigned int nr = 0, i;
+	pgtable_t user_pte;
+	void *table;
+
+	table = pte_alloc_one_kernel(&init_mm);
+	tables[nr++] = table ? virt_to_page(table) : NULL;
+	user_pte = pte_alloc_one(&init_mm);
+	tables[nr++] = user_pte;
+	table = pmd_alloc_one(&init_mm, 0);
+	tables[nr++] = table ? virt_to_page(table) : NULL;
+	table = pud_alloc_one(&init_mm, 0);
+	tables[nr++] = table ? virt_to_page(table) : NULL;
+	if (pgtable_l5_enabled()) {
+		table = p4d_alloc_one(&init_mm, 0);
+		tables[nr++] = table ? virt_to_page(table) : NULL;
+	}
+	for (i = 0; i < nr; i++) {
+		KUNIT_EXPECT_NOT_NULL_MSG(test, tables[i], "%s: level %u table", when, i);
+		if (tables[i])
+			KUNIT_EXPECT_EQ_MSG(test, grouped_pages_owns(cache, tables[i]),
+					    pks_page_has_pgtable_key(tables[i]),
+					    "%s: level %u table", when, i);
+	}
+	if (tables[0])
+		pte_free_kernel(&init_mm, page_address(tables[0]));
+	if (tables[1])
+		pte_free(&init_mm, tables[1]);
+	if (tables[2])
+		pmd_free(&init_mm, page_address(tables[2]));
+	if (tables[3])
+		pud_free(&init_mm, page_address(tables[3]));
+	if (nr > 4 && tables[4])
+		p4d_free(&init_mm, page_address(tables[4]));
+}
+
+/*
+ * Memory pressure: the shrinker took all but the reserve. Every level still
+ * gets a table, from a refilled block; and with no block to be had at all,
+ * an untagged one from the page allocator, the reserve left to atomic callers.
+ */
+static void pks_test_every_level_under_pressure(struct kunit *test)
+{
+	struct grouped_pages_cache *cache = pks_pgtables_cache(false);
+	struct grouped_pages_stats s;
+	unsigned long refills;
+
+	pks_require(test);
+	pks_shrink_all(cache);
+	grouped_pages_get_stats(cache, &s);
+	refills = s.refills;
+	pks_alloc_every_level(test, "after shrinking");
+	grouped_pages_get_stats(cache, &s);
+	KUNIT_EXPECT_GT(test, s.refills, refills);
+
+	pks_shrink_all(cache);
+	grouped_pages_set_failing_orders(cache, GENMASK(grouped_pages_block_order(), 0));
+	pks_alloc_every_level(test, "with no block to be had");
+	grouped_pages_set_failing_orders(cache, 0);
+}
+
 static void pks_test_atomic_alloc(struct kunit *test)
 {
 	struct ptdesc *ptdesc;
@@ -263,7 +343,7 @@ static void pks_test_fallback_split_uses_reserve(struct kunit *test)
 	struct grouped_pages_cache *cache = pks_pgtables_cache(false);
 	struct grouped_pages_stats s;
 	struct ptdesc **pages;
-	unsigned long refills, dmap_before;
+	unsigned long refills;
 	unsigned int n = 0, level, i;
 	pmd_t *pmd;
 
@@ -272,7 +352,6 @@ static void pks_test_fallback_split_uses_reserve(struct kunit *test)
 	KUNIT_ASSERT_NOT_NULL(test, pages);
 	grouped_pages_get_stats(cache, &s);
 	refills = s.refills;
-	dmap_before = pks_in_use(true);
 	grouped_pages_set_failing_orders(cache, GENMASK(grouped_pages_block_order(), 1));
 	while (n < 1024) {
 		pages[n] = pagetable_alloc(GFP_KERNEL, 0);
@@ -294,9 +373,63 @@ static void pks_test_fallback_split_uses_reserve(struct kunit *test)
 		KUNIT_ASSERT_NOT_NULL(test, pmd);
 		KUNIT_EXPECT_TRUE(test, pks_page_has_pgtable_key(pmd_page(*pmd)));
 	}
-	KUNIT_EXPECT_GE(test, pks_in_use(true), dmap_before);
 	for (i = 0; i < n; i++)
 		pagetable_free(pages[i]);
+}
+
+/*
+ * Tagging one page of a block mapped at 2M splits the mapping: the new PTE
+ * table comes from the direct-map reserve and carries the key itself.
+ */
+static void pks_test_split_takes_table_from_reserve(struct kunit *test)
+{
+	struct grouped_pages_cache *dmap = pks_pgtables_cache(true);
+	struct page *block, *tagged;
+	unsigned long dmap_before;
+	unsigned int level;
+	pmd_t *pmd;
+
+	pks_require(test);
+	block = alloc_pages(GFP_KERNEL | __GFP_NOWARN, PMD_ORDER);
+	KUNIT_ASSERT_NOT_NULL(test, block);
+	KUNIT_ASSERT_NOT_NULL(test, lookup_address((unsigned long)page_address(block), &level));
+	if (level == PG_LEVEL_4K) {
+		__free_pages(block, PMD_ORDER);
+		kunit_skip(test, "no 2M block mapped large is left to split");
+	}
+	tagged = block + 5;
+	dmap_before = pks_in_use(true);
+	KUNIT_ASSERT_EQ(test, 0, set_memory_pkey((unsigned long)page_address(tagged), 1,
+						 PKS_KEY_PGTABLES));
+	KUNIT_EXPECT_TRUE(test, pks_page_has_pgtable_key(tagged));
+	KUNIT_EXPECT_FALSE(test, pks_page_has_pgtable_key(block));
+	KUNIT_EXPECT_NOT_NULL(test, lookup_address((unsigned long)page_address(tagged), &level));
+	KUNIT_EXPECT_EQ(test, PG_LEVEL_4K, level);
+	pmd = lookup_pmd_address((unsigned long)page_address(tagged));
+	KUNIT_ASSERT_NOT_NULL(test, pmd);
+	KUNIT_EXPECT_TRUE(test, grouped_pages_owns(dmap, pmd_page(*pmd)));
+	KUNIT_EXPECT_TRUE(test, pks_page_has_pgtable_key(pmd_page(*pmd)));
+	KUNIT_EXPECT_GT(test, pks_in_use(true), dmap_before);
+	KUNIT_EXPECT_EQ(test, 0, set_memory_pkey((unsigned long)page_address(tagged), 1,
+						 PKS_KEY_DEFAULT));
+	__free_pages(block, PMD_ORDER);
+}
+
+/* A table tagged outside the cache (as at boot) loses the key when it is freed. */
+static void pks_test_freed_foreign_table_loses_key(struct kunit *test)
+{
+	struct page *page = alloc_page(GFP_KERNEL | __GFP_ZERO);
+
+	pks_require(test);
+	KUNIT_ASSERT_NOT_NULL(test, page);
+	KUNIT_ASSERT_EQ(test, 0, set_memory_pkey((unsigned long)page_address(page), 1,
+						 PKS_KEY_PGTABLES));
+	KUNIT_ASSERT_TRUE(test, pks_page_has_pgtable_key(page));
+	KUNIT_EXPECT_FALSE(test, grouped_pages_owns(pks_pgtables_cache(false), page));
+	pagetable_free(page_ptdesc(page));
+	pks_pgtable_flush_untag();
+	/* The page is free now; its direct-map entry can still be read. */
+	KUNIT_EXPECT_FALSE(test, pks_page_has_pgtable_key(page));
 }
 
 static void pks_test_reserve_refills(struct kunit *test)
@@ -389,8 +522,12 @@ static struct kunit_case pks_test_cases[] = {
 	KUNIT_CASE(pks_test_user_tables_tagged_and_returned),
 	KUNIT_CASE(pks_test_atomic_alloc),
 	KUNIT_CASE(pks_test_fallback_split_uses_reserve),
+	KUNIT_CASE(pks_test_split_takes_table_from_reserve),
+	KUNIT_CASE(pks_test_freed_foreign_table_loses_key),
 	KUNIT_CASE(pks_test_reserve_refills),
 	KUNIT_CASE(pks_test_write_disable_faults),
+	/* Last: its shrinking leaves 4K-mapped holes where later cases want 2M blocks. */
+	KUNIT_CASE(pks_test_every_level_under_pressure),
 	KUNIT_CASE(pks_test_fallback_without_pks),
 	{}
 };
