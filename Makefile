@@ -24,7 +24,7 @@ MEMORY     ?= 1024
 
 help:
 	@echo 'make kunit     run our KUnit suites with kunit.py (ARCH=um|x86_64|i386, CONFIG=...)'
-	@echo 'make test      the harness tests (pytest) and the KUnit suites'
+	@echo 'make test      everything CI runs: pytest, shellcheck, checkpatch, KUnit (um, x86_64 max and qemu64), selftests'
 	@echo 'make selftests boot the patched kernel in QEMU and run the kselftest stress tests'
 	@echo 'make matrix    the CI matrix of KUnit runs (ci/matrix) with GNU parallel'
 	@echo 'make tree      prepare the kernel tree (base + kernel/ + kunit/ + kernel/patches/)'

@@ -66,6 +66,7 @@ reboot -f
 # The selftests provoke no warning, so here a WARNING is a problem too.
 KERNEL_PROBLEM = re.compile(KERNEL_REPORT.pattern + r'|WARNING:')
 TAP_RESULT = re.compile(r'^(not ok|ok) (\d+) (\S+)(.*)$')
+TAP_PLAN = re.compile(r'^1\.\.(\d+)$', re.MULTILINE)
 
 
 @dataclass
@@ -96,9 +97,17 @@ def _make(req: SelftestRequest, *targets: str, log: Path) -> None:
         out.write('$ ' + ' '.join(cmd) + '\n')
         out.flush()
         if subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT).returncode != 0:
-            tail = log.read_text(errors='replace').splitlines()[-15:]
-            raise HarnessError('selftest kernel build failed (make ' + ' '.join(targets) +
-                               f'); last lines of {log}:\n' + '\n'.join(tail))
+            raise HarnessError(f'selftest kernel build failed (make {" ".join(targets)}): '
+                               f'{first_error(log.read_text(errors="replace"))} (log: {log})')
+
+
+def first_error(output: str) -> str:
+    """The line that says what went wrong in compiler or make output."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    for line in lines:
+        if re.search(r'\berror\b', line, re.IGNORECASE):
+            return line
+    return lines[-1] if lines else 'no output'
 
 
 def build_kernel(req: SelftestRequest, log: Path) -> Path:
@@ -131,7 +140,7 @@ def build_initramfs(req: SelftestRequest) -> Path:
                            '-idirafter', str(req.tree.path / 'include/uapi'),
                            str(source), '-o', str(binary)], capture_output=True, text=True)
     if proc.returncode != 0:
-        raise HarnessError(f'cannot build {source.name}:\n{proc.stderr.strip()}')
+        raise HarnessError(f'cannot build {source.name}: {first_error(proc.stderr)}')
     busybox = Path('/bin/busybox')
     if not busybox.is_file():
         raise HarnessError('/bin/busybox missing: run `make deps` (busybox-static)', 2)
@@ -140,15 +149,23 @@ def build_initramfs(req: SelftestRequest) -> Path:
         for sub in ('bin', 'proc', 'sys', 'dev', 'tmp'):
             (root / sub).mkdir()
         # The kernel opens /dev/console for init before devtmpfs is mounted.
-        os.mknod(root / 'dev/console', 0o600 | stat.S_IFCHR, os.makedev(5, 1))
+        try:
+            os.mknod(root / 'dev/console', 0o600 | stat.S_IFCHR, os.makedev(5, 1))
+        except PermissionError as err:
+            raise HarnessError('the initramfs needs a /dev/console device node, and creating '
+                               'one needs root: run `make selftests` as root') from err
         shutil.copy2(busybox, root / 'bin/busybox')
         shutil.copy2(binary, root / 'gp_stress')
         (root / 'init').write_text(INIT_SCRIPT)
         (root / 'init').chmod(0o755)
         files = subprocess.run(['find', '.', '-print0'], cwd=root, capture_output=True,
                                check=True).stdout
-        cpio = subprocess.run(['cpio', '--null', '-o', '-H', 'newc', '--quiet'], cwd=root,
-                              input=files, capture_output=True, check=True).stdout
+        packed = subprocess.run(['cpio', '--null', '-o', '-H', 'newc', '--quiet'], cwd=root,
+                                input=files, capture_output=True)
+        if packed.returncode != 0:
+            raise HarnessError('cpio could not pack the initramfs: ' +
+                               first_error(packed.stderr.decode(errors='replace')))
+        cpio = packed.stdout
     image = out_dir / 'initramfs.cpio.gz'
     write_atomic(image, gzip.compress(cpio, compresslevel=1))
     return image
@@ -228,8 +245,14 @@ def judge(console: str, timed_out: bool, timeout: int) -> Verdict:
         problems.append('the tests did not finish (crash, panic or hang before the end)')
     elif exit_line.group(1) != '0' and not failed:
         problems.append(f'gp_stress exited with {exit_line.group(1)}')
-    if passed + failed + skipped == 0:
+    results = passed + failed + skipped
+    if results == 0:
         problems.append('no test result in the console')
+    plan = TAP_PLAN.search(console)
+    if not plan:
+        problems.append('no TAP plan (1..N) in the console')
+    elif int(plan.group(1)) != results:
+        problems.append(f'{results} test results for a plan of {plan.group(1)}')
     return Verdict(passed, failed, skipped, problems)
 
 

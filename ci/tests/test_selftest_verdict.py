@@ -1,5 +1,5 @@
 """How a QEMU console becomes a verdict: TAP results, kernel problems, hangs."""
-from gptool.selftest_run import judge
+from gptool.selftest_run import first_error, judge
 
 GOOD = """\
 [    1.0] Run /init as init process
@@ -55,3 +55,20 @@ def test_skip_is_reported_not_passed() -> None:
 
 def test_empty_console_is_a_failure() -> None:
     assert judge('', False, 60).problems
+
+
+def test_missing_result_is_a_failure_even_with_the_exit_marker() -> None:
+    console = GOOD.replace('ok 2 gp.shrinker_races\n', '')
+    verdict = judge(console, False, 60)
+    assert verdict.passed == 1
+    assert '1 test results for a plan of 2' in verdict.problems
+
+
+def test_missing_plan_is_a_failure() -> None:
+    assert 'no TAP plan (1..N) in the console' in judge(GOOD.replace('1..2\n', ''), False, 60).problems
+
+
+def test_first_error_names_the_failing_line() -> None:
+    output = 'CC mm/x.o\nmm/x.c:3:1: error: expected ;\nmake: *** [x] Error 1\n'
+    assert first_error(output) == 'mm/x.c:3:1: error: expected ;'
+    assert first_error('') == 'no output'
