@@ -2,7 +2,8 @@
 # Show that the kselftests catch a planted bug. Copies the working tree, applies
 # ci/planted-bugs/NAME.patch to the copy, runs `make selftests` there and passes
 # only if the test named in the patch's "Expected:" line fails (or was running
-# when the kernel died). The bug never touches this checkout.
+# when the kernel died). The bug never touches this checkout, and the shared
+# prepared kernel tree gets this checkout's code back when the script ends.
 #   usage: ci/planted-bug.sh NAME     (NAME: a file in ci/planted-bugs/ without .patch)
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -20,7 +21,13 @@ if [[ -z $expected ]]; then
 fi
 
 copy=$(mktemp -d)
-trap 'rm -rf "$copy"' EXIT
+# The copy shares $GP_WORK's prepared tree: give it back our code afterwards, so
+# kunit.py run by hand on that tree does not build the bug.
+restore() {
+	rm -rf "$copy"
+	make -C "$repo" --no-print-directory tree >/dev/null
+}
+trap restore EXIT
 rsync -a --exclude=.git --exclude=results "$repo/" "$copy/"
 patch -d "$copy" -p1 --quiet < "$patch"
 

@@ -74,6 +74,9 @@ static long gp_test_alloc(struct gp_test_alloc __user *uarg)
 			break;
 		}
 	}
+	/* A caller that cannot learn the handles could never free the pages. */
+	if (!err && copy_to_user(uarg, &arg, sizeof(arg)))
+		err = -EFAULT;
 	if (err) {
 		/* All or nothing: give back what this request got. */
 		while (i--)
@@ -81,7 +84,7 @@ static long gp_test_alloc(struct gp_test_alloc __user *uarg)
 		atomic_long_sub(arg.count, &gp_test_live);
 		return err;
 	}
-	return copy_to_user(uarg, &arg, sizeof(arg)) ? -EFAULT : 0;
+	return 0;
 }
 
 static long gp_test_free(struct gp_test_free __user *uarg)

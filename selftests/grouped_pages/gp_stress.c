@@ -188,6 +188,8 @@ TEST_F(gp, bad_requests_are_refused)
 	struct gp_test_alloc a = { .count = GP_TEST_MAX_BATCH + 1 };
 	struct gp_test_free f = { .first = 1ULL << 60, .count = 1 };
 	struct gp_test_shrink s = { .nr_to_scan = 0 };
+	struct gp_test_alloc *readonly;
+	struct gp_test_stats stats;
 
 	EXPECT_EQ(-1, ioctl(self->fd, GP_TEST_ALLOC, &a));
 	EXPECT_EQ(EINVAL, errno);
@@ -202,6 +204,18 @@ TEST_F(gp, bad_requests_are_refused)
 	EXPECT_EQ(ENOTTY, errno);
 	EXPECT_EQ(-1, ioctl(self->fd, GP_TEST_STATS, (void *)16));
 	EXPECT_EQ(EFAULT, errno);
+
+	/* A request that cannot be answered takes nothing: its handles would be lost. */
+	readonly = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, readonly);
+	*readonly = (struct gp_test_alloc){ .count = 8 };
+	ASSERT_EQ(0, mprotect(readonly, PAGE, PROT_READ));
+	EXPECT_EQ(-1, ioctl(self->fd, GP_TEST_ALLOC, readonly));
+	EXPECT_EQ(EFAULT, errno);
+	ASSERT_EQ(0, gp_stats(self->fd, &stats));
+	EXPECT_EQ(0, stats.pages_in_use);
+	EXPECT_EQ(0, stats.handles_live);
+	munmap(readonly, PAGE);
 }
 
 /* Allocate and touch @bytes of anonymous memory; exit 0 if all of it was had. */

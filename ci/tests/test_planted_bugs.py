@@ -1,0 +1,32 @@
+"""The planted bugs must keep applying to the code they break, and name a real test.
+
+ci/planted-bug.sh shows that each bug fails the test its patch names; that takes a
+kernel build, so `make test` at least checks here that the script could still run.
+"""
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+PATCHES = sorted((REPO / 'ci/planted-bugs').glob('*.patch'))
+SELFTEST = REPO / 'selftests/grouped_pages/gp_stress.c'
+
+
+def test_there_are_planted_bugs() -> None:
+    assert PATCHES
+
+
+@pytest.mark.parametrize('patch', PATCHES, ids=lambda p: p.stem)
+def test_planted_bug_applies_to_the_current_code(patch: Path) -> None:
+    check = subprocess.run(['patch', '--dry-run', '-p1', '--force', '-F0', '-d', str(REPO),
+                            '-i', str(patch)], capture_output=True, text=True)
+    assert check.returncode == 0, f'{patch.name} no longer applies:\n{check.stdout}'
+
+
+@pytest.mark.parametrize('patch', PATCHES, ids=lambda p: p.stem)
+def test_planted_bug_names_an_existing_test(patch: Path) -> None:
+    expected = re.search(r'Expected: selftests gp\.(\w+) fails', patch.read_text())
+    assert expected, f'{patch.name} has no "Expected: selftests gp.NAME fails" line'
+    assert re.search(rf'TEST_F(_TIMEOUT)?\(gp, {expected.group(1)}\b', SELFTEST.read_text())
