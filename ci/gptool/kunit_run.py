@@ -23,11 +23,16 @@ from .tree import Tree
 ARCHES = ('um', 'x86_64', 'i386')
 KCONFIG_MISMATCH = 'Not all Kconfig options selected in kunitconfig were in the generated .config'
 SUMMARY = re.compile(r'Testing complete\. Ran (\d+) tests: (.*)$')
-# Reports that mean the kernel went wrong even when every case passed. WARNING alone
-# is not one: the suites provoke warnings on purpose (foreign frees, busy destroy).
+# Reports that mean the kernel went wrong even when every case passed.
 KERNEL_REPORT = re.compile(r'BUG:|Oops|Kernel panic|possible circular locking|inconsistent lock state'
                            r'|possible recursive locking|suspicious RCU usage|UBSAN:|KASAN:'
                            r'|general protection fault')
+# A WARN is one too, except those the suites provoke on purpose, known by their
+# message (printed just before the WARNING line on x86, just after it on UML), and
+# the one UML prints at every boot under kunit.py, which has no virtio PCI device.
+WARNING = re.compile(r'WARNING: CPU: \d+ PID: \d+ at ')
+PROVOKED_WARNING = re.compile(r'grouped_pages: \S+: (refusing to free pfn|not destroyed, \d+ pages in use)')
+UML_BOOT_WARNING = re.compile(r' at arch/um/drivers/virt-pci\.c:')
 
 
 def cached_compiler() -> str:
@@ -42,10 +47,15 @@ def base_meta(tree: Tree) -> dict[str, str]:
 
 
 def kernel_report(raw_log: str) -> str | None:
-    """The first line of the kernel log that reports a kernel bug, if any."""
-    for line in raw_log.splitlines():
+    """The first line of the kernel log that reports a kernel bug or an unprovoked WARN."""
+    lines = raw_log.splitlines()
+    for i, line in enumerate(lines):
         if KERNEL_REPORT.search(line):
             return line.strip()
+        if WARNING.search(line) and not UML_BOOT_WARNING.search(line) and \
+                not any(PROVOKED_WARNING.search(near) for near in lines[max(i - 1, 0):i + 2]):
+            message = lines[i - 1].strip() if i else ''
+            return line.strip() + (f' ({message})' if message and 'cut here' not in message else '')
     return None
 
 

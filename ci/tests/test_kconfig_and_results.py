@@ -96,6 +96,7 @@ def test_dependencies_come_from_the_arch_being_built(kernel_git: Path, repo_copy
 
 def test_kernel_reports_fail_a_run_whose_cases_passed() -> None:
     log = ('    ok 3 gp_test_double_free\n'
+           'grouped_pages: gp_test_double_free: refusing to free pfn 0x25ff: double free\n'
            'WARNING: CPU: 0 PID: 134 at mm/grouped_pages.c:365 grouped_pages_free+0x16d/0x1b0\n')
     assert kunit_run.kernel_report(log) is None
     lockdep = log + '[   3.1] WARNING: possible circular locking dependency detected\n'
@@ -116,3 +117,16 @@ def test_diagnose_names_hang_crash_and_build_failure(tmp_path: Path) -> None:
     assert 'kernel build failed' in kunit_run.diagnose(req, build, 1)
     usage = 'kunit.py: error: unrecognized arguments: --filter_glob=x\n'
     assert 'rejected its arguments: unrecognized arguments' in kunit_run.diagnose(req, usage, 2)
+
+
+def test_only_provoked_warnings_pass() -> None:
+    uml = ('------------[ cut here ]------------\n'
+           'WARNING: CPU: 0 PID: 1 at arch/um/drivers/virt-pci.c:1005 um_pci_init+0xc7/0xd4\n'
+           'WARNING: CPU: 0 PID: 97 at mm/grouped_pages.c:867 grouped_pages_cache_destroy+0x1\n'
+           'grouped_pages: gp_test_destroy_busy_refused: not destroyed, 1 pages in use\n')
+    assert kunit_run.kernel_report(uml) is None
+    leak = ('grouped_pages: gp_test_stress_alloc_free_shrink: 5 blocks could not be reset\n'
+            'WARNING: CPU: 1 PID: 180 at mm/grouped_pages.c:815 grouped_pages_cache_destroy+0x16c\n')
+    report = str(kunit_run.kernel_report(leak))
+    assert report.startswith('WARNING: CPU: 1 PID: 180 at mm/grouped_pages.c:815')
+    assert '5 blocks could not be reset' in report
