@@ -17,6 +17,8 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -378,8 +380,11 @@ TEST_F_TIMEOUT(gp, shrinker_races, 120)
 	EXPECT_EQ(0, s.pages_in_use);
 }
 
-/* Page tables at every level: sparse mappings far apart, then fork and exec. */
-static void pgtable_storm(void)
+/*
+ * Page tables at every level: 512 pages 2M apart in 8 regions far apart, each
+ * unmapped again (freeing its tables) unless @keep.
+ */
+static void pgtable_storm(bool keep)
 {
 	static const unsigned long spread = 1UL << 39;	/* one PGD entry with 4 levels */
 	unsigned long i, j;
@@ -393,7 +398,8 @@ static void pgtable_storm(void)
 			if (p == MAP_FAILED)
 				continue;
 			*p = 1;
-			munmap(p, PAGE);
+			if (!keep)
+				munmap(p, PAGE);
 		}
 	}
 }
@@ -440,7 +446,7 @@ TEST_F_TIMEOUT(gp, pks_pgtables, 180)
 		pid = fork();
 		ASSERT_LE(0, pid);
 		if (pid == 0) {
-			pgtable_storm();
+			pgtable_storm(false);
 			execl("/bin/true", "true", (char *)NULL);
 			_exit(127);
 		}
@@ -472,6 +478,92 @@ TEST_F_TIMEOUT(gp, pks_pgtables, 180)
 			       freed_before[level], freed_after[level]);
 	}
 	EXPECT_EQ(fallbacks, read_field(PKS_STATUS, "pgtable_fallbacks"));
+}
+
+#define CGROUP_ROOT	"/sys/fs/cgroup"
+#define PGT_CGROUP	CGROUP_ROOT "/gp_pgtables"
+
+static int write_str(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY);
+	ssize_t done;
+
+	if (fd < 0)
+		return -1;
+	done = write(fd, text, strlen(text));
+	close(fd);
+	return done == (ssize_t)strlen(text) ? 0 : -1;
+}
+
+/* cgroup v2 with the memory controller enabled for children; false if unavailable. */
+static bool memcg_ready(void)
+{
+	char path[] = CGROUP_ROOT "/cgroup.controllers";
+
+	if (access(path, F_OK) && mount("none", CGROUP_ROOT, "cgroup2", 0, NULL))
+		return false;
+	if (write_str(CGROUP_ROOT "/cgroup.subtree_control", "+memory"))
+		return false;
+	return !mkdir(PGT_CGROUP, 0755) || errno == EEXIST;
+}
+
+/*
+ * Page tables from the cache are charged to the memcg of the task that made
+ * them and counted in NR_PAGETABLE, and both charges go when the task exits.
+ */
+TEST_F_TIMEOUT(gp, pks_pgtables_memcg_accounting, 120)
+{
+	long long node_before, node_during, memcg_during, memcg_after = -1, cache_before;
+	int ready[2], release[2], status, tries;
+	char byte = 0;
+	pid_t pid;
+
+	if (read_field(PKS_WALK, "untagged") < 0)
+		SKIP(return, "no %s: CONFIG_PKS_PG_TABLES off or the CPU lacks PKS", PKS_WALK);
+	if (!memcg_ready())
+		SKIP(return, "no cgroup v2 memory controller: %s", strerror(errno));
+	node_before = read_field("/proc/vmstat", "nr_page_table_pages");
+	cache_before = pks_in_use();
+	ASSERT_EQ(0, pipe(ready));
+	ASSERT_EQ(0, pipe(release));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		if (write_str(PGT_CGROUP "/cgroup.procs", "0"))
+			_exit(1);
+		pgtable_storm(true);
+		if (write(ready[1], &byte, 1) != 1 || read(release[0], &byte, 1) != 1)
+			_exit(2);
+		_exit(0);
+	}
+	ASSERT_EQ(1, read(ready[0], &byte, 1));
+	node_during = read_field("/proc/vmstat", "nr_page_table_pages");
+	memcg_during = read_field(PGT_CGROUP "/memory.stat", "pagetables");
+	/*
+	 * 512 pages 2M apart need 512 PTE tables at least. The vmstat and memcg
+	 * counters are batched per CPU, hence their margin; the cache's is exact.
+	 */
+	EXPECT_LE(384 * PAGE, memcg_during);
+	EXPECT_LE(node_before + 384, node_during);
+	EXPECT_LE(cache_before + 512, pks_in_use());
+	EXPECT_EQ(0, read_field(PKS_WALK, "untagged"));
+	ASSERT_EQ(1, write(release[1], &byte, 1));
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	/* Tables freed through the mmu_gather go after an RCU grace period. */
+	for (tries = 0; tries < 50; tries++) {
+		memcg_after = read_field(PGT_CGROUP "/memory.stat", "pagetables");
+		if (memcg_after == 0)
+			break;
+		usleep(100 * 1000);
+	}
+	EXPECT_EQ(0, memcg_after);
+	EXPECT_GT(node_before + 128, read_field("/proc/vmstat", "nr_page_table_pages"));
+	close(ready[0]);
+	close(ready[1]);
+	close(release[0]);
+	close(release[1]);
+	rmdir(PGT_CGROUP);
 }
 
 TEST_HARNESS_MAIN
