@@ -105,7 +105,7 @@ def first_error(output: str) -> str:
     """The line that says what went wrong in compiler or make output."""
     lines = [line.strip() for line in output.splitlines() if line.strip()]
     for line in lines:
-        if re.search(r'\berror\b', line, re.IGNORECASE):
+        if re.search(r'\berror:|\*\*\* .*Error \d+', line, re.IGNORECASE):
             return line
     return lines[-1] if lines else 'no output'
 

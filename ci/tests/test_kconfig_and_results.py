@@ -130,3 +130,11 @@ def test_only_provoked_warnings_pass() -> None:
     report = str(kunit_run.kernel_report(leak))
     assert report.startswith('WARNING: CPU: 1 PID: 180 at mm/grouped_pages.c:815')
     assert '5 blocks could not be reset' in report
+
+
+def test_a_bad_free_outside_the_test_caches_is_real() -> None:
+    log = ('grouped_pages: pks_pgtables: refusing to free pfn 0x1234: double free\n'
+           'WARNING: CPU: 0 PID: 1 at mm/grouped_pages.c:443 gp_bad_free+0x40/0x50\n')
+    assert str(kunit_run.kernel_report(log)).startswith('WARNING: CPU: 0 PID: 1')
+    lockdep = 'WARNING: bad unlock balance detected!\n'
+    assert kunit_run.kernel_report(lockdep) == 'WARNING: bad unlock balance detected!'

@@ -69,6 +69,7 @@ def test_missing_plan_is_a_failure() -> None:
 
 
 def test_first_error_names_the_failing_line() -> None:
-    output = 'CC mm/x.o\nmm/x.c:3:1: error: expected ;\nmake: *** [x] Error 1\n'
+    output = ('CC lib/error-inject.o\nmm/x.c:3:1: error: expected ;\n'
+              'make: *** [x] Error 1\n')
     assert first_error(output) == 'mm/x.c:3:1: error: expected ;'
     assert first_error('') == 'no output'

@@ -48,7 +48,7 @@ static long gp_test_alloc(struct gp_test_alloc __user *uarg)
 {
 	struct gp_test_alloc arg;
 	gfp_t gfp;
-	u32 i;
+	u32 i, stored;
 	int err = 0;
 
 	if (copy_from_user(&arg, uarg, sizeof(arg)))
@@ -78,10 +78,21 @@ static long gp_test_alloc(struct gp_test_alloc __user *uarg)
 	if (!err && copy_to_user(uarg, &arg, sizeof(arg)))
 		err = -EFAULT;
 	if (err) {
-		/* All or nothing: give back what this request got. */
-		while (i--)
-			grouped_pages_free(gp_test_cache, xa_erase(&gp_test_pages, arg.first + i));
-		atomic_long_sub(arg.count, &gp_test_live);
+		/*
+		 * All or nothing: give back what this request got. Once stored, a
+		 * handle may already have been freed by a racing GP_TEST_FREE.
+		 */
+		stored = i;
+		while (i--) {
+			struct page *page = xa_erase(&gp_test_pages, arg.first + i);
+
+			if (!page)
+				continue;
+			grouped_pages_free(gp_test_cache, page);
+			atomic_long_dec(&gp_test_live);
+		}
+		/* The pages never stored were counted in advance too. */
+		atomic_long_sub(arg.count - stored, &gp_test_live);
 		return err;
 	}
 	return 0;

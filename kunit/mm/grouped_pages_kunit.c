@@ -630,20 +630,32 @@ static void gp_test_shrink_breaks_partial_when_asked(struct kunit *test)
 static void gp_test_broken_pages_return_in_new_block(struct kunit *test)
 {
 	struct gp_ctx *ctx = gp_make_cache(test, gp_plain(), 0);
-	struct page *in_use = gp_get_ok(ctx), *page;
-	unsigned long base = ctx->last_apply_pfn;
-	unsigned int i, returned = 0;
+	struct page *in_use = gp_get_ok(ctx), *page, *again[64];
+	unsigned long base = ctx->last_apply_pfn, freed;
+	unsigned int i, got, returned = 0;
 
-	KUNIT_ASSERT_EQ(test, ctx->block_pages - 1, gp_scan(ctx, GFP_KERNEL, ctx->block_pages));
-	KUNIT_ASSERT_EQ(test, 0, gp_stats(ctx).pages_cached);
+	/* The per-CPU free lists that hand the freed pages back are this CPU's. */
+	migrate_disable();
+	freed = gp_scan(ctx, GFP_KERNEL, ctx->block_pages);
 	/* Order-0 refills: the page allocator hands out the pages freed last first. */
 	grouped_pages_set_failing_orders(ctx->cache, GENMASK(grouped_pages_block_order(), 1));
 	for (i = 0; i < 64; i++) {
-		page = gp_get_ok(ctx);
+		again[i] = grouped_pages_alloc(ctx->cache, GP_NODE, GFP_KERNEL);
+		if (!again[i])
+			break;
+	}
+	migrate_enable();
+	got = i;
+	for (i = 0; i < got; i++) {
+		page = again[i];
+		/* Tracked, so that teardown gives them back whatever fails below. */
+		ctx->pages[ctx->nr_pages++] = page;
 		if (gp_in_block(page_to_pfn(page), base, ctx->block_pages))
 			returned++;
 		KUNIT_EXPECT_TRUE(test, grouped_pages_owns(ctx->cache, page));
 	}
+	KUNIT_ASSERT_EQ(test, ctx->block_pages - 1, freed);
+	KUNIT_ASSERT_EQ(test, 64, got);
 	KUNIT_EXPECT_GT_MSG(test, returned, 0, "no freed page came back: case not exercised");
 	gp_put(ctx, in_use);
 	while (ctx->nr_pages)

@@ -469,11 +469,14 @@ TEST_F_TIMEOUT(gp, pks_pgtables, 180)
 	pks_read_levels("allocated", alloc_after);
 	pks_read_levels("freed", freed_after);
 	for (level = 0; level < levels; level++) {
+		/* Every storm region shares one PGD entry: P4D tables are one per mm. */
+		long long least = strcmp(pks_levels[level], "p4d") ? 80 : 40;
+
 		ASSERT_LE(0, alloc_before[level]);
-		EXPECT_LE(alloc_before[level] + 80, alloc_after[level])
+		EXPECT_LE(alloc_before[level] + least, alloc_after[level])
 			TH_LOG("%s tables allocated: %lld then %lld", pks_levels[level],
 			       alloc_before[level], alloc_after[level]);
-		EXPECT_LE(freed_before[level] + 80, freed_after[level])
+		EXPECT_LE(freed_before[level] + least, freed_after[level])
 			TH_LOG("%s tables freed: %lld then %lld", pks_levels[level],
 			       freed_before[level], freed_after[level]);
 	}

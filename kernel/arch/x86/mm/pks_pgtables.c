@@ -209,7 +209,8 @@ bool __pks_pgtable_free(struct page *page)
 		grouped_pages_free(pks_dmap_cache, page);
 		return true;
 	}
-	if (!pks_page_has_pgtable_key(page))
+	/* The deferred untagging handles single pages, as every tagged table is. */
+	if (compound_order(page) || !pks_page_has_pgtable_key(page))
 		return false;
 	memcg_kmem_uncharge_page(page, 0);
 	spin_lock_irqsave(&pks_untag_lock, flags);
