@@ -112,8 +112,10 @@ static void gp_ctx_teardown(void *data)
 	ctx->cache = NULL;
 }
 
-static struct gp_ctx *gp_make_cache(struct kunit *test, const struct grouped_pages_prot *inner,
-				    unsigned int reserve)
+/* Caches are named for their case: the provoked warnings in the kernel log say which. */
+static struct gp_ctx *gp_make_named_cache(struct kunit *test, const char *name,
+					  const struct grouped_pages_prot *inner,
+					  unsigned int reserve)
 {
 	struct gp_ctx *ctx = kunit_kzalloc(test, sizeof(*ctx), GFP_KERNEL);
 
@@ -130,10 +132,16 @@ static struct gp_ctx *gp_make_cache(struct kunit *test, const struct grouped_pag
 	};
 	ctx->block_pages = 1U << grouped_pages_block_order();
 	spin_lock_init(&ctx->track_lock);
-	ctx->cache = grouped_pages_cache_create(test->name, &ctx->prot, ctx, reserve);
+	ctx->cache = grouped_pages_cache_create(name, &ctx->prot, ctx, reserve);
 	KUNIT_ASSERT_NOT_NULL(test, ctx->cache);
 	KUNIT_ASSERT_EQ(test, 0, kunit_add_action_or_reset(test, gp_ctx_teardown, ctx));
 	return ctx;
+}
+
+static struct gp_ctx *gp_make_cache(struct kunit *test, const struct grouped_pages_prot *inner,
+				    unsigned int reserve)
+{
+	return gp_make_named_cache(test, test->name, inner, reserve);
 }
 
 static struct page *gp_get(struct gp_ctx *ctx, int nid, gfp_t gfp)
@@ -834,7 +842,9 @@ static void gp_test_double_free(struct kunit *test)
 static void gp_test_free_to_wrong_cache(struct kunit *test)
 {
 	struct gp_ctx *a = gp_make_cache(test, gp_plain(), 0);
-	struct gp_ctx *b = gp_make_cache(test, gp_plain(), 0);
+	/* Its own name, or its debugfs directory would clash with the first one's. */
+	struct gp_ctx *b = gp_make_named_cache(test, "gp_test_free_to_wrong_cache_b",
+					       gp_plain(), 0);
 	struct page *page = gp_get_ok(a);
 
 	grouped_pages_free(b->cache, page);
@@ -1100,13 +1110,68 @@ static pteval_t gp_prot_clears(const struct grouped_pages_prot *prot)
 	return 0;
 }
 
+#define GP_HELD_MAX	8
+
+struct gp_held_blocks {
+	struct page *blocks[GP_HELD_MAX];
+	unsigned int nr;
+};
+
+static void gp_release_held_blocks(void *data)
+{
+	struct gp_held_blocks *held = data;
+
+	while (held->nr)
+		__free_pages(held->blocks[--held->nr], PMD_ORDER);
+}
+
+/*
+ * Earlier cases leave free 2M blocks mapped at 4K (6.12 never collapses the
+ * direct map), and the page allocator may hand one out next. Hold such blocks
+ * back until the test ends and give the first one mapped large back just
+ * before the cache refills, which then takes it from this CPU's free lists:
+ * call with migration disabled.
+ */
+static void gp_steer_to_large_block(struct kunit *test)
+{
+	struct gp_held_blocks *held = kunit_kzalloc(test, sizeof(*held), GFP_KERNEL);
+	struct page *block;
+
+	if (!held || kunit_add_action_or_reset(test, gp_release_held_blocks, held))
+		return;
+	while (held->nr < GP_HELD_MAX) {
+		block = alloc_pages_node(GP_NODE, GFP_KERNEL | __GFP_THISNODE | __GFP_NOWARN,
+					 PMD_ORDER);
+		if (!block)
+			return;
+		if (grouped_pages_direct_map_size(block) >= PMD_SIZE) {
+			__free_pages(block, PMD_ORDER);
+			return;
+		}
+		held->blocks[held->nr++] = block;
+	}
+}
+
+/* The cache's first page, from a block that was mapped large if one can be had. */
+static struct page *gp_get_from_large_block(struct gp_ctx *ctx)
+{
+	struct page *page;
+
+	migrate_disable();
+	gp_steer_to_large_block(ctx->test);
+	page = gp_get(ctx, GP_NODE, GFP_KERNEL);
+	migrate_enable();
+	KUNIT_ASSERT_NOT_NULL(ctx->test, page);
+	return page;
+}
+
 static void gp_test_x86_block_stays_mapped_large(struct kunit *test)
 {
 	const struct grouped_pages_prot *prot = gp_param_prot(test);
 	struct gp_ctx *ctx = gp_make_cache(test, prot, 0);
 	unsigned long size;
 
-	gp_get_ok(ctx);
+	gp_get_from_large_block(ctx);
 	size = ctx->size_before_apply;
 	if (size < PMD_SIZE)
 		kunit_skip(test, "block mapped at %lu bytes before the cache took it", size);
@@ -1122,7 +1187,7 @@ static void gp_test_x86_shrink_restores_mapping(struct kunit *test)
 	struct gp_ctx *ctx = gp_make_cache(test, prot, 0);
 	unsigned long size, base;
 
-	gp_put(ctx, gp_get_ok(ctx));
+	gp_put(ctx, gp_get_from_large_block(ctx));
 	size = ctx->size_before_apply;
 	base = ctx->last_apply_pfn;
 	if (size < PMD_SIZE)
