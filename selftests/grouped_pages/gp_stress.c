@@ -276,6 +276,7 @@ TEST_F_TIMEOUT(gp, memory_pressure, 240)
 	long long splits_before = read_field("/proc/vmstat", "direct_map_level2_splits");
 	long long cache_splits_before = cache_splits();
 	long long dm4k_before = read_field("/proc/meminfo", "DirectMap4k");
+	long long oom_kills_before = read_field("/proc/vmstat", "oom_kill");
 	struct churn churners[2];
 	pthread_t threads[2];
 	struct gp_test_stats s;
@@ -314,6 +315,8 @@ TEST_F_TIMEOUT(gp, memory_pressure, 240)
 	}
 	EXPECT_TRUE(WIFEXITED(status)) TH_LOG("hog killed by signal %d", WTERMSIG(status));
 	EXPECT_EQ(0, WEXITSTATUS(status));
+	/* Not the hog, and nobody else either. */
+	EXPECT_EQ(oom_kills_before, read_field("/proc/vmstat", "oom_kill"));
 
 	ASSERT_EQ(0, gp_stats(self->fd, &s));
 	EXPECT_LT(self->start.shrinker_scans, s.shrinker_scans);
