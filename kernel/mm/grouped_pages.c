@@ -11,8 +11,8 @@
  * The shrinker gives whole free blocks back first: each is reset in one call,
  * so the direct map keeps or regains its large mapping, and all its pages go
  * back to the page allocator together, where they merge into one PMD-sized
- * page again. Only when asked for more does it break
- * blocks that still have pages in use.
+ * page again. Only when asked for more does it break blocks that still have
+ * pages in use.
  *
  * Free pages are tracked in per-block bitmaps, never in struct page, so a
  * cached page's struct page is left alone and a page in use may use every
@@ -374,8 +374,9 @@ static int gp_pick_node(struct grouped_pages_cache *cache, int nid)
  *	(and take another node's cached page when the chosen one cannot serve)
  * @gfp: allocation flags. Without __GFP_DIRECT_RECLAIM the call never sleeps:
  *	it takes a cached page (the reserve included) or fails, and schedules
- *	a refill. GFP_NOFS and GFP_NOIO hold while the protection is applied. __GFP_ZERO is honoured
- *	for protections that keep the direct map writable, refused otherwise.
+ *	a refill. GFP_NOFS and GFP_NOIO hold while the protection is applied.
+ *	__GFP_ZERO is honoured for protections that keep the direct map
+ *	writable, refused otherwise.
  *
  * Allocations from a task in reclaim (PF_MEMALLOC), such as the cache's own
  * shrinker resetting a protection, may also use the reserve and never refill.
@@ -568,6 +569,14 @@ static void gp_put_back(struct gp_node *node, struct gp_block *block,
 	spin_unlock_irqrestore(&node->lock, flags);
 }
 
+/* Off the node's lists, under its lock: lookups refuse its pages, gp_put_back() revives it. */
+static void gp_retire_block(struct gp_node *node, struct gp_block *block)
+{
+	list_del_init(&block->list);
+	block->dead = true;
+	node->nr_blocks--;
+}
+
 /* Blocks are added at the head of their list: the tail is the one left alone longest. */
 static struct gp_block *gp_oldest(struct list_head *list)
 {
@@ -598,9 +607,7 @@ static unsigned long gp_free_whole_blocks(struct grouped_pages_cache *cache, str
 			spin_unlock_irqrestore(&node->lock, flags);
 			break;
 		}
-		list_del_init(&block->list);
-		block->dead = true;
-		node->nr_blocks--;
+		gp_retire_block(node, block);
 		node->nr_free -= block->nr_free;
 		bitmap_copy(release, block->free, gp_block_pages(block));
 		bitmap_zero(block->free, gp_block_pages(block));
@@ -658,13 +665,10 @@ static unsigned long gp_break_partial_blocks(struct grouped_pages_cache *cache,
 		node->nr_free -= take;
 		/* Frees between the two shrink phases may have made it whole: it goes entirely. */
 		emptied = !block->nr_present;
-		if (emptied) {
-			list_del_init(&block->list);
-			block->dead = true;
-			node->nr_blocks--;
-		} else {
+		if (emptied)
+			gp_retire_block(node, block);
+		else
 			gp_relist(node, block);
-		}
 		spin_unlock_irqrestore(&node->lock, flags);
 
 		atomic_long_inc(&cache->counters.partial_breaks);

@@ -44,6 +44,18 @@ static const struct grouped_pages_prot *gp_test_pick_prot(const char *name)
 	return NULL;
 }
 
+/* Give back the page behind @handle; false if no page is (any longer) behind it. */
+static bool gp_test_release(u64 handle)
+{
+	struct page *page = xa_erase(&gp_test_pages, handle);
+
+	if (!page)
+		return false;
+	grouped_pages_free(gp_test_cache, page);
+	atomic_long_dec(&gp_test_live);
+	return true;
+}
+
 static long gp_test_alloc(struct gp_test_alloc __user *uarg)
 {
 	struct gp_test_alloc arg;
@@ -83,14 +95,8 @@ static long gp_test_alloc(struct gp_test_alloc __user *uarg)
 		 * handle may already have been freed by a racing GP_TEST_FREE.
 		 */
 		stored = i;
-		while (i--) {
-			struct page *page = xa_erase(&gp_test_pages, arg.first + i);
-
-			if (!page)
-				continue;
-			grouped_pages_free(gp_test_cache, page);
-			atomic_long_dec(&gp_test_live);
-		}
+		while (i--)
+			gp_test_release(arg.first + i);
 		/* The pages never stored were counted in advance too. */
 		atomic_long_sub(arg.count - stored, &gp_test_live);
 		return err;
@@ -107,16 +113,8 @@ static long gp_test_free(struct gp_test_free __user *uarg)
 		return -EFAULT;
 	if (!arg.count || arg.count > GP_TEST_MAX_BATCH || arg.pad)
 		return -EINVAL;
-	for (i = 0; i < arg.count; i++) {
-		struct page *page = xa_erase(&gp_test_pages, arg.first + i);
-
-		if (!page) {
-			missing++;
-			continue;
-		}
-		grouped_pages_free(gp_test_cache, page);
-		atomic_long_dec(&gp_test_live);
-	}
+	for (i = 0; i < arg.count; i++)
+		missing += !gp_test_release(arg.first + i);
 	return missing ? -ENOENT : 0;
 }
 
@@ -125,12 +123,9 @@ static void gp_test_free_all(void)
 	unsigned long index;
 	struct page *page;
 
-	xa_for_each(&gp_test_pages, index, page) {
-		if (xa_erase(&gp_test_pages, index) == page) {
-			grouped_pages_free(gp_test_cache, page);
-			atomic_long_dec(&gp_test_live);
-		}
-	}
+	/* Handles are never reused: a racing free may only have taken it first. */
+	xa_for_each(&gp_test_pages, index, page)
+		gp_test_release(index);
 }
 
 static long gp_test_shrink(struct gp_test_shrink __user *uarg)

@@ -144,9 +144,9 @@ static struct gp_ctx *gp_make_cache(struct kunit *test, const struct grouped_pag
 	return gp_make_named_cache(test, test->name, inner, reserve);
 }
 
-static struct page *gp_get(struct gp_ctx *ctx, int nid, gfp_t gfp)
+/* Remember @page for teardown to give back; NULL stays NULL. */
+static struct page *gp_track(struct gp_ctx *ctx, struct page *page)
 {
-	struct page *page = grouped_pages_alloc(ctx->cache, nid, gfp);
 	bool page_tracked = false;
 	unsigned long flags;
 
@@ -165,6 +165,11 @@ static struct page *gp_get(struct gp_ctx *ctx, int nid, gfp_t gfp)
 		return NULL;
 	}
 	return page;
+}
+
+static struct page *gp_get(struct gp_ctx *ctx, int nid, gfp_t gfp)
+{
+	return gp_track(ctx, grouped_pages_alloc(ctx->cache, nid, gfp));
 }
 
 static struct page *gp_get_ok(struct gp_ctx *ctx)
@@ -655,9 +660,10 @@ static void gp_test_broken_pages_return_in_new_block(struct kunit *test)
 	migrate_enable();
 	got = i;
 	for (i = 0; i < got; i++) {
-		page = again[i];
 		/* Tracked, so that teardown gives them back whatever fails below. */
-		ctx->pages[ctx->nr_pages++] = page;
+		page = gp_track(ctx, again[i]);
+		if (!page)
+			continue;
 		if (gp_in_block(page_to_pfn(page), base, ctx->block_pages))
 			returned++;
 		KUNIT_EXPECT_TRUE(test, grouped_pages_owns(ctx->cache, page));

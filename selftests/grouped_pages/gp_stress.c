@@ -138,15 +138,22 @@ static unsigned long long gp_shrink(int fd, unsigned long long nr)
 	return s.freed;
 }
 
+static int write_str(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY);
+	ssize_t done;
+
+	if (fd < 0)
+		return -1;
+	done = write(fd, text, strlen(text));
+	close(fd);
+	return done == (ssize_t)strlen(text) ? 0 : -1;
+}
+
 static void drop_caches(void)
 {
-	int fd = open("/proc/sys/vm/drop_caches", O_WRONLY);
-
-	if (fd >= 0) {
-		if (write(fd, "3\n", 2) < 0)
-			perror("drop_caches");
-		close(fd);
-	}
+	if (write_str("/proc/sys/vm/drop_caches", "3\n"))
+		perror("drop_caches");
 }
 
 static double now(void)
@@ -488,18 +495,6 @@ TEST_F_TIMEOUT(gp, pks_pgtables, 180)
 
 #define CGROUP_ROOT	"/sys/fs/cgroup"
 #define PGT_CGROUP	CGROUP_ROOT "/gp_pgtables"
-
-static int write_str(const char *path, const char *text)
-{
-	int fd = open(path, O_WRONLY);
-	ssize_t done;
-
-	if (fd < 0)
-		return -1;
-	done = write(fd, text, strlen(text));
-	close(fd);
-	return done == (ssize_t)strlen(text) ? 0 : -1;
-}
 
 /* cgroup v2 with the memory controller enabled for children; false if unavailable. */
 static bool memcg_ready(void)

@@ -445,16 +445,24 @@ static const char * const pks_level_names[PKS_PGTABLE_LEVELS] = {
 	[PKS_PGTABLE_P4D] = "p4d",
 };
 
+/* Two per-level counts as "<level>_<name> <value>" lines, level by level. */
+static void pks_show_levels(struct seq_file *m, const char *name_a, const unsigned long *a,
+			    const char *name_b, const unsigned long *b)
+{
+	int level;
+
+	for (level = 0; level < PKS_PGTABLE_LEVELS; level++)
+		seq_printf(m, "%s_%s %lu\n%s_%s %lu\n",
+			   pks_level_names[level], name_a, a[level],
+			   pks_level_names[level], name_b, b[level]);
+}
+
 static int pks_walk_show(struct seq_file *m, void *unused)
 {
 	struct pks_pgtable_walk walk = {};
-	int level;
 
 	pks_walk_all(&walk);
-	for (level = 0; level < PKS_PGTABLE_LEVELS; level++)
-		seq_printf(m, "%s_tables %lu\n%s_untagged %lu\n",
-			   pks_level_names[level], walk.tables[level],
-			   pks_level_names[level], walk.untagged[level]);
+	pks_show_levels(m, "tables", walk.tables, "untagged", walk.untagged);
 	seq_printf(m, "untagged %lu\n", pks_untagged(&walk));
 	return 0;
 }
@@ -463,13 +471,9 @@ DEFINE_SHOW_ATTRIBUTE(pks_walk);
 static int pks_levels_show(struct seq_file *m, void *unused)
 {
 	struct pks_pgtable_counts counts;
-	int level;
 
 	pks_pgtable_read_counts(&counts);
-	for (level = 0; level < PKS_PGTABLE_LEVELS; level++)
-		seq_printf(m, "%s_allocated %lu\n%s_freed %lu\n",
-			   pks_level_names[level], counts.allocated[level],
-			   pks_level_names[level], counts.freed[level]);
+	pks_show_levels(m, "allocated", counts.allocated, "freed", counts.freed);
 	return 0;
 }
 DEFINE_SHOW_ATTRIBUTE(pks_levels);

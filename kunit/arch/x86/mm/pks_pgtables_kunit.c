@@ -78,42 +78,79 @@ static void pks_test_every_cpu_set_up(struct kunit *test)
 	}
 }
 
+/* One table of each kind, through the allocators the kernel uses for them. */
+enum { PKS_KERNEL_PTE, PKS_USER_PTE, PKS_PMD, PKS_PUD, PKS_P4D, PKS_TABLE_KINDS };
+
+struct pks_tables {
+	struct page *page[PKS_TABLE_KINDS];
+	/* PKS_P4D is only made with five-level paging. */
+	unsigned int nr;
+};
+
+static struct page *pks_table_page(void *table)
+{
+	return table ? virt_to_page(table) : NULL;
+}
+
+static void pks_alloc_tables(struct pks_tables *t)
+{
+	t->page[PKS_KERNEL_PTE] = pks_table_page(pte_alloc_one_kernel(&init_mm));
+	t->page[PKS_USER_PTE] = pte_alloc_one(&init_mm);
+	t->page[PKS_PMD] = pks_table_page(pmd_alloc_one(&init_mm, 0));
+	t->page[PKS_PUD] = pks_table_page(pud_alloc_one(&init_mm, 0));
+	t->nr = PKS_P4D;
+	if (pgtable_l5_enabled())
+		t->page[t->nr++] = pks_table_page(p4d_alloc_one(&init_mm, 0));
+}
+
+static void pks_free_tables(struct pks_tables *t)
+{
+	struct page **page = t->page;
+
+	if (page[PKS_KERNEL_PTE])
+		pte_free_kernel(&init_mm, page_address(page[PKS_KERNEL_PTE]));
+	if (page[PKS_USER_PTE])
+		pte_free(&init_mm, page[PKS_USER_PTE]);
+	if (page[PKS_PMD])
+		pmd_free(&init_mm, page_address(page[PKS_PMD]));
+	if (page[PKS_PUD])
+		pud_free(&init_mm, page_address(page[PKS_PUD]));
+	if (t->nr > PKS_P4D && page[PKS_P4D])
+		p4d_free(&init_mm, page_address(page[PKS_P4D]));
+}
+
+/* Whether every table was had; the tables are freed and the case fails if not. */
+static bool pks_tables_all_had(struct kunit *test, struct pks_tables *t, const char *when)
+{
+	unsigned int kind, missing = 0;
+
+	for (kind = 0; kind < t->nr; kind++) {
+		KUNIT_EXPECT_NOT_NULL_MSG(test, t->page[kind], "%s: table kind %u", when, kind);
+		missing += !t->page[kind];
+	}
+	if (missing)
+		pks_free_tables(t);
+	return !missing;
+}
+
 static void pks_test_every_level_is_tagged(struct kunit *test)
 {
+	struct pks_tables t;
 	unsigned long before;
-	pgtable_t user_pte;
-	pte_t *pte;
-	pmd_t *pmd;
-	pud_t *pud;
+	unsigned int kind;
 
 	pks_require(test);
 	before = pks_in_use(false);
-	pte = pte_alloc_one_kernel(&init_mm);
-	user_pte = pte_alloc_one(&init_mm);
-	pmd = pmd_alloc_one(&init_mm, 0);
-	pud = pud_alloc_one(&init_mm, 0);
-	KUNIT_ASSERT_NOT_NULL(test, pte);
-	KUNIT_ASSERT_NOT_NULL(test, user_pte);
-	KUNIT_ASSERT_NOT_NULL(test, pmd);
-	KUNIT_ASSERT_NOT_NULL(test, pud);
-	KUNIT_EXPECT_TRUE(test, pks_page_has_pgtable_key(virt_to_page(pte)));
-	KUNIT_EXPECT_TRUE(test, pks_page_has_pgtable_key(user_pte));
-	KUNIT_EXPECT_TRUE(test, pks_page_has_pgtable_key(virt_to_page(pmd)));
-	KUNIT_EXPECT_TRUE(test, pks_page_has_pgtable_key(virt_to_page(pud)));
-	KUNIT_EXPECT_NULL(test, memchr_inv(pte, 0, PAGE_SIZE));
-	KUNIT_EXPECT_TRUE(test, grouped_pages_owns(pks_pgtables_cache(false), virt_to_page(pmd)));
+	pks_alloc_tables(&t);
+	if (!pks_tables_all_had(test, &t, "fresh"))
+		return;
+	for (kind = 0; kind < t.nr; kind++)
+		KUNIT_EXPECT_TRUE_MSG(test, pks_page_has_pgtable_key(t.page[kind]),
+				      "table kind %u", kind);
+	KUNIT_EXPECT_NULL(test, memchr_inv(page_address(t.page[PKS_KERNEL_PTE]), 0, PAGE_SIZE));
+	KUNIT_EXPECT_TRUE(test, grouped_pages_owns(pks_pgtables_cache(false), t.page[PKS_PMD]));
 	KUNIT_EXPECT_GE(test, pks_in_use(false), before + 4);
-	if (pgtable_l5_enabled()) {
-		p4d_t *p4d = p4d_alloc_one(&init_mm, 0);
-
-		KUNIT_ASSERT_NOT_NULL(test, p4d);
-		KUNIT_EXPECT_TRUE(test, pks_page_has_pgtable_key(virt_to_page(p4d)));
-		p4d_free(&init_mm, p4d);
-	}
-	pte_free_kernel(&init_mm, pte);
-	pte_free(&init_mm, user_pte);
-	pmd_free(&init_mm, pmd);
-	pud_free(&init_mm, pud);
+	pks_free_tables(&t);
 	KUNIT_EXPECT_LE(test, pks_in_use(false), before);
 }
 
@@ -146,32 +183,14 @@ static void pks_test_levels_counted(struct kunit *test)
 		[PKS_PGTABLE_P4D] = pgtable_l5_enabled() ? 1 : 0,
 	};
 	struct pks_pgtable_counts before, allocated;
-	p4d_t *p4d = NULL;
-	pgtable_t user_pte;
-	pte_t *pte;
-	pmd_t *pmd;
-	pud_t *pud;
+	struct pks_tables t;
 
 	pks_require(test);
 	pks_pgtable_read_counts(&before);
-	pte = pte_alloc_one_kernel(&init_mm);
-	user_pte = pte_alloc_one(&init_mm);
-	pmd = pmd_alloc_one(&init_mm, 0);
-	pud = pud_alloc_one(&init_mm, 0);
-	if (pgtable_l5_enabled())
-		p4d = p4d_alloc_one(&init_mm, 0);
+	pks_alloc_tables(&t);
 	pks_pgtable_read_counts(&allocated);
 	pks_expect_counted(test, &before, true, ours);
-	if (pte)
-		pte_free_kernel(&init_mm, pte);
-	if (user_pte)
-		pte_free(&init_mm, user_pte);
-	if (pmd)
-		pmd_free(&init_mm, pmd);
-	if (pud)
-		pud_free(&init_mm, pud);
-	if (p4d)
-		p4d_free(&init_mm, p4d);
+	pks_free_tables(&t);
 	pks_expect_counted(test, &allocated, false, ours);
 }
 
@@ -259,40 +278,17 @@ static void pks_shrink_all(struct grouped_pages_cache *cache)
 static void pks_alloc_every_level(struct kunit *test, const char *when)
 {
 	struct grouped_pages_cache *cache = pks_pgtables_cache(false);
-	struct page *tables[5];
-	unsigned int nr = 0, i;
-	pgtable_t user_pte;
-	void *table;
+	struct pks_tables t;
+	unsigned int kind;
 
-	table = pte_alloc_one_kernel(&init_mm);
-	tables[nr++] = table ? virt_to_page(table) : NULL;
-	user_pte = pte_alloc_one(&init_mm);
-	tables[nr++] = user_pte;
-	table = pmd_alloc_one(&init_mm, 0);
-	tables[nr++] = table ? virt_to_page(table) : NULL;
-	table = pud_alloc_one(&init_mm, 0);
-	tables[nr++] = table ? virt_to_page(table) : NULL;
-	if (pgtable_l5_enabled()) {
-		table = p4d_alloc_one(&init_mm, 0);
-		tables[nr++] = table ? virt_to_page(table) : NULL;
-	}
-	for (i = 0; i < nr; i++) {
-		KUNIT_EXPECT_NOT_NULL_MSG(test, tables[i], "%s: level %u table", when, i);
-		if (tables[i])
-			KUNIT_EXPECT_EQ_MSG(test, grouped_pages_owns(cache, tables[i]),
-					    pks_page_has_pgtable_key(tables[i]),
-					    "%s: level %u table", when, i);
-	}
-	if (tables[0])
-		pte_free_kernel(&init_mm, page_address(tables[0]));
-	if (tables[1])
-		pte_free(&init_mm, tables[1]);
-	if (tables[2])
-		pmd_free(&init_mm, page_address(tables[2]));
-	if (tables[3])
-		pud_free(&init_mm, page_address(tables[3]));
-	if (nr > 4 && tables[4])
-		p4d_free(&init_mm, page_address(tables[4]));
+	pks_alloc_tables(&t);
+	if (!pks_tables_all_had(test, &t, when))
+		return;
+	for (kind = 0; kind < t.nr; kind++)
+		KUNIT_EXPECT_EQ_MSG(test, grouped_pages_owns(cache, t.page[kind]),
+				    pks_page_has_pgtable_key(t.page[kind]),
+				    "%s: table kind %u", when, kind);
+	pks_free_tables(&t);
 }
 
 /*
