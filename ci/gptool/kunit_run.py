@@ -4,7 +4,6 @@ kunit.py does the work; this module only chooses its arguments (build dir, kunit
 ccache, QEMU CPU), keeps its JSON and raw KTAP log under results/ with the commit, base
 and config they belong to, and turns its failures into one line that says what broke.
 """
-import datetime
 import os
 import re
 import shlex
@@ -15,18 +14,16 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import kconfig
+from . import kconfig, provenance
 from .errors import HarnessError
 from .fsutil import publish_dir, write_json_atomic
+from .kbuild import cached_compiler, check_choice
+from .provenance import base_meta, repo_commit, result_name
+from .qemu import KERNEL_REPORT
 from .tree import Tree
 
-ARCHES = ('um', 'x86_64', 'i386')
 KCONFIG_MISMATCH = 'Not all Kconfig options selected in kunitconfig were in the generated .config'
 SUMMARY = re.compile(r'Testing complete\. Ran (\d+) tests: (.*)$')
-# Reports that mean the kernel went wrong even when every case passed.
-KERNEL_REPORT = re.compile(r'BUG:|Oops|Kernel panic|possible circular locking|inconsistent lock state'
-                           r'|possible recursive locking|suspicious RCU usage|UBSAN:|KASAN:'
-                           r'|general protection fault|WARNING: (?!CPU:)')
 # A WARN is one too, except those the suites provoke on purpose, known by their
 # message (printed just before the WARNING line on x86, just after it on UML), and
 # the one UML prints at every boot under kunit.py, which has no virtio PCI device.
@@ -35,17 +32,6 @@ WARNING = re.compile(r'WARNING: CPU: \d+ PID: \d+ at ')
 PROVOKED_WARNING = re.compile(
     r'grouped_pages: gp_test_\w+: (refusing to free pfn|not destroyed, \d+ pages in use)')
 UML_BOOT_WARNING = re.compile(r' at arch/um/drivers/virt-pci\.c:')
-
-
-def cached_compiler() -> str:
-    """gcc behind ccache when ccache is installed."""
-    ccache = shutil.which('ccache')
-    return f'{ccache} gcc' if ccache else 'gcc'
-
-
-def base_meta(tree: Tree) -> dict[str, str]:
-    """What a result records of the kernel base it was built from."""
-    return {'key': tree.base.key, 'version': tree.base.version, **tree.base.origin}
 
 
 def kernel_report(raw_log: str) -> str | None:
@@ -59,36 +45,6 @@ def kernel_report(raw_log: str) -> str | None:
             message = lines[i - 1].strip() if i else ''
             return line.strip() + (f' ({message})' if message and 'cut here' not in message else '')
     return None
-
-
-@dataclass(frozen=True)
-class ConfigFragment:
-    name: str
-    path: Path
-    arches: tuple[str, ...]
-
-
-def config_fragments(repo: Path) -> dict[str, ConfigFragment]:
-    """configs/NAME.config; a '# arches: a b' line limits where a fragment makes sense."""
-    fragments = {}
-    for path in sorted((repo / 'configs').glob('*.config')):
-        match = re.search(r'^# arches:\s*(.+)$', path.read_text(), re.M)
-        arches = tuple(match.group(1).split()) if match else ARCHES
-        fragments[path.stem] = ConfigFragment(path.stem, path, arches)
-    return fragments
-
-
-def check_choice(repo: Path, arch: str, config: str) -> ConfigFragment:
-    if arch not in ARCHES:
-        raise HarnessError(f'unknown ARCH={arch!r}: valid are {", ".join(ARCHES)}', 2)
-    fragments = config_fragments(repo)
-    if config not in fragments:
-        raise HarnessError(f'unknown CONFIG={config!r}: valid are {", ".join(fragments)} '
-                           '(files in configs/)', 2)
-    fragment = fragments[config]
-    if arch not in fragment.arches:
-        raise HarnessError(f'CONFIG={config} is for ARCH={" or ".join(fragment.arches)}, not {arch}', 2)
-    return fragment
 
 
 @dataclass
@@ -140,14 +96,6 @@ def kunit_command(req: RunRequest) -> list[str]:
     return cmd + req.extra_args
 
 
-def repo_commit(repo: Path) -> dict[str, str | bool]:
-    def git(*args: str) -> str:
-        proc = subprocess.run(['git', '-C', str(repo), *args], capture_output=True, text=True)
-        return proc.stdout.strip() if proc.returncode == 0 else ''
-    return {'commit': git('rev-parse', 'HEAD') or 'uncommitted',
-            'dirty': bool(git('status', '--porcelain', '--untracked-files=no'))}
-
-
 def merged_kunitconfig(req: RunRequest) -> dict[str, str]:
     merged: dict[str, str] = {}
     for path in kunitconfig_paths(req):
@@ -176,21 +124,20 @@ def diagnose(req: RunRequest, output: str, status: int) -> str:
     return f'kunit.py exited with status {status}: tests failed'
 
 
-def result_name(arch: str, config: str, meta: dict[str, object]) -> str:
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime('%Y%m%dT%H%M%SZ')
-    return f'{stamp}-{str(meta["commit"])[:12]}-{arch}-{config}'
-
-
 def store_results(req: RunRequest, console: str, meta: dict[str, object]) -> Path:
     """console.log, ktap.log, kunit.json, config and meta.json of this run, in a new directory."""
     def fill(staging: Path) -> None:
         (staging / 'console.log').write_text(console)
-        for name, dest in (('test.log', 'ktap.log'), ('kunit.json', 'kunit.json'),
-                           ('.config', 'config')):
+        for name, dest in (('test.log', 'ktap.log'), ('kunit.json', 'kunit.json')):
             source = req.build_dir / name
             # Files from an earlier run of this build directory are not this run's.
             if source.is_file() and source.stat().st_mtime >= float(str(meta['started_epoch'])):
                 shutil.copyfile(source, staging / dest)
+        # olddefconfig leaves an unchanged .config alone, so its mtime says nothing:
+        # the build directory's .config is the one this run built with.
+        config = req.build_dir / '.config'
+        if config.is_file():
+            shutil.copyfile(config, staging / 'config')
         write_json_atomic(staging / 'meta.json', meta)
     return publish_dir(req.results / 'kunit', result_name(req.arch, req.config, meta), fill)
 
@@ -214,6 +161,9 @@ def run(req: RunRequest) -> int:
         **repo_commit(req.repo),
         'base': base_meta(req.tree),
         'arch': req.arch, 'config': req.config, 'qemu_cpu': req.qemu_cpu if req.arch != 'um' else None,
+        'config_sha256': provenance.config_sha256(req.build_dir / '.config')
+        if (req.build_dir / '.config').is_file() else None,
+        'tools': provenance.tool_versions(), 'date': provenance.iso_date(),
         'command': cmd, 'exit_status': status, 'started_epoch': started,
         'duration_s': round(time.time() - started, 1),
         'summary': summary.group(0) if summary else None,

@@ -38,7 +38,8 @@ def kernel_version(tree: Path) -> str:
         text = (tree / 'Makefile').read_text(errors='replace')
     except OSError as err:
         raise HarnessError(f'{tree} is not a kernel tree: cannot read its Makefile ({err.strerror})', 2)
-    fields = dict(re.findall(r'^(VERSION|PATCHLEVEL|SUBLEVEL|EXTRAVERSION)\s*=\s*(\S*)', text, re.M))
+    # [ \t], not \s: an empty EXTRAVERSION must not take the next line's NAME.
+    fields = dict(re.findall(r'^(VERSION|PATCHLEVEL|SUBLEVEL|EXTRAVERSION)[ \t]*=[ \t]*(\S*)', text, re.M))
     if not {'VERSION', 'PATCHLEVEL', 'SUBLEVEL'} <= fields.keys():
         raise HarnessError(f'{tree} is not a kernel tree: its Makefile has no VERSION/PATCHLEVEL/SUBLEVEL', 2)
     return f"{fields['VERSION']}.{fields['PATCHLEVEL']}.{fields['SUBLEVEL']}{fields.get('EXTRAVERSION', '')}"
@@ -129,7 +130,9 @@ def ensure_base(work: Path, base: Base) -> tuple[Path, Base]:
         version = base.version or kernel_version(tree)
         write_json_atomic(info, {'key': base.key, 'version': version, 'origin': base.origin})
     recorded = json.loads(info.read_text())
-    return tree, Base(key=base.key, version=recorded['version'], origin=recorded['origin'])
+    # Read again from the tree: trees extracted by older harnesses recorded a misparsed one.
+    version = base.version or kernel_version(tree)
+    return tree, Base(key=base.key, version=version, origin=recorded['origin'])
 
 
 # Repo directory, where it lands in the kernel tree, and entries that are not kernel files.

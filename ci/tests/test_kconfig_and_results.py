@@ -2,7 +2,7 @@
 from pathlib import Path
 
 from conftest import REPO
-from gptool import kconfig, kunit_run, tree
+from gptool import kbuild, kconfig, kunit_run, tree
 
 
 def test_parse_config_reads_set_and_unset() -> None:
@@ -26,10 +26,10 @@ def test_misspelt_option_is_reported(kernel_git: Path, repo_copy: Path, tmp_path
 
 
 def test_config_fragments_and_arches() -> None:
-    fragments = kunit_run.config_fragments(REPO)
+    fragments = kbuild.config_fragments(REPO)
     assert {'default', 'highmem', 'kasan', 'lockdep'} <= fragments.keys()
     assert fragments['highmem'].arches == ('i386',)
-    assert fragments['default'].arches == kunit_run.ARCHES
+    assert fragments['default'].arches == kbuild.ARCHES
 
 
 def test_result_directories_are_never_reused(tmp_path: Path) -> None:
@@ -76,7 +76,7 @@ def test_gitlab_matrix_matches_local_matrix() -> None:
     gitlab = set(re.findall(r'\{ARCH: (\S+), CONFIG: (\S+), QEMU_CPU: (\S+)\}',
                             (REPO / '.gitlab-ci.yml').read_text()))
     assert local == gitlab
-    fragments = kunit_run.config_fragments(REPO)
+    fragments = kbuild.config_fragments(REPO)
     for arch, config, _ in local:
         assert arch in fragments[config].arches
 
@@ -138,3 +138,22 @@ def test_a_bad_free_outside_the_test_caches_is_real() -> None:
     assert str(kunit_run.kernel_report(log)).startswith('WARNING: CPU: 0 PID: 1')
     lockdep = 'WARNING: bad unlock balance detected!\n'
     assert kunit_run.kernel_report(lockdep) == 'WARNING: bad unlock balance detected!'
+
+
+def test_a_warm_run_stores_the_config_kunit_py_did_not_rewrite(tmp_path: Path) -> None:
+    import os
+    base = tree.Base(key='tarball-test', version='6.12.117', origin={'kind': 'tarball'})
+    prepared = tree.Tree(tmp_path / 'linux', base)
+    req = kunit_run.RunRequest(repo=REPO, tree=prepared, work=tmp_path / 'work', arch='um',
+                               config='default', jobs=1, qemu_cpu='max', timeout=300,
+                               results=tmp_path / 'results')
+    req.build_dir.mkdir(parents=True)
+    (req.build_dir / '.config').write_text('CONFIG_GROUPED_PAGES=y\n')
+    (req.build_dir / 'test.log').write_text('an earlier run\n')
+    # olddefconfig left both alone: they are older than this run.
+    for name in ('.config', 'test.log'):
+        os.utime(req.build_dir / name, (1_000_000, 1_000_000))
+    stored = kunit_run.store_results(req, 'console\n', {'commit': 'c' * 40,
+                                                        'started_epoch': 2_000_000.0})
+    assert (stored / 'config').read_text() == 'CONFIG_GROUPED_PAGES=y\n'
+    assert not (stored / 'ktap.log').exists()

@@ -1,5 +1,6 @@
 """How a QEMU console becomes a verdict: TAP results, kernel problems, hangs."""
-from gptool.selftest_run import first_error, judge
+from gptool.kbuild import first_error
+from gptool.selftest_run import judge
 
 GOOD = """\
 [    1.0] Run /init as init process

@@ -1,5 +1,6 @@
 """Tree preparation on real kernel files: overlay, patches, idempotency, bad input."""
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -120,3 +121,17 @@ def test_cli_rejects_unknown_arch_and_config(tmp_path: Path) -> None:
         assert proc.returncode == 2
         assert expected in proc.stderr
         assert 'Traceback' not in proc.stderr
+
+
+def test_an_empty_extraversion_does_not_take_the_next_line(tmp_path: Path) -> None:
+    # The layout of 6.12's Makefile: EXTRAVERSION is empty and NAME follows.
+    (tmp_path / 'Makefile').write_text('VERSION = 6\nPATCHLEVEL = 12\nSUBLEVEL = 117\n'
+                                       'EXTRAVERSION =\nNAME = Baby Opossum Posse\n')
+    assert tree.kernel_version(tmp_path) == '6.12.117'
+    (tmp_path / 'Makefile').write_text('VERSION = 6\nPATCHLEVEL = 12\nSUBLEVEL = 0\n'
+                                       'EXTRAVERSION = -rc7\nNAME = x\n')
+    assert tree.kernel_version(tmp_path) == '6.12.0-rc7'
+
+
+def test_the_real_base_version_is_read_right(real_kernel_files: Path) -> None:
+    assert re.fullmatch(r'6\.12\.\d+', tree.kernel_version(real_kernel_files))

@@ -1,0 +1,251 @@
+"""Build what the verbs boot: the configuration choice, a bootable x86_64 kernel for
+QEMU, and an initramfs with busybox and our test and bench programs.
+
+The QEMU kernel of one configuration is shared by `make selftests` and `make bench`:
+the same bzImage and the same initramfs, whose init reads `gp.run=` on the kernel
+command line to choose what to run."""
+import gzip
+import os
+import re
+import shutil
+import stat
+import subprocess
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import kconfig
+from .errors import HarnessError
+from .fsutil import write_atomic
+from .tree import Tree
+
+ARCHES = ('um', 'x86_64', 'i386')
+
+# What the kernel needs to boot an initramfs on QEMU's serial console and run the
+# selftests and the bench.
+BOOT_FRAGMENT = """\
+CONFIG_BLK_DEV_INITRD=y
+CONFIG_RD_GZIP=y
+CONFIG_DEVTMPFS=y
+CONFIG_PROC_FS=y
+CONFIG_SYSFS=y
+CONFIG_TMPFS=y
+CONFIG_BINFMT_ELF=y
+CONFIG_BINFMT_SCRIPT=y
+CONFIG_SERIAL_8250=y
+CONFIG_SERIAL_8250_CONSOLE=y
+CONFIG_PRINTK=y
+CONFIG_FUTEX=y
+CONFIG_SMP=y
+CONFIG_DEBUG_FS=y
+CONFIG_DEBUG_KERNEL=y
+CONFIG_DEBUG_TLBFLUSH=y
+CONFIG_PANIC_ON_OOPS=y
+CONFIG_CGROUPS=y
+CONFIG_MEMCG=y
+CONFIG_GROUPED_PAGES=y
+CONFIG_GROUPED_PAGES_TEST=y
+CONFIG_GROUPED_PAGES_BENCH=y
+CONFIG_PKS_PG_TABLES=y
+"""
+
+# Programs of selftests/grouped_pages/ packed into the initramfs.
+PROGRAMS = ('gp_stress', 'gp_bench')
+
+INIT_SCRIPT = """\
+#!/bin/busybox sh
+/bin/busybox --install -s /bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t debugfs debugfs /sys/kernel/debug
+mount -t devtmpfs devtmpfs /dev
+exec </dev/console >/dev/console 2>&1
+run=selftests
+args=
+for word in $(cat /proc/cmdline); do
+	case "$word" in
+	gp.run=*) run=${word#gp.run=} ;;
+	gp.args=*) args=$(echo "${word#gp.args=}" | tr ':' ' ') ;;
+	esac
+done
+case "$run" in
+bench)
+	echo GP-BENCH-RUN
+	/gp_bench $args
+	echo "GP-BENCH-EXIT $?"
+	;;
+*)
+	echo GP-SELFTESTS-BEGIN
+	/gp_stress
+	echo "GP-SELFTESTS-EXIT $?"
+	;;
+esac
+reboot -f
+"""
+
+
+@dataclass(frozen=True)
+class ConfigFragment:
+    name: str
+    path: Path
+    arches: tuple[str, ...]
+
+
+def config_fragments(repo: Path) -> dict[str, ConfigFragment]:
+    """configs/NAME.config; a '# arches: a b' line limits where a fragment makes sense."""
+    fragments = {}
+    for path in sorted((repo / 'configs').glob('*.config')):
+        match = re.search(r'^# arches:\s*(.+)$', path.read_text(), re.M)
+        arches = tuple(match.group(1).split()) if match else ARCHES
+        fragments[path.stem] = ConfigFragment(path.stem, path, arches)
+    return fragments
+
+
+def check_choice(repo: Path, arch: str, config: str) -> ConfigFragment:
+    if arch not in ARCHES:
+        raise HarnessError(f'unknown ARCH={arch!r}: valid are {", ".join(ARCHES)}', 2)
+    fragments = config_fragments(repo)
+    if config not in fragments:
+        raise HarnessError(f'unknown CONFIG={config!r}: valid are {", ".join(fragments)} '
+                           '(files in configs/)', 2)
+    fragment = fragments[config]
+    if arch not in fragment.arches:
+        raise HarnessError(f'CONFIG={config} is for ARCH={" or ".join(fragment.arches)}, not {arch}', 2)
+    return fragment
+
+
+def cached_compiler() -> str:
+    """gcc behind ccache when ccache is installed."""
+    ccache = shutil.which('ccache')
+    return f'{ccache} gcc' if ccache else 'gcc'
+
+
+def first_error(output: str) -> str:
+    """The line that says what went wrong in compiler or make output."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    for line in lines:
+        if re.search(r'\berror:|\*\*\* .*Error \d+', line, re.IGNORECASE):
+            return line
+    return lines[-1] if lines else 'no output'
+
+
+@dataclass(frozen=True)
+class QemuKernel:
+    """The x86_64 kernel of one configuration that the QEMU verbs boot."""
+    repo: Path
+    tree: Tree
+    work: Path
+    config: str
+    jobs: int
+
+    @property
+    def build_dir(self) -> Path:
+        return self.work / 'build' / self.tree.base.key / f'x86_64-selftests-{self.config}'
+
+    @property
+    def log(self) -> Path:
+        return self.build_dir / 'build.log'
+
+
+def _heartbeat(what: str, done: threading.Event) -> None:
+    """A line a minute while a long step runs, so a slow build is not taken for a hang."""
+    started = time.monotonic()
+    while not done.wait(60):
+        print(f'{what}: still running, {int(time.monotonic() - started)} s', flush=True)
+
+
+def _make(kernel: QemuKernel, *targets: str) -> None:
+    compiler = cached_compiler()
+    cmd = ['make', '-C', str(kernel.tree.path), f'O={kernel.build_dir}', 'ARCH=x86_64',
+           f'-j{kernel.jobs}', f'CC={compiler}', f'HOSTCC={compiler}', *targets]
+    done = threading.Event()
+    beat = threading.Thread(target=_heartbeat, args=(f'make {" ".join(targets)}', done),
+                            daemon=True)
+    beat.start()
+    try:
+        with kernel.log.open('a') as out:
+            out.write('$ ' + ' '.join(cmd) + '\n')
+            out.flush()
+            status = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT).returncode
+    finally:
+        done.set()
+    if status != 0:
+        raise HarnessError(f'kernel build failed (make {" ".join(targets)}): '
+                           f'{first_error(kernel.log.read_text(errors="replace"))} '
+                           f'(log: {kernel.log})')
+
+
+def build_kernel(kernel: QemuKernel) -> Path:
+    """Configure (only when the fragment changed) and build bzImage; return its path."""
+    fragment = BOOT_FRAGMENT + check_choice(kernel.repo, 'x86_64', kernel.config).path.read_text()
+    kernel.build_dir.mkdir(parents=True, exist_ok=True)
+    stamp = kernel.build_dir / '.gp-fragment'
+    if not (kernel.build_dir / '.config').is_file() or \
+            (stamp.read_text() if stamp.is_file() else None) != fragment:
+        write_atomic(kernel.build_dir / '.config', fragment.encode())
+        _make(kernel, 'olddefconfig')
+        wanted = kconfig.parse_config(fragment)
+        dotconfig = kconfig.parse_config((kernel.build_dir / '.config').read_text())
+        wrong = kconfig.mismatches(wanted, dotconfig, kernel.tree.path, 'x86_64')
+        if wrong:
+            raise HarnessError('config options did not land: ' + '; '.join(
+                f'{m.option}={m.wanted} is {m.got}: {m.reason}' for m in wrong), 2)
+        write_atomic(stamp, fragment.encode())
+    _make(kernel, 'bzImage')
+    return kernel.build_dir / 'arch/x86/boot/bzImage'
+
+
+def build_programs(kernel: QemuKernel) -> dict[str, Path]:
+    """The static test and bench programs, built from the prepared tree's selftests."""
+    source_dir = kernel.tree.path / 'tools/testing/selftests/grouped_pages'
+    out_dir = kernel.build_dir / 'selftests'
+    out_dir.mkdir(exist_ok=True)
+    built = {}
+    for name in PROGRAMS:
+        source = source_dir / f'{name}.c'
+        if not source.is_file():
+            raise HarnessError(f'{source} is missing: this revision has no {name}')
+        binary = out_dir / name
+        proc = subprocess.run(['gcc', '-Wall', '-O2', '-pthread', '-static',
+                               '-idirafter', str(kernel.tree.path / 'include/uapi'),
+                               str(source), '-o', str(binary)], capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise HarnessError(f'cannot build {source.name}: {first_error(proc.stderr)}')
+        built[name] = binary
+    return built
+
+
+def build_initramfs(kernel: QemuKernel) -> Path:
+    """busybox, our programs and an init that runs what gp.run= names, as a gzipped cpio."""
+    programs = build_programs(kernel)
+    busybox = Path('/bin/busybox')
+    if not busybox.is_file():
+        raise HarnessError('/bin/busybox missing: run `make deps` (busybox-static)', 2)
+    with tempfile.TemporaryDirectory(prefix='gp-initramfs-') as tmp:
+        root = Path(tmp)
+        for sub in ('bin', 'proc', 'sys', 'dev', 'tmp'):
+            (root / sub).mkdir()
+        # The kernel opens /dev/console for init before devtmpfs is mounted.
+        try:
+            os.mknod(root / 'dev/console', 0o600 | stat.S_IFCHR, os.makedev(5, 1))
+        except PermissionError as err:
+            raise HarnessError('the initramfs needs a /dev/console device node, and creating '
+                               'one needs root: run it as root') from err
+        shutil.copy2(busybox, root / 'bin/busybox')
+        for name, binary in programs.items():
+            shutil.copy2(binary, root / name)
+        (root / 'init').write_text(INIT_SCRIPT)
+        (root / 'init').chmod(0o755)
+        files = subprocess.run(['find', '.', '-print0'], cwd=root, capture_output=True,
+                               check=True).stdout
+        packed = subprocess.run(['cpio', '--null', '-o', '-H', 'newc', '--quiet'], cwd=root,
+                                input=files, capture_output=True)
+        if packed.returncode != 0:
+            raise HarnessError('cpio could not pack the initramfs: ' +
+                               first_error(packed.stderr.decode(errors='replace')))
+        cpio = packed.stdout
+    image = kernel.build_dir / 'selftests' / 'initramfs.cpio.gz'
+    write_atomic(image, gzip.compress(cpio, compresslevel=1))
+    return image

@@ -1,0 +1,67 @@
+"""What a result records of where it came from: our commit, the kernel base, the
+configuration, the tools and the date, so that it can be reproduced and compared."""
+import datetime
+import hashlib
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+from .tree import Tree
+
+
+def _run(*cmd: str) -> str:
+    try:
+        proc = subprocess.run(list(cmd), capture_output=True, text=True)
+    except FileNotFoundError:
+        return ''
+    return proc.stdout.strip() if proc.returncode == 0 else ''
+
+
+def repo_commit(repo: Path) -> dict[str, str | bool]:
+    """HEAD of our repo and whether the work tree differs from it (untracked files too:
+    a new source file changes what is built even before it is added)."""
+    commit = _run('git', '-C', str(repo), 'rev-parse', 'HEAD')
+    status = _run('git', '-C', str(repo), 'status', '--porcelain', '--untracked-files=normal',
+                  '--', '.', ':!results')
+    return {'commit': commit or 'uncommitted', 'dirty': bool(status)}
+
+
+def base_meta(tree: Tree) -> dict[str, str]:
+    """What a result records of the kernel base it was built from."""
+    return {'key': tree.base.key, 'version': tree.base.version, **tree.base.origin}
+
+
+def config_sha256(dotconfig: Path) -> str:
+    """A hash of the final .config without its comment lines (a timestamp among them)."""
+    lines = [line for line in dotconfig.read_text(errors='replace').splitlines()
+             if line and not line.startswith('#')]
+    return hashlib.sha256('\n'.join(lines).encode()).hexdigest()
+
+
+def _first_version(text: str) -> str:
+    line = text.splitlines()[0] if text else ''
+    match = re.search(r'\d+\.\d+(\.\d+)?\S*', line)
+    return match.group(0) if match else (line or 'not found')
+
+
+def tool_versions() -> dict[str, str]:
+    """gcc, QEMU and ccache versions: each changes what a build or a timing produces."""
+    return {'gcc': _first_version(_run('gcc', '--version')),
+            'qemu': _first_version(_run('qemu-system-x86_64', '--version')),
+            'ccache': _first_version(_run('ccache', '--version')) if shutil.which('ccache')
+            else 'not installed'}
+
+
+def utc_now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+def iso_date(moment: datetime.datetime | None = None) -> str:
+    return (moment or utc_now()).strftime('%Y-%m-%dT%H:%M:%SZ')
+
+
+def result_name(arch: str, config: str, meta: dict[str, object], *suffix: str) -> str:
+    """<UTC time>-<commit12>-<arch>-<config>[-<suffix>...]: sorts by time, names the run."""
+    stamp = utc_now().strftime('%Y%m%dT%H%M%SZ')
+    return '-'.join([stamp, str(meta['commit'])[:12], arch, config, *suffix])

@@ -1,0 +1,608 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * gp_bench: the grouped page cache against what it replaces, in one boot.
+ *
+ * Drives /sys/kernel/debug/grouped_pages_bench (CONFIG_GROUPED_PAGES_BENCH)
+ * and reads the direct-map counters of /proc/vmstat and /proc/meminfo around
+ * each step. Every figure is printed as one line
+ *
+ *   GP-BENCH-METRIC {"name": ..., "unit": ..., "direction": ..., "samples": [...]}
+ *
+ * with all its samples, so the host keeps the distribution, not a mean.
+ * Exits non-zero if any step failed; the host then keeps no result.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <linux/grouped_pages_bench.h>
+
+#define BENCH_FILE	"/sys/kernel/debug/grouped_pages_bench"
+#define PKS_STATUS	"/sys/kernel/debug/pks_pgtables/status"
+#define MAX_SAMPLES	64
+
+struct options {
+	unsigned int rounds;
+	unsigned int iterations;
+	unsigned int sizes[4];
+	unsigned int nr_sizes;
+	unsigned int age_pages;
+	unsigned int keep_one_in;
+	unsigned int seed;
+	unsigned int forks;
+	unsigned int prots;	/* bit per GP_BENCH_PROT_* */
+	bool fastpath;
+	bool pgtables;
+};
+
+static int bench_fd = -1;
+static int failures;
+
+static const char * const prot_names[] = { "ro", "np", "pkey" };
+static const char * const mode_names[] = { "grouped", "baseline" };
+
+static void fail(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	printf("GP-BENCH-ERROR ");
+	vprintf(fmt, ap);
+	printf("\n");
+	va_end(ap);
+	failures++;
+}
+
+static void info(const char *key, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	printf("GP-BENCH-INFO %s ", key);
+	vprintf(fmt, ap);
+	printf("\n");
+	va_end(ap);
+}
+
+/* One metric with all its samples; @min_effect is the smallest change in % worth a verdict. */
+static void metric(const char *name, const char *unit, const char *direction, bool deterministic,
+		   double min_effect, const double *samples, unsigned int nr, const char *description)
+{
+	unsigned int i;
+
+	printf("GP-BENCH-METRIC {\"name\": \"%s\", \"unit\": \"%s\", \"direction\": \"%s\", "
+	       "\"deterministic\": %s, ", name, unit, direction, deterministic ? "true" : "false");
+	if (min_effect > 0)
+		printf("\"min_effect_pct\": %g, ", min_effect);
+	printf("\"description\": \"%s\", \"samples\": [", description);
+	for (i = 0; i < nr; i++)
+		printf("%s%.6g", i ? ", " : "", samples[i]);
+	printf("]}\n");
+}
+
+static void metric1(const char *name, const char *unit, const char *direction, bool deterministic,
+		    double value, const char *description)
+{
+	metric(name, unit, direction, deterministic, 0, &value, 1, description);
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+/* A number from a "name value" line of a /proc file; -1 if absent. */
+static long long read_field(const char *path, const char *name)
+{
+	char line[256], key[128];
+	long long value, found = -1;
+	FILE *f = fopen(path, "r");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%127[^: ]%*[: ]%lld", key, &value) == 2 && !strcmp(key, name)) {
+			found = value;
+			break;
+		}
+	}
+	fclose(f);
+	return found;
+}
+
+/* The sum over CPUs of one row of /proc/interrupts, e.g. "CAL". */
+static long long interrupts(const char *row)
+{
+	char line[1024], label[32];
+	long long total = -1;
+	FILE *f = fopen("/proc/interrupts", "r");
+
+	if (!f)
+		return -1;
+	snprintf(label, sizeof(label), "%s:", row);
+	while (fgets(line, sizeof(line), f)) {
+		char *p = line, *end;
+
+		while (*p == ' ')
+			p++;
+		if (strncmp(p, label, strlen(label)))
+			continue;
+		p += strlen(label);
+		total = 0;
+		for (;;) {
+			long long n = strtoll(p, &end, 10);
+
+			if (end == p)
+				break;
+			total += n;
+			p = end;
+		}
+		break;
+	}
+	fclose(f);
+	return total;
+}
+
+struct snapshot {
+	long long l2_splits, l3_splits;
+	long long dm4k, dm2m, dm1g;	/* kB */
+	long long tlb;			/* flushes counted with CONFIG_DEBUG_TLBFLUSH */
+	long long call_ipis;		/* function-call IPIs: how CPA flushes other CPUs */
+};
+
+static void snap(struct snapshot *s)
+{
+	s->l2_splits = read_field("/proc/vmstat", "direct_map_level2_splits");
+	s->l3_splits = read_field("/proc/vmstat", "direct_map_level3_splits");
+	s->dm4k = read_field("/proc/meminfo", "DirectMap4k");
+	s->dm2m = read_field("/proc/meminfo", "DirectMap2M");
+	s->dm1g = read_field("/proc/meminfo", "DirectMap1G");
+	s->tlb = read_field("/proc/vmstat", "nr_tlb_remote_flush") +
+		 read_field("/proc/vmstat", "nr_tlb_local_flush_all") +
+		 read_field("/proc/vmstat", "nr_tlb_local_flush_one");
+	s->call_ipis = interrupts("CAL");
+}
+
+static void print_snapshot(const char *when, const struct snapshot *s)
+{
+	printf("GP-BENCH-INFO snapshot %s level2_splits=%lld level3_splits=%lld DirectMap4k=%lld "
+	       "DirectMap2M=%lld DirectMap1G=%lld tlb_flushes=%lld call_ipis=%lld\n", when,
+	       s->l2_splits, s->l3_splits, s->dm4k, s->dm2m, s->dm1g, s->tlb, s->call_ipis);
+}
+
+static void drop_caches(void)
+{
+	int fd = open("/proc/sys/vm/drop_caches", O_WRONLY);
+
+	if (fd < 0 || write(fd, "3", 1) != 1)
+		fail("cannot write /proc/sys/vm/drop_caches: %s", strerror(errno));
+	if (fd >= 0)
+		close(fd);
+}
+
+static bool pkey_usable(void)
+{
+	struct gp_bench_block_prot arg = { .prot = GP_BENCH_PROT_PKEY };
+
+	return ioctl(bench_fd, GP_BENCH_BLOCK_PROT, &arg) == 0;
+}
+
+/* What one 2M block costs to protect and reset in one call each, as a refill does. */
+static void bench_block_protection(unsigned int prot, unsigned int rounds)
+{
+	double protect[MAX_SAMPLES], reset[MAX_SAMPLES];
+	char name[128];
+	unsigned int r;
+
+	for (r = 0; r < rounds; r++) {
+		struct gp_bench_block_prot arg = { .prot = prot };
+
+		if (ioctl(bench_fd, GP_BENCH_BLOCK_PROT, &arg)) {
+			fail("block protection %s: %s", prot_names[prot], strerror(errno));
+			return;
+		}
+		protect[r] = arg.protect_ns / 512.0;
+		reset[r] = arg.reset_ns / 512.0;
+	}
+	snprintf(name, sizeof(name), "protect.%s.block_ns_per_page", prot_names[prot]);
+	metric(name, "ns/page", "lower", false, 10, protect, rounds,
+	       "set_memory_*() on one 2M block in one call, per page");
+	snprintf(name, sizeof(name), "protect.%s.block_reset_ns_per_page", prot_names[prot]);
+	metric(name, "ns/page", "lower", false, 10, reset, rounds,
+	       "resetting one 2M block in one call, per page");
+}
+
+static void frag_metric(const char *prefix, const char *what, const char *unit,
+			const char *direction, bool deterministic, double value,
+			const char *description)
+{
+	char name[160];
+
+	snprintf(name, sizeof(name), "%s.%s", prefix, what);
+	metric1(name, unit, direction, deterministic, value, description);
+}
+
+/* Protect @nr pages, hold them, give them back: what the direct map went through. */
+static void bench_fragmentation(unsigned int prot, unsigned int mode, unsigned int nr)
+{
+	struct gp_bench_hold hold = { .mode = mode, .prot = prot, .nr_pages = nr };
+	struct gp_bench_release rel = {};
+	struct snapshot before, held, after;
+	char prefix[96], label[128];
+
+	snprintf(prefix, sizeof(prefix), "frag.%s.n%u.%s", prot_names[prot], nr, mode_names[mode]);
+	drop_caches();
+	snap(&before);
+	if (ioctl(bench_fd, GP_BENCH_HOLD, &hold)) {
+		fail("%s: hold: %s", prefix, strerror(errno));
+		return;
+	}
+	snap(&held);
+	if (ioctl(bench_fd, GP_BENCH_RELEASE, &rel)) {
+		fail("%s: release: %s", prefix, strerror(errno));
+		return;
+	}
+	drop_caches();
+	snap(&after);
+	snprintf(label, sizeof(label), "%s before", prefix);
+	print_snapshot(label, &before);
+	snprintf(label, sizeof(label), "%s held", prefix);
+	print_snapshot(label, &held);
+	snprintf(label, sizeof(label), "%s after", prefix);
+	print_snapshot(label, &after);
+
+	frag_metric(prefix, "level2_splits", "splits", "lower", true,
+		    after.l2_splits - before.l2_splits,
+		    "2M direct-map mappings split while holding and giving back the pages");
+	frag_metric(prefix, "level3_splits", "splits", "lower", true,
+		    after.l3_splits - before.l3_splits,
+		    "1G direct-map mappings split while holding and giving back the pages");
+	frag_metric(prefix, "directmap4k_held_kb", "kB", "lower", true, held.dm4k - before.dm4k,
+		    "DirectMap4k while the pages are held, minus before");
+	frag_metric(prefix, "directmap4k_after_kb", "kB", "lower", true, after.dm4k - before.dm4k,
+		    "DirectMap4k after free, shrink and drop_caches, minus before");
+	frag_metric(prefix, "directmap2m_after_kb", "kB", "higher", true,
+		    after.dm2m - before.dm2m,
+		    "DirectMap2M after free, shrink and drop_caches, minus before");
+	frag_metric(prefix, "directmap1g_after_kb", "kB", "higher", true,
+		    after.dm1g - before.dm1g,
+		    "DirectMap1G after free, shrink and drop_caches, minus before");
+	frag_metric(prefix, "regions_2m", "regions", "lower", true, hold.regions_2m,
+		    "distinct 2M regions the held pages lie in");
+	frag_metric(prefix, "mapped_4k_held", "pages", "lower", true, hold.mapped_4k,
+		    "held pages mapped by 4K direct-map entries");
+	frag_metric(prefix, "hold_ns_per_page", "ns/page", "lower", false,
+		    (double)(hold.alloc_ns + hold.protect_ns) / nr,
+		    "allocating and protecting, per page");
+	frag_metric(prefix, "free_ns_per_page", "ns/page", "lower", false,
+		    (double)rel.free_ns / nr, "freeing (baseline: with the per-page reset), per page");
+	frag_metric(prefix, "tlb_flushes_per_1000_pages", "flushes", "lower", false,
+		    (after.tlb - before.tlb) * 1000.0 / nr,
+		    "x86 TLB flush events (DEBUG_TLBFLUSH vmstat) over hold and release");
+	frag_metric(prefix, "call_ipis_per_1000_pages", "IPIs", "lower", false,
+		    (after.call_ipis - before.call_ipis) * 1000.0 / nr,
+		    "function-call IPIs (CPA flushes other CPUs with them) over hold and release");
+	if (mode == GP_BENCH_BASELINE) {
+		frag_metric(prefix, "protect_ns_per_page", "ns/page", "lower", false,
+			    (double)hold.protect_ns / nr, "set_memory_*() on one page, per page");
+		return;
+	}
+	frag_metric(prefix, "fallback_pages", "pages", "lower", true, hold.fallback_pages,
+		    "pages from blocks smaller than 2M");
+	frag_metric(prefix, "pages_left_after_shrink", "pages", "lower", true, rel.pages_left,
+		    "pages the cache still held after the shrinker ran to the end");
+	if (hold.refills)
+		frag_metric(prefix, "refill_ns_per_block", "ns/block", "lower", false,
+			    (double)hold.alloc_ns / hold.refills,
+			    "allocating from an empty cache, per block taken (refill, protection, hand-out)");
+	if (rel.blocks_freed)
+		frag_metric(prefix, "shrink_ns_per_block", "ns/block", "lower", false,
+			    (double)rel.shrink_ns / rel.blocks_freed,
+			    "shrinker time per block given back whole");
+}
+
+struct fastpath_job {
+	pthread_t thread;
+	int cpu;
+	unsigned int mode, iterations;
+	pthread_barrier_t *start;
+	double ns_per_op;
+	int err;
+};
+
+static void *fastpath_thread(void *data)
+{
+	struct fastpath_job *job = data;
+	struct gp_bench_fastpath arg = { .mode = job->mode, .iterations = job->iterations };
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(job->cpu, &set);
+	pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+	pthread_barrier_wait(job->start);
+	job->err = ioctl(bench_fd, GP_BENCH_FASTPATH, &arg) ? errno : 0;
+	job->ns_per_op = (double)arg.ns / job->iterations;
+	return NULL;
+}
+
+/* ns per alloc+free with @cpus CPUs allocating at once; the mean over the CPUs. */
+static double fastpath_round(unsigned int mode, unsigned int cpus, unsigned int iterations)
+{
+	struct fastpath_job jobs[2];
+	pthread_barrier_t start;
+	double sum = 0;
+	unsigned int i;
+
+	pthread_barrier_init(&start, NULL, cpus);
+	for (i = 0; i < cpus; i++) {
+		jobs[i] = (struct fastpath_job){ .cpu = i, .mode = mode, .iterations = iterations,
+						 .start = &start };
+		pthread_create(&jobs[i].thread, NULL, fastpath_thread, &jobs[i]);
+	}
+	for (i = 0; i < cpus; i++) {
+		pthread_join(jobs[i].thread, NULL);
+		if (jobs[i].err) {
+			fail("fastpath %s on %u CPUs: %s", mode_names[mode], cpus,
+			     strerror(jobs[i].err));
+			return -1;
+		}
+		sum += jobs[i].ns_per_op;
+	}
+	pthread_barrier_destroy(&start);
+	return sum / cpus;
+}
+
+/* Interleaved rounds (the order alternates), so drift hits both sides alike. */
+static void bench_fastpath(unsigned int cpus, const struct options *opt)
+{
+	double ns[2][MAX_SAMPLES], ratio[MAX_SAMPLES];
+	char name[96];
+	unsigned int r, m;
+
+	for (r = 0; r < opt->rounds; r++) {
+		for (m = 0; m < 2; m++) {
+			unsigned int mode = (r + m) % 2;
+
+			ns[mode][r] = fastpath_round(mode, cpus, opt->iterations);
+			if (ns[mode][r] < 0)
+				return;
+		}
+		ratio[r] = ns[GP_BENCH_GROUPED][r] / ns[GP_BENCH_BASELINE][r];
+	}
+	for (m = 0; m < 2; m++) {
+		snprintf(name, sizeof(name), "fastpath.cpus%u.%s_ns", cpus, mode_names[m]);
+		metric(name, "ns/op", "lower", false, 5, ns[m], opt->rounds,
+		       m == GP_BENCH_GROUPED ? "grouped_pages_alloc()+free from a warm cache" :
+		       "alloc_page()+__free_page()");
+	}
+	snprintf(name, sizeof(name), "fastpath.cpus%u.ratio", cpus);
+	metric(name, "x", "lower", false, 5, ratio, opt->rounds,
+	       "grouped fast path / alloc_page(), same round");
+}
+
+/* Page tables built and torn down by processes: fork+exit, and sparse mmap storms. */
+static void bench_pgtables(const struct options *opt)
+{
+	double fork_us[MAX_SAMPLES], mmap_us[MAX_SAMPLES];
+	const size_t span = 256UL << 20, stride = 2UL << 20;
+	unsigned int r, i;
+
+	for (r = 0; r < opt->rounds; r++) {
+		uint64_t start = now_ns();
+
+		for (i = 0; i < opt->forks; i++) {
+			pid_t pid = fork();
+
+			if (pid == 0)
+				_exit(0);
+			if (pid < 0 || waitpid(pid, NULL, 0) != pid) {
+				fail("fork: %s", strerror(errno));
+				return;
+			}
+		}
+		fork_us[r] = (now_ns() - start) / 1000.0 / opt->forks;
+
+		start = now_ns();
+		for (i = 0; i < 8; i++) {
+			char *p = mmap(NULL, span, PROT_READ | PROT_WRITE,
+				       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+			size_t off;
+
+			if (p == MAP_FAILED) {
+				fail("mmap: %s", strerror(errno));
+				return;
+			}
+			/* One page per 2M: a PTE table each, as sparse as it gets. */
+			for (off = 0; off < span; off += stride)
+				p[off] = 1;
+			munmap(p, span);
+		}
+		mmap_us[r] = (now_ns() - start) / 1000.0 / 8;
+	}
+	metric("pgtable.fork_exit_us", "us", "lower", false, 5, fork_us, opt->rounds,
+	       "fork() of a small process, its _exit() and waitpid()");
+	metric("pgtable.mmap_storm_us", "us", "lower", false, 5, mmap_us, opt->rounds,
+	       "mmap 256M, touch one page per 2M (128 PTE tables), munmap");
+}
+
+static void parse_prots(struct options *opt, char *list)
+{
+	unsigned int prot;
+	char *tok;
+
+	opt->prots = 0;
+	for (tok = strtok(list, ","); tok; tok = strtok(NULL, ",")) {
+		for (prot = 0; prot < 3 && strcmp(tok, prot_names[prot]); prot++)
+			;
+		if (prot == 3) {
+			fprintf(stderr, "gp_bench: --prots takes ro, np and pkey, not %s\n", tok);
+			exit(2);
+		}
+		opt->prots |= 1U << prot;
+	}
+}
+
+static void parse_sizes(struct options *opt, char *list)
+{
+	char *tok;
+
+	opt->nr_sizes = 0;
+	for (tok = strtok(list, ","); tok; tok = strtok(NULL, ",")) {
+		long n = strtol(tok, NULL, 10);
+
+		if (n < 512 || n > GP_BENCH_MAX_PAGES || opt->nr_sizes == 4) {
+			fprintf(stderr, "gp_bench: --sizes takes up to 4 page counts in 512..%d, "
+				"not %s\n", GP_BENCH_MAX_PAGES, tok);
+			exit(2);
+		}
+		opt->sizes[opt->nr_sizes++] = n;
+	}
+}
+
+static unsigned int parse_uint(const char *flag, const char *value, unsigned int max)
+{
+	char *end;
+	unsigned long n = strtoul(value, &end, 10);
+
+	if (*end || !n || n > max) {
+		fprintf(stderr, "gp_bench: %s takes a number in 1..%u, not %s\n", flag, max, value);
+		exit(2);
+	}
+	return n;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "rounds", required_argument, NULL, 'r' },
+		{ "iterations", required_argument, NULL, 'i' },
+		{ "sizes", required_argument, NULL, 's' },
+		{ "age-pages", required_argument, NULL, 'a' },
+		{ "keep-one-in", required_argument, NULL, 'k' },
+		{ "seed", required_argument, NULL, 'S' },
+		{ "forks", required_argument, NULL, 'f' },
+		{ "prots", required_argument, NULL, 'p' },
+		{ "skip-fastpath", no_argument, NULL, 'F' },
+		{ "skip-pgtables", no_argument, NULL, 'P' },
+		{ }
+	};
+	struct options opt = { .rounds = 10, .iterations = 20000, .sizes = { 4096, 65536 },
+			       .nr_sizes = 2, .age_pages = 65536, .keep_one_in = 2, .seed = 1,
+			       .forks = 50, .prots = 7, .fastpath = true, .pgtables = true };
+	struct gp_bench_age age;
+	unsigned int prot, s, cpus;
+	char sizes[64], prots[32];
+	int c;
+
+	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'r':
+			opt.rounds = parse_uint("--rounds", optarg, MAX_SAMPLES);
+			break;
+		case 'i':
+			opt.iterations = parse_uint("--iterations", optarg, 1U << 24);
+			break;
+		case 's':
+			snprintf(sizes, sizeof(sizes), "%s", optarg);
+			parse_sizes(&opt, sizes);
+			break;
+		case 'a':
+			opt.age_pages = parse_uint("--age-pages", optarg, GP_BENCH_MAX_PAGES);
+			break;
+		case 'k':
+			opt.keep_one_in = parse_uint("--keep-one-in", optarg, 512);
+			break;
+		case 'S':
+			opt.seed = parse_uint("--seed", optarg, UINT32_MAX);
+			break;
+		case 'f':
+			opt.forks = parse_uint("--forks", optarg, 100000);
+			break;
+		case 'p':
+			snprintf(prots, sizeof(prots), "%s", optarg);
+			parse_prots(&opt, prots);
+			break;
+		case 'F':
+			opt.fastpath = false;
+			break;
+		case 'P':
+			opt.pgtables = false;
+			break;
+		default:
+			fprintf(stderr, "usage: gp_bench [--rounds N] [--iterations N] "
+				"[--sizes N,N] [--age-pages N] [--keep-one-in N] [--seed N] "
+				"[--forks N] [--prots ro,np,pkey] [--skip-fastpath] "
+				"[--skip-pgtables]\n");
+			return 2;
+		}
+	}
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	bench_fd = open(BENCH_FILE, O_RDWR);
+	if (bench_fd < 0) {
+		printf("GP-BENCH-ERROR cannot open %s: %s (CONFIG_GROUPED_PAGES_BENCH?)\n",
+		       BENCH_FILE, strerror(errno));
+		return 1;
+	}
+	cpus = sysconf(_SC_NPROCESSORS_ONLN) >= 2 ? 2 : 1;
+	printf("GP-BENCH-BEGIN\n");
+	info("options", "rounds=%u iterations=%u age_pages=%u keep_one_in=%u seed=%u forks=%u",
+	     opt.rounds, opt.iterations, opt.age_pages, opt.keep_one_in, opt.seed, opt.forks);
+	info("pks_pgtables", "%s", access(PKS_STATUS, R_OK) ? "absent" : "present");
+	if ((opt.prots & (1U << GP_BENCH_PROT_PKEY)) && !pkey_usable()) {
+		/* Not a failure: this kernel or CPU has no PKS, so there is nothing to measure. */
+		opt.prots &= ~(1U << GP_BENCH_PROT_PKEY);
+		info("skipped", "pkey: no PKS page tables in this kernel or no PKS in this CPU");
+	}
+	info("protections", "%s%s%s", opt.prots & 1 ? "ro " : "", opt.prots & 2 ? "np " : "",
+	     opt.prots & 4 ? "pkey" : "");
+
+	/*
+	 * Scatter the free lists, as on a machine that has run for a while: with
+	 * one page in two held, no 2M region of the aged memory has more than
+	 * half its pages free, so order-0 allocations spread over many regions.
+	 */
+	age = (struct gp_bench_age){ .nr_pages = opt.age_pages, .keep_one_in = opt.keep_one_in,
+				     .seed = opt.seed };
+	if (ioctl(bench_fd, GP_BENCH_AGE, &age))
+		fail("aging memory: %s", strerror(errno));
+	metric1("age.regions_pinned_2m", "regions", "lower", true, age.regions_2m,
+		"2M regions that aging left pinned by one held page or more");
+
+	for (prot = 0; prot < 3; prot++)
+		if (opt.prots & (1U << prot))
+			bench_block_protection(prot, opt.rounds);
+	for (prot = 0; prot < 3; prot++)
+		for (s = 0; s < opt.nr_sizes && (opt.prots & (1U << prot)); s++) {
+			bench_fragmentation(prot, GP_BENCH_GROUPED, opt.sizes[s]);
+			bench_fragmentation(prot, GP_BENCH_BASELINE, opt.sizes[s]);
+		}
+	if (opt.fastpath) {
+		bench_fastpath(1, &opt);
+		if (cpus == 2)
+			bench_fastpath(2, &opt);
+	}
+	if (opt.pgtables)
+		bench_pgtables(&opt);
+	if (ioctl(bench_fd, GP_BENCH_RESET))
+		fail("reset: %s", strerror(errno));
+	close(bench_fd);
+	printf("GP-BENCH-END %d\n", failures);
+	return failures ? 1 : 0;
+}
