@@ -19,18 +19,28 @@ export CCACHE_DIR
 
 SMP        ?= 2
 MEMORY     ?= 1024
+# make bench: tcg or icount (deterministic timing), full or quick, boots, extra cmdline.
+BENCH_MODE     ?= tcg
+BENCH_WORKLOAD ?= full
+BENCH_MEMORY   ?= 2048
+RUNS           ?= 1
+BENCH_CMDLINE  ?=
 
-.PHONY: help deps tree kunit selftests matrix pytest shellcheck checkpatch test
+.PHONY: help deps tree kunit selftests bench compare trend matrix pytest shellcheck checkpatch test
 
 help:
 	@echo 'make kunit     run our KUnit suites with kunit.py (ARCH=um|x86_64|i386, CONFIG=...)'
 	@echo 'make test      everything CI runs: pytest, shellcheck, checkpatch, KUnit (um, x86_64 max and qemu64), selftests'
 	@echo 'make selftests boot the patched kernel in QEMU and run the kselftest stress tests'
+	@echo 'make bench     boot the QEMU kernel with gp_bench; results in results/bench/ (BENCH_MODE, BENCH_WORKLOAD, RUNS)'
+	@echo 'make compare   A=<rev|results dir> B=<rev|results dir> [RUNS=5]: what changed from A to B (results/compare/)'
+	@echo 'make trend     plot every stored bench metric over the commit history (results/trend/)'
 	@echo 'make matrix    the CI matrix of KUnit runs (ci/matrix) with GNU parallel'
 	@echo 'make tree      prepare the kernel tree (base + kernel/ + kunit/ + kernel/patches/)'
 	@echo 'make deps      install the Debian packages the harness needs'
 	@echo 'make checkpatch   scripts/checkpatch.pl --strict on our kernel files'
 	@echo 'variables: ARCH CONFIG QEMU_CPU KUNIT_ARGS SMP MEMORY JOBS GP_WORK CCACHE_DIR KERNEL_SRC'
+	@echo '           compare: A B RUNS COMPARE_ARGS (e.g. --force, --alpha 0.01, --min-effect 3)'
 
 deps:
 	@bash ci/deps
@@ -45,6 +55,26 @@ kunit: deps
 selftests: deps
 	@$(GPTOOL) selftests --config=$(CONFIG) --jobs=$(JOBS) --qemu-cpu=$(QEMU_CPU) \
 		--smp=$(SMP) --memory=$(MEMORY)
+
+bench: deps
+	@$(GPTOOL) bench --config=$(CONFIG) --jobs=$(JOBS) --qemu-cpu=$(QEMU_CPU) \
+		--smp=$(SMP) --memory=$(BENCH_MEMORY) --mode=$(BENCH_MODE) \
+		--workload=$(BENCH_WORKLOAD) --runs=$(RUNS) --cmdline='$(BENCH_CMDLINE)'
+
+# A and B: git revisions (benched RUNS times each, interleaved) or stored results.
+# RUNS defaults to 5 here, unless given; COMPARE_ARGS e.g. --force, --alpha 0.01, --min-effect 3.
+COMPARE_ARGS ?=
+compare: deps
+	$(if $(and $(A),$(B)),,$(error make compare needs A= and B=, each a git revision (HEAD~1, a tag, \
+		a sha) or a bench results directory (results/bench/<run>, results/compare/<report>/A); \
+		e.g. make compare A=HEAD~1 B=HEAD RUNS=5))
+	@$(GPTOOL) compare --a='$(A)' --b='$(B)' --runs=$(if $(filter file,$(origin RUNS)),5,$(RUNS)) \
+		--config=$(CONFIG) --mode=$(BENCH_MODE) --qemu-cpu=$(QEMU_CPU) --smp=$(SMP) \
+		--memory=$(BENCH_MEMORY) --workload=$(BENCH_WORKLOAD) --cmdline='$(BENCH_CMDLINE)' \
+		$(COMPARE_ARGS)
+
+trend: deps
+	@$(GPTOOL) trend
 
 matrix: deps
 	@bash ci/matrix.sh

@@ -14,6 +14,10 @@ if [[ -z $name || ! -f $patch ]]; then
 		"$(find "$repo/ci/planted-bugs" -name '*.patch' -printf '%f ' | sed 's/\.patch//g')" >&2
 	exit 2
 fi
+if grep -q 'Expected: bench' "$patch"; then
+	# A performance regression: only the bench sees it, through make compare.
+	exec "$repo/ci/planted-regression.sh" "$name"
+fi
 expected=$(grep -o 'selftests gp\.[a-z_]*' "$patch" | head -n 1 | cut -d' ' -f2)
 if [[ -z $expected ]]; then
 	echo "error: $patch names no expected test (want 'Expected: selftests gp.NAME fails')" >&2

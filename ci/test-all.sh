@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # `make test`: the harness's own tests, lint, the KUnit suites on UML and on
-# x86_64 under QEMU (with and without PKS in the CPU), and the kselftests in
-# QEMU. Every step runs even when one fails; the last line sums the test cases
-# of all steps.
+# x86_64 under QEMU (with and without PKS in the CPU), the kselftests in QEMU,
+# and a bench smoke run with a compare of its result. Every step runs even when
+# one fails; the last line sums the test cases of all steps.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
@@ -45,6 +45,13 @@ step kunit-um make --no-print-directory kunit ARCH=um
 step kunit-x86_64 make --no-print-directory kunit ARCH=x86_64
 step kunit-x86_64-no-pks-cpu make --no-print-directory kunit ARCH=x86_64 QEMU_CPU=qemu64
 step selftests make --no-print-directory selftests
+# The bench path must not rot: a quick run on the selftests' kernel, and compare
+# on what it stored (against itself: nothing may be called a change).
+step bench-smoke make --no-print-directory bench BENCH_WORKLOAD=quick
+smoke=$(grep -o '^bench result: .*' "$logs/bench-smoke.log" | tail -n 1 | cut -d' ' -f3- || true)
+if [[ -n $smoke ]]; then
+	step compare-smoke make --no-print-directory compare "A=$smoke" "B=$smoke"
+fi
 
 if ((${#broken[@]})); then
 	echo "failed steps: ${broken[*]}"

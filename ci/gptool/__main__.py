@@ -1,10 +1,10 @@
-"""Command line: python3 -m gptool {tree,kunit} ..."""
+"""Command line: python3 -m gptool {tree,kunit,selftests,bench,compare,trend} ..."""
 import argparse
 import os
 import sys
 from pathlib import Path
 
-from . import kunit_run, selftest_run, tree
+from . import bench, compare, kbuild, kunit_run, qemu, selftest_run, tree, trend
 from .errors import HarnessError
 
 
@@ -40,16 +40,75 @@ def parse(argv: list[str]) -> argparse.Namespace:
     st.add_argument('--timeout', type=int, default=900, help='seconds before the guest counts as hung')
     st.add_argument('--cmdline', default='', help='extra kernel command line')
     st.add_argument('--results', type=Path, default=None)
+    bn = sub.add_parser('bench', help='boot the QEMU kernel with gp_bench and store its metrics')
+    bn.add_argument('--config', default='default')
+    bn.add_argument('--jobs', type=int, default=os.cpu_count() or 1)
+    bn.add_argument('--qemu-cpu', default='max')
+    bn.add_argument('--smp', type=int, default=2)
+    bn.add_argument('--memory', type=int, default=2048, help='guest memory in MiB')
+    bn.add_argument('--mode', default='tcg', help='tcg, or icount for deterministic timing')
+    bn.add_argument('--runs', type=int, default=1, help='boots, one result each')
+    bn.add_argument('--workload', default='full', help='full, or quick (a smoke run)')
+    bn.add_argument('--cmdline', default='', help='extra kernel command line, e.g. nopkstables')
+    bn.add_argument('--timeout', type=int, default=1800, help='seconds before a boot counts as hung')
+    bn.add_argument('--results', type=Path, default=None)
+    bn.add_argument('--artifacts', type=Path, default=None,
+                    help='with --build-only: where to put the build; alone: boot that build')
+    bn.add_argument('--build-only', action='store_true')
+    cmp = sub.add_parser('compare', help='compare the bench results of two revisions or result sets')
+    cmp.add_argument('--a', required=True, metavar='SPEC',
+                     help='before: a results directory, or a git revision to build and bench')
+    cmp.add_argument('--b', required=True, metavar='SPEC', help='after: as --a')
+    cmp.add_argument('--runs', type=int, default=5, help='bench runs per revision side')
+    cmp.add_argument('--alpha', type=float, default=0.05, help='significance level')
+    cmp.add_argument('--min-effect', type=float, default=5.0, metavar='PCT',
+                     help='smallest change in %% called real, for metrics that set none')
+    cmp.add_argument('--config', default='default')
+    cmp.add_argument('--mode', default='tcg', choices=compare.MODES)
+    cmp.add_argument('--qemu-cpu', default='max')
+    cmp.add_argument('--smp', type=int, default=2)
+    cmp.add_argument('--memory', type=int, default=2048, help='guest memory in MiB')
+    cmp.add_argument('--workload', default='full', help='the bench workload: full or quick')
+    cmp.add_argument('--cmdline', default='', help='extra kernel command line of the runs')
+    cmp.add_argument('--force', action='store_true', help='compare sides that differ in setup')
+    cmp.add_argument('--results', type=Path, default=None)
+    tr = sub.add_parser('trend', help='plot the stored bench results over the commit history')
+    tr.add_argument('--results', type=Path, default=None)
+    tr.add_argument('--metric', action='extend', nargs='+', default=[], metavar='GLOB',
+                    help='only the metrics matching these shell patterns')
     return parser.parse_args(argv)
 
 
 def main(argv: list[str]) -> int:
     args = parse(argv)
     try:
+        if args.command == 'compare':
+            return compare.run(compare.CompareRequest(
+                repo=args.repo, work=args.work, a=args.a, b=args.b, runs=args.runs,
+                alpha=args.alpha, min_effect=args.min_effect, config=args.config, mode=args.mode,
+                qemu_cpu=args.qemu_cpu, smp=args.smp, memory_mb=args.memory,
+                results=args.results or args.repo / 'results', force=args.force,
+                workload=args.workload, cmdline=args.cmdline))
+        if args.command == 'trend':
+            return trend.run(trend.TrendRequest(repo=args.repo, results=args.results or
+                                                args.repo / 'results', metrics=args.metric))
+        if args.command == 'bench':
+            kbuild.check_choice(args.repo, 'x86_64', args.config)
+            request = bench.BenchRequest(
+                repo=args.repo, tree=None, work=args.work, config=args.config, jobs=args.jobs,
+                machine=qemu.Machine(cpu=args.qemu_cpu, smp=args.smp, memory_mb=args.memory,
+                                     mode=args.mode),
+                runs=args.runs, workload=args.workload, cmdline=args.cmdline,
+                timeout=args.timeout, results=args.results or args.repo / 'results',
+                artifacts=args.artifacts, build_only=args.build_only)
+            bench.check_request(request)
+            if args.artifacts is None or args.build_only:
+                request.tree = tree.prepare(args.repo, args.work, args.kernel_src)
+            return bench.run(request)
         if args.command == 'kunit':
-            kunit_run.check_choice(args.repo, args.arch, args.config)
+            kbuild.check_choice(args.repo, args.arch, args.config)
         elif args.command == 'selftests':
-            kunit_run.check_choice(args.repo, 'x86_64', args.config)
+            kbuild.check_choice(args.repo, 'x86_64', args.config)
             if args.smp < 1 or args.memory < 256 or args.timeout < 30:
                 raise HarnessError('selftests need --smp >= 1, --memory >= 256 (MiB) and '
                                    '--timeout >= 30 (s)', 2)

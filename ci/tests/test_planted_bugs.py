@@ -12,6 +12,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 PATCHES = sorted((REPO / 'ci/planted-bugs').glob('*.patch'))
 SELFTEST = REPO / 'selftests/grouped_pages/gp_stress.c'
+BENCH = REPO / 'selftests/grouped_pages/gp_bench.c'
 
 
 def test_there_are_planted_bugs() -> None:
@@ -27,6 +28,14 @@ def test_planted_bug_applies_to_the_current_code(patch: Path) -> None:
 
 @pytest.mark.parametrize('patch', PATCHES, ids=lambda p: p.stem)
 def test_planted_bug_names_an_existing_test(patch: Path) -> None:
-    expected = re.search(r'Expected: selftests gp\.(\w+) fails', patch.read_text())
-    assert expected, f'{patch.name} has no "Expected: selftests gp.NAME fails" line'
-    assert re.search(rf'TEST_F(_TIMEOUT)?\(gp, {expected.group(1)}\b', SELFTEST.read_text())
+    text = patch.read_text()
+    selftest = re.search(r'Expected: selftests gp\.(\w+) fails', text)
+    bench = re.search(r'Expected: bench (frag\.\w+\.n\d+\.\w+\.(\w+)|[\w.]+) regression', text)
+    assert selftest or bench, (f'{patch.name} has no "Expected: selftests gp.NAME fails" or '
+                               '"Expected: bench METRIC regression" line')
+    if selftest:
+        assert re.search(rf'TEST_F(_TIMEOUT)?\(gp, {selftest.group(1)}\b', SELFTEST.read_text())
+    else:
+        # Fragmentation metrics are named frag.<prot>.n<pages>.<mode>.<what> at run time.
+        what = bench.group(2) or bench.group(1)
+        assert f'"{what}"' in BENCH.read_text()

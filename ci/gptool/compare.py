@@ -1,0 +1,508 @@
+"""Compare the bench results of two sides, A (before) and B (after), metric by metric.
+
+A side is either stored results (a result directory, or a directory of them such as
+results/bench or the A/ of an earlier compare report: all its runs are pooled), or a
+git revision of the repo. A revision is checked out in a detached worktree under
+GP_WORK/worktrees (the user's checkout is never touched), built once with the bench
+verb of this checkout's harness, then benched RUNS times, the runs of A and B
+interleaved (A B A B ...) so that a slow spell of the host hits both sides alike.
+
+The statistics and the verdict rule are in stats.py. The table goes to stdout; the
+report (report.json, report.md, and copies of the results of both sides) to a new
+directory results/compare/<time>-<a>-vs-<b>/. Exit status 1 if a metric regressed.
+"""
+import datetime
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import benchstore, stats
+from .errors import HarnessError
+from .fsutil import publish_dir, write_json_atomic
+
+HARNESS_CI = Path(__file__).resolve().parents[1]
+RESULT_LINE = re.compile(r'^bench result: (.+?)\s*$', re.M)
+MODES = benchstore.MODES
+# What must match for two results to be comparable; the commit may differ between
+# sides (that is the point) but not within one side.
+COMPARABLE = ('arch', 'config', 'mode', 'qemu.cpu', 'qemu.smp', 'qemu.memory_mb', 'cmdline',
+              'workload')  # workload: an optional field the bench verb adds
+
+
+@dataclass
+class CompareRequest:
+    repo: Path
+    work: Path
+    a: str
+    b: str
+    runs: int
+    alpha: float
+    min_effect: float
+    config: str
+    mode: str
+    qemu_cpu: str
+    smp: int
+    memory_mb: int
+    results: Path
+    force: bool = False
+    workload: str = 'full'
+    cmdline: str = ''
+
+
+@dataclass
+class Side:
+    label: str  # 'A' or 'B'
+    spec: str
+    sha: str | None = None  # set for the revision form
+    results: list[benchstore.BenchResult] = field(default_factory=list)
+
+    @property
+    def form(self) -> str:
+        return 'rev' if self.sha else 'results'
+
+    def commits(self) -> list[str]:
+        return list(dict.fromkeys(str(r['commit']) for r in self.results))
+
+    def short(self) -> str:
+        commits = self.commits()
+        return commits[0][:12] if len(commits) == 1 else 'mixed'
+
+    def describe(self) -> str:
+        dirty = any(r['dirty'] for r in self.results)
+        commits = ', '.join(c[:12] for c in self.commits()) + (' +dirty' if dirty else '')
+        runs = len(self.results)
+        return f'{self.label} = {self.spec} ({commits}; {runs} run{"s" if runs != 1 else ""})'
+
+
+def field_value(result: dict[str, Any], name: str) -> Any:
+    value: Any = result
+    for part in name.split('.'):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
+# ---------------------------------------------------------------- revisions
+
+def git(repo: Path, *args: str, check: bool = True) -> str:
+    proc = subprocess.run(['git', '-C', str(repo), *args], capture_output=True, text=True)
+    if proc.returncode != 0:
+        if check:
+            raise HarnessError(f'git {" ".join(args)} in {repo} failed: {proc.stderr.strip()}')
+        return ''
+    return proc.stdout.strip()
+
+
+def resolve_rev(repo: Path, spec: str, label: str) -> str:
+    """The commit a revision names, or HarnessError(2) if @spec is not one."""
+    sha = '' if spec.startswith('-') or not spec else \
+        git(repo, 'rev-parse', '--verify', '--quiet', f'{spec}^{{commit}}', check=False)
+    if not re.fullmatch(r'[0-9a-f]{40}', sha):
+        raise HarnessError(f'{label}={spec} is neither a results directory nor a git revision '
+                           f'of {repo}', 2)
+    return sha
+
+
+def ensure_worktree(repo: Path, work: Path, sha: str) -> tuple[Path, bool]:
+    """A detached worktree of @repo at @sha under work/worktrees/<sha12>, made or reused
+    (reset to @sha if found elsewhere or modified); returns it and whether it was reused."""
+    worktree = work / 'worktrees' / sha[:12]
+    if worktree.exists():
+        top = git(worktree, 'rev-parse', '--show-toplevel', check=False)
+        if not top or Path(top).resolve() != worktree.resolve():
+            raise HarnessError(f'{worktree} exists but is not a git worktree: remove it and '
+                               'run again', 2)
+        head = git(worktree, 'rev-parse', 'HEAD', check=False)
+        if head != sha or git(worktree, 'status', '--porcelain', '--untracked-files=no', check=False):
+            git(worktree, 'checkout', '--quiet', '--detach', '--force', sha)
+        return worktree, True
+    worktree.parent.mkdir(parents=True, exist_ok=True)
+    git(repo, 'worktree', 'prune')
+    git(repo, 'worktree', 'add', '--quiet', '--detach', '--force', str(worktree), sha)
+    return worktree, False
+
+
+def harness_command(worktree: Path, work: Path) -> list[str]:
+    """This checkout's harness working on @worktree's code (PYTHONPATH from harness_env)."""
+    return [sys.executable, '-m', 'gptool', '--repo', str(worktree), '--work', str(work)]
+
+
+def harness_env() -> dict[str, str]:
+    return {**os.environ, 'PYTHONPATH': str(HARNESS_CI), 'PYTHONUNBUFFERED': '1'}
+
+
+def run_logged(cmd: list[str], log: Path) -> tuple[int, str]:
+    """Run @cmd with its output (stdout and stderr) kept in @log; (status, output)."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, 'w') as out:
+        out.write('$ ' + ' '.join(cmd) + '\n')
+        out.flush()
+        proc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, env=harness_env(),
+                              cwd=HARNESS_CI.parent)
+    return proc.returncode, log.read_text(errors='replace')
+
+
+def last_error(output: str) -> str:
+    """The line of a failed harness run that says why: its 'error:' line, else its last."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith('error:')]
+    return (errors or lines or ['(no output)'])[-1]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.start = time.monotonic()
+
+    def say(self, message: str) -> None:
+        elapsed = int(time.monotonic() - self.start)
+        print(f'[compare {elapsed // 3600:02d}:{elapsed // 60 % 60:02d}:{elapsed % 60:02d}] '
+              f'{message}', flush=True)
+
+
+def bench_revisions(req: CompareRequest, sides: list[Side], clock: Clock, logs: Path) -> None:
+    """Build each revision side once, then run them interleaved RUNS times each."""
+    revs = [side for side in sides if side.sha]
+    prefixes: dict[str, tuple[list[str], Path]] = {}
+    for side in revs:
+        assert side.sha
+        if side.sha in prefixes:
+            continue
+        worktree, reused = ensure_worktree(req.repo, req.work, side.sha)
+        clock.say(f'{side.label} ({side.sha[:12]}) worktree {worktree}'
+                  f'{" (reused)" if reused else ""}')
+        # The machine options go to the runs too: a run boots with what it is told.
+        prefix = harness_command(worktree, req.work) + [
+            'bench', '--config', req.config, '--mode', req.mode, '--qemu-cpu', req.qemu_cpu,
+            '--smp', str(req.smp), '--memory', str(req.memory_mb), '--workload', req.workload,
+            '--cmdline', req.cmdline]
+        artifacts = req.work / 'compare-artifacts' / f'{side.sha[:12]}-{req.config}-{req.mode}'
+        log = logs / f'{side.label}-build.log'
+        clock.say(f'{side.label} ({side.sha[:12]}) build... (log: {log})')
+        status, output = run_logged(prefix + ['--build-only', '--artifacts', str(artifacts)], log)
+        if status != 0:
+            raise HarnessError(f'compare: building {side.label}={side.spec} ({side.sha[:12]}) '
+                               f'failed with status {status}: {last_error(output)} (log: {log})')
+        prefixes[side.sha] = (prefix, artifacts)
+    total = req.runs * len(revs)
+    order = [side for _ in range(req.runs) for side in revs]
+    for number, side in enumerate(order, 1):
+        assert side.sha
+        prefix, artifacts = prefixes[side.sha]
+        log = logs / f'run-{number:02d}-{side.label}.log'
+        clock.say(f'run {number}/{total}: {side.label} ({side.sha[:12]})')
+        status, output = run_logged(prefix + ['--artifacts', str(artifacts),
+                                              '--results', str(req.results)], log)
+        where = f'run {number}/{total} of {side.label}={side.spec} ({side.sha[:12]})'
+        if status != 0:
+            raise HarnessError(f'compare: {where} failed with status {status}: '
+                               f'{last_error(output)} (log: {log})')
+        found = RESULT_LINE.findall(output)
+        if not found:
+            raise HarnessError(f'compare: {where} printed no "bench result: <path>" line '
+                               f'(log: {log})')
+        path = Path(found[-1])
+        side.results.append(benchstore.load(HARNESS_CI.parent / path))  # cwd of the run
+
+
+# ---------------------------------------------------------------- comparability
+
+def differences(first: dict[str, Any], second: dict[str, Any], names: tuple[str, ...]) -> list[str]:
+    return [name for name in names if field_value(first, name) != field_value(second, name)]
+
+
+def check_within(side: Side) -> list[str]:
+    """Problems pooling the runs of one side: they must be of one commit and one setup."""
+    problems = []
+    for name in ('commit', 'dirty') + COMPARABLE:
+        values = list(dict.fromkeys(json.dumps(field_value(r, name)) for r in side.results))
+        if len(values) > 1:
+            problems.append(f'{side.label} pools runs that differ in {name} ({", ".join(values)})')
+    return problems
+
+
+def check_across(a: Side, b: Side) -> list[str]:
+    ra, rb = a.results[0], b.results[0]
+    return [f'{name} (A: {json.dumps(field_value(ra, name))}, '
+            f'B: {json.dumps(field_value(rb, name))})' for name in differences(ra, rb, COMPARABLE)]
+
+
+def check_against_request(stored: Side, req: CompareRequest) -> list[str]:
+    """Before benching a revision: would its runs match the stored results of the other side?"""
+    wanted = {'config': req.config, 'mode': req.mode, 'qemu.cpu': req.qemu_cpu,
+              'qemu.smp': req.smp, 'qemu.memory_mb': req.memory_mb, 'workload': req.workload,
+              'cmdline': req.cmdline}
+    option = {'config': '--config', 'mode': '--mode', 'qemu.cpu': '--qemu-cpu',
+              'qemu.smp': '--smp', 'qemu.memory_mb': '--memory', 'workload': '--workload',
+              'cmdline': '--cmdline'}
+    result = stored.results[0]
+    return [f'{name} ({stored.label} holds {json.dumps(field_value(result, name))}, the revision '
+            f'would run with {option[name]} {value})'
+            for name, value in wanted.items() if field_value(result, name) != value]
+
+
+def enforce(problems: list[str], force: bool, what: str) -> None:
+    if not problems:
+        return
+    if not force:
+        raise HarnessError(f'{what}: {"; ".join(problems)} (pass --force to compare anyway)', 2)
+    print(f'warning: {what}: {"; ".join(problems)}; comparing anyway (--force)', flush=True)
+
+
+# ---------------------------------------------------------------- statistics
+
+@dataclass
+class Pooled:
+    unit: str
+    direction: str
+    deterministic: bool
+    samples: list[float]
+    min_effect_pct: float | None
+    description: str
+
+
+def pool(side: Side) -> tuple[dict[str, Pooled], dict[str, str]]:
+    """Each metric's samples of all runs of a side, concatenated in run order; and the
+    metrics whose runs disagree on what they measure, with why."""
+    pooled: dict[str, Pooled] = {}
+    notes: dict[str, str] = {}
+    for result in side.results:
+        for name, metric in result['metrics'].items():
+            effect = metric.get('min_effect_pct')
+            if name not in pooled:
+                pooled[name] = Pooled(metric['unit'], metric['direction'], metric['deterministic'],
+                                      list(metric['samples']), effect, metric.get('description', ''))
+                continue
+            seen = pooled[name]
+            if (seen.unit, seen.direction) != (metric['unit'], metric['direction']):
+                notes[name] = (f'{name}: the runs of {side.label} disagree on its unit or '
+                               f'direction ({seen.unit}, {seen.direction} is better; '
+                               f'{metric["unit"]}, {metric["direction"]} is better)')
+            seen.samples += metric['samples']
+            seen.deterministic = seen.deterministic and metric['deterministic']
+            if effect is not None:
+                seen.min_effect_pct = max(effect, seen.min_effect_pct or 0)
+    return pooled, notes
+
+
+def compare_sides(a: Side, b: Side, req: CompareRequest) -> dict[str, Any]:
+    """Per-metric comparisons, and notes on metrics that could not be compared."""
+    pooled_a, notes_a = pool(a)
+    pooled_b, notes_b = pool(b)
+    inconsistent = {**notes_b, **notes_a}
+    notes = list(inconsistent.values())
+    rows: dict[str, dict[str, Any]] = {}
+    for name in sorted(pooled_a.keys() & pooled_b.keys()):
+        ma, mb = pooled_a[name], pooled_b[name]
+        if name in inconsistent:
+            continue
+        if (ma.unit, ma.direction) != (mb.unit, mb.direction):
+            notes.append(f'{name}: A and B disagree on its unit or direction (A: {ma.unit}, '
+                         f'{ma.direction} is better; B: {mb.unit}, {mb.direction} is better)')
+            continue
+        declared = [e for e in (ma.min_effect_pct, mb.min_effect_pct) if e is not None]
+        min_effect = max(declared) if declared else req.min_effect
+        deterministic = ma.deterministic and mb.deterministic
+        comparison = stats.compare_metric(ma.samples, mb.samples, deterministic=deterministic,
+                                          direction=ma.direction, alpha=req.alpha,
+                                          min_effect_pct=min_effect)
+        rows[name] = {'unit': ma.unit, 'direction': ma.direction, 'deterministic': deterministic,
+                      'description': mb.description or ma.description,
+                      'min_effect_pct': min_effect, 'spread_a_pct': spread_pct(ma.samples),
+                      'spread_b_pct': spread_pct(mb.samples), 'samples_a': ma.samples,
+                      'samples_b': mb.samples, **comparison.to_json()}
+    return {'metrics': rows, 'only_in_a': sorted(pooled_a.keys() - pooled_b.keys()),
+            'only_in_b': sorted(pooled_b.keys() - pooled_a.keys()), 'notes': notes}
+
+
+def spread_pct(samples: list[float]) -> float | None:
+    """(max - min) / median in %: how far apart a side's samples lie."""
+    median = statistics.median(samples)
+    if median == 0:
+        return 0.0 if max(samples) == min(samples) else None
+    return abs((max(samples) - min(samples)) / median * 100)
+
+
+def verdicts(comparison: dict[str, Any], verdict: str) -> list[str]:
+    return [name for name, row in comparison['metrics'].items() if row['verdict'] == verdict]
+
+
+# ---------------------------------------------------------------- output
+
+def number(value: float | None) -> str:
+    """Integers whole; others to 4 significant digits, no exponent from 0.01 up."""
+    if value is None:
+        return '-'
+    if float(value).is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    if abs(value) >= 1000:
+        return f'{value:.0f}'
+    return f'{value:.4g}' if abs(value) >= 0.01 else f'{value:.3g}'
+
+
+def pct(value: float | None) -> str:
+    return '-' if value is None else f'{value:+.1f}%'
+
+
+def cells(name: str, row: dict[str, Any]) -> list[str]:
+    def center(value: float, spread: float | None) -> str:
+        return number(value) + (f' ±{spread:.0f}%' if spread is not None else '')
+    ci = '-' if row['ci_low_pct'] is None else \
+        f'[{pct(row["ci_low_pct"])}, {pct(row["ci_high_pct"])}]'
+    p = '-' if row['p_value'] is None else f'{row["p_value"]:.3g}'
+    return [name, row['unit'], center(row['center_a'], row['spread_a_pct']),
+            center(row['center_b'], row['spread_b_pct']), pct(row['delta_pct']), ci, p,
+            row['verdict']]
+
+
+HEADER = ['metric', 'unit', 'A (median ±spread)', 'B', 'delta', '95% CI', 'p', 'verdict']
+
+
+def text_table(rows: list[list[str]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return '\n'.join('  '.join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows)
+
+
+def markdown_table(rows: list[list[str]]) -> str:
+    def line(row: list[str]) -> str:
+        return '| ' + ' | '.join(c.replace('|', '\\|') for c in row) + ' |'
+    return '\n'.join([line(rows[0]), line(['---'] * len(rows[0]))] + [line(r) for r in rows[1:]])
+
+
+def setup_line(result: dict[str, Any]) -> str:
+    qemu = result['qemu']
+    return (f'mode {result["mode"]}, config {result["config"]}, {result["arch"]}, '
+            f'-cpu {qemu["cpu"]}, smp {qemu["smp"]}, {qemu["memory_mb"]} MiB'
+            + (f', cmdline "{result["cmdline"]}"' if result['cmdline'] else ''))
+
+
+def tail_lines(comparison: dict[str, Any]) -> list[str]:
+    lines = [f'only in A: {name}' for name in comparison['only_in_a']]
+    lines += [f'only in B: {name}' for name in comparison['only_in_b']]
+    return lines + [f'not compared: {note}' for note in comparison['notes']]
+
+
+def rule_text(req: CompareRequest) -> str:
+    return (f'regression/improvement: p < {req.alpha:g} (Mann-Whitney U, two-sided) and '
+            f'|delta| >= min effect ({req.min_effect:g}% unless the metric sets its own); '
+            f'fewer than {stats.MIN_SAMPLES} samples a side: "~"; deterministic metrics '
+            'compare exactly')
+
+
+def side_json(side: Side) -> dict[str, Any]:
+    first = side.results[0]
+    return {'spec': side.spec, 'form': side.form, 'sha': side.sha,
+            'commits': side.commits(), 'dirty': sorted({bool(r['dirty']) for r in side.results}),
+            'results': [str(r.result_dir) for r in side.results],
+            'config': first['config'],
+            'config_sha256': sorted({r['config_sha256'] for r in side.results}),
+            'mode': first['mode'], 'arch': first['arch'],
+            'qemu': {k: v for k, v in first['qemu'].items() if k != 'command'},
+            'cmdline': first['cmdline'], 'base': first['base'], 'tools': first['tools']}
+
+
+def write_report(req: CompareRequest, a: Side, b: Side, comparison: dict[str, Any],
+                 table: list[list[str]], problems: list[str]) -> Path:
+    now = datetime.datetime.now(datetime.timezone.utc)
+    report = {
+        'kind': 'compare', 'schema': 1, 'date': now.strftime('%Y-%m-%dT%H:%M:%SZ'),
+        'a': side_json(a), 'b': side_json(b),
+        'rule': {'alpha': req.alpha, 'min_effect_pct': req.min_effect,
+                 'min_samples': stats.MIN_SAMPLES, 'test': 'Mann-Whitney U, two-sided',
+                 'ci': f'bootstrap percentile, {stats.BOOTSTRAP_RESAMPLES} resamples, '
+                       'ratio of medians',
+                 'text': rule_text(req)},
+        'runs_requested': req.runs, 'forced': req.force, 'incomparable': problems,
+        **comparison,
+        'regressions': verdicts(comparison, 'regression'),
+    }
+    reasons = [[name, row['reason']] for name, row in comparison['metrics'].items()]
+    markdown = [f'# compare: {a.spec} vs {b.spec}', '', f'- {a.describe()}', f'- {b.describe()}',
+                f'- {setup_line(b.results[0])}', f'- rule: {rule_text(req)}', '']
+    if problems:
+        markdown += [f'- **forced** despite: {"; ".join(problems)}', '']
+    markdown += [markdown_table(table) if len(table) > 1 else '(no metric in both sides)', '']
+    if tail := tail_lines(comparison):
+        markdown += [f'- {line}' for line in tail] + ['']
+    if reasons:
+        markdown += ['## Why', '', markdown_table([['metric', 'reason'], *reasons])]
+
+    def fill(staging: Path) -> None:
+        write_json_atomic(staging / 'report.json', report)
+        (staging / 'report.md').write_text('\n'.join(markdown) + '\n')
+        for side in (a, b):
+            for result in side.results:
+                shutil.copytree(result.result_dir, staging / side.label / result.result_dir.name,
+                                dirs_exist_ok=True)
+    return publish_dir(req.results / 'compare',
+                       f'{now.strftime("%Y%m%dT%H%M%SZ")}-{a.short()}-vs-{b.short()}', fill)
+
+
+# ---------------------------------------------------------------- the verb
+
+def check_request(req: CompareRequest) -> None:
+    if req.runs < 1:
+        raise HarnessError(f'RUNS={req.runs}: want at least 1 run per side (5 or more to see '
+                           '10% changes in noisy metrics)', 2)
+    if not 0 < req.alpha < 1:
+        raise HarnessError(f'--alpha {req.alpha:g}: want a significance level between 0 and 1, '
+                           'such as 0.05', 2)
+    if req.min_effect <= 0:
+        raise HarnessError(f'--min-effect {req.min_effect:g}: want a percentage > 0', 2)
+    if req.mode not in MODES:
+        raise HarnessError(f'--mode {req.mode}: valid are {", ".join(MODES)}', 2)
+    if req.smp < 1 or req.memory_mb < 256:
+        raise HarnessError('compare needs --smp >= 1 and --memory >= 256 (MiB)', 2)
+
+
+def make_side(req: CompareRequest, label: str, spec: str) -> Side:
+    if spec and Path(spec).exists():
+        side = Side(label, spec)
+        side.results = [benchstore.load(path) for path in benchstore.find(Path(spec))]
+        return side
+    return Side(label, spec, sha=resolve_rev(req.repo, spec, label))
+
+
+def run(req: CompareRequest) -> int:
+    check_request(req)
+    # The runs happen in other directories: paths the user gave relative are made whole.
+    req.results, req.work = req.results.absolute(), req.work.absolute()
+    clock = Clock()
+    a, b = make_side(req, 'A', req.a), make_side(req, 'B', req.b)
+    stored = [side for side in (a, b) if not side.sha]
+    if a.sha or b.sha:
+        for side in stored:
+            enforce(check_against_request(side, req), req.force,
+                    f'{side.label} is not comparable with what the revision would run')
+        stamp = datetime.datetime.now(datetime.timezone.utc).strftime('%Y%m%dT%H%M%SZ')
+        name = f'{stamp}-{a.sha[:12] if a.sha else "results"}-vs-{b.sha[:12] if b.sha else "results"}'
+        bench_revisions(req, [a, b], clock, req.work / 'compare-logs' / name)
+    problems = check_within(a) + check_within(b)
+    enforce(problems, req.force, 'the runs of a side do not pool')
+    across = check_across(a, b)
+    if across:
+        enforce([f'they differ in {", ".join(across)}'], req.force, 'A and B are not comparable')
+    comparison = compare_sides(a, b, req)
+    header = f'{a.describe()}  vs  {b.describe()}; {setup_line(b.results[0])}'
+    table = [HEADER] + [cells(name, row) for name, row in comparison['metrics'].items()]
+    print(header)
+    print(text_table(table) if len(table) > 1 else '(no metric in both sides)')
+    for line in tail_lines(comparison):
+        print(line)
+    report = write_report(req, a, b, comparison, table, problems + across)
+    print(f'compare report: {report}')
+    regressions = verdicts(comparison, 'regression')
+    others = ', '.join(f'{len(names)} {verdict}' for verdict in ('improvement', 'changed')
+                       if (names := verdicts(comparison, verdict)))
+    if regressions:
+        print(f'compare: {len(regressions)} regression{"s" if len(regressions) != 1 else ""}: '
+              f'{", ".join(regressions)}' + (f' ({others})' if others else ''))
+        return 1
+    print('compare: no regressions' + (f' ({others})' if others else ''))
+    return 0
