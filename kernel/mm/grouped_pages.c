@@ -69,6 +69,14 @@ struct gp_node {
 	bool refill_wanted;
 	/* One refill at a time, so racing callers do not each take a block. */
 	struct mutex refill_lock;
+	/*
+	 * One shrinker scan at a time. A scan resets a block's pages outside
+	 * @lock while the block stays listed; a second scan could retire and
+	 * free that block under it. Reclaim runs scans of one shrinker on many
+	 * CPUs at once (kswapd per node, direct reclaimers), so the others back
+	 * off: the scan that holds it is freeing already.
+	 */
+	struct mutex shrink_lock;
 };
 
 struct gp_counters {
@@ -712,6 +720,8 @@ static unsigned long gp_shrink_scan(struct shrinker *shrinker, struct shrink_con
 
 	if (!gp_shrink_allowed(sc->gfp_mask))
 		return SHRINK_STOP;
+	if (!mutex_trylock(&node->shrink_lock))
+		return SHRINK_STOP;
 	atomic_long_inc(&cache->counters.shrinker_scans);
 	/* Allocations made while resetting may use the reserve and must not refill. */
 	noreclaim = memalloc_noreclaim_save();
@@ -721,6 +731,7 @@ static unsigned long gp_shrink_scan(struct shrinker *shrinker, struct shrink_con
 		freed += gp_break_partial_blocks(cache, node, sc->nr_to_scan - freed,
 						 cache->reserve);
 	memalloc_noreclaim_restore(noreclaim);
+	mutex_unlock(&node->shrink_lock);
 	atomic_long_add(freed, &cache->counters.shrinker_freed);
 	return freed ? freed : SHRINK_STOP;
 }
@@ -832,6 +843,7 @@ grouped_pages_cache_create(const char *name, const struct grouped_pages_prot *pr
 		INIT_LIST_HEAD(&node->whole_free);
 		INIT_LIST_HEAD(&node->full);
 		mutex_init(&node->refill_lock);
+		mutex_init(&node->shrink_lock);
 		cache->nodes[nid] = node;
 	}
 	cache->shrinker = shrinker_alloc(SHRINKER_NUMA_AWARE, "grouped_pages-%s", name);
@@ -938,11 +950,15 @@ EXPORT_SYMBOL_IF_KUNIT(grouped_pages_block_order);
 unsigned long grouped_pages_break_partial(struct grouped_pages_cache *cache, int nid,
 					  unsigned long nr_pages)
 {
-	unsigned int noreclaim = memalloc_noreclaim_save();
-	unsigned long freed = gp_break_partial_blocks(cache, cache->nodes[nid], nr_pages,
-						      cache->reserve);
+	struct gp_node *node = cache->nodes[nid];
+	unsigned int noreclaim;
+	unsigned long freed;
 
+	mutex_lock(&node->shrink_lock);
+	noreclaim = memalloc_noreclaim_save();
+	freed = gp_break_partial_blocks(cache, node, nr_pages, cache->reserve);
 	memalloc_noreclaim_restore(noreclaim);
+	mutex_unlock(&node->shrink_lock);
 	return freed;
 }
 EXPORT_SYMBOL_IF_KUNIT(grouped_pages_break_partial);

@@ -53,6 +53,11 @@ struct gp_ctx {
 	int apply_err;
 	int reset_err;
 
+	/* Reset sleeps, widening the window in which a scan has a block off its lock. */
+	bool slow_reset;
+	atomic_t resets_running;
+	atomic_t most_resets_running;
+
 	/* Reset allocates from the cache, as a page-table cache splitting the direct map would. */
 	bool nested_alloc;
 	struct page *nested_page;
@@ -87,6 +92,16 @@ static int gp_wrap_reset(struct page *page, unsigned int nr, void *data)
 	ctx->last_reset_nr = nr;
 	if (ctx->reset_err)
 		return ctx->reset_err;
+	if (ctx->slow_reset) {
+		int running = atomic_inc_return(&ctx->resets_running);
+		int most = atomic_read(&ctx->most_resets_running);
+
+		while (running > most &&
+		       !atomic_try_cmpxchg(&ctx->most_resets_running, &most, running))
+			;
+		usleep_range(100, 200);
+		atomic_dec(&ctx->resets_running);
+	}
 	if (ctx->nested_alloc && !ctx->nested_page) {
 		ctx->nested_in_memalloc = current->flags & PF_MEMALLOC;
 		ctx->nested_page = grouped_pages_alloc(ctx->cache, GP_NODE, GFP_KERNEL);
@@ -965,6 +980,9 @@ struct gp_race {
 	atomic_t scans;
 	unsigned int rounds;
 	bool stop;
+	/* For races that run for a time, not for a number of rounds. */
+	unsigned long deadline;
+	struct completion done;
 };
 
 static int gp_race_one_alloc(void *data)
@@ -1083,6 +1101,90 @@ static void gp_test_stress_alloc_free_shrink(struct kunit *test)
 	gp_scan_all_nodes(ctx, ULONG_MAX);
 	KUNIT_EXPECT_LE(test, gp_stats(ctx).pages_cached, 8 * num_node_state(N_MEMORY));
 	KUNIT_EXPECT_EQ(test, gp_stats(ctx).pages_cached, atomic_long_read(&ctx->protected_pages));
+}
+
+/* Allocate and free at random, holding up to 48 pages: blocks stay partly used. */
+static int gp_race_hold_churn(void *data)
+{
+	struct gp_race *race = data;
+	struct page *held[48];
+	unsigned int n = 0, i;
+
+	wait_for_completion(&race->start);
+	while (time_before(jiffies, race->deadline)) {
+		if (n < ARRAY_SIZE(held) && (!n || get_random_u32_below(2))) {
+			held[n] = grouped_pages_alloc(race->ctx->cache, GP_NODE, GFP_KERNEL);
+			n += !!held[n];
+		} else {
+			i = get_random_u32_below(n);
+			grouped_pages_free(race->ctx->cache, held[i]);
+			held[i] = held[--n];
+		}
+		cond_resched();
+	}
+	while (n)
+		grouped_pages_free(race->ctx->cache, held[--n]);
+	if (atomic_dec_and_test(&race->running))
+		complete(&race->done);
+	return 0;
+}
+
+static int gp_race_scan_until(void *data)
+{
+	struct gp_race *race = data;
+
+	wait_for_completion(&race->start);
+	while (time_before(jiffies, race->deadline)) {
+		/* Up to two blocks: past the whole free ones into the partial phase. */
+		if (gp_scan(race->ctx, GFP_KERNEL,
+			    1 + get_random_u32_below(2 * race->ctx->block_pages)) != SHRINK_STOP)
+			atomic_inc(&race->scans);
+		cond_resched();
+	}
+	if (atomic_dec_and_test(&race->running))
+		complete(&race->done);
+	return 0;
+}
+
+/*
+ * Reclaim scans one shrinker from many CPUs at once. Two scans of one node
+ * must never work at the same time: one resets pages of a block it left on
+ * the lists, and the other could free that block under it (a use-after-free
+ * KASAN reports, and pages freed twice without it). Scanners and churners
+ * run together for two seconds on every CPU; resets sleep to widen the window.
+ */
+static void gp_test_concurrent_scanners_never_overlap(struct kunit *test)
+{
+	struct gp_ctx *ctx = gp_make_cache(test, gp_plain(), 0);
+	struct gp_race race = { .ctx = ctx };
+	unsigned int each = max(2U, num_online_cpus()), i;
+	struct grouped_pages_stats s;
+
+	if (num_online_cpus() < 2)
+		kunit_skip(test, "needs SMP: scans can only overlap on two CPUs or more");
+	ctx->slow_reset = true;
+	init_completion(&race.start);
+	init_completion(&race.done);
+	atomic_set(&race.running, 2 * each);
+	race.deadline = jiffies + 2 * HZ;
+	for (i = 0; i < 2 * each; i++) {
+		struct task_struct *task =
+			kthread_run_on_cpu(i < each ? gp_race_hold_churn : gp_race_scan_until,
+					   &race, i % num_online_cpus(), "gp_overlap/%u");
+
+		KUNIT_ASSERT_FALSE(test, IS_ERR(task));
+	}
+	complete_all(&race.start);
+	wait_for_completion(&race.done);
+
+	s = gp_stats(ctx);
+	KUNIT_EXPECT_EQ_MSG(test, 1, atomic_read(&ctx->most_resets_running),
+			    "scans of one node reset blocks at the same time");
+	KUNIT_EXPECT_GT(test, atomic_read(&race.scans), 0);
+	KUNIT_EXPECT_GT(test, s.partial_breaks, 0);
+	KUNIT_EXPECT_EQ(test, 0, s.bad_frees);
+	KUNIT_EXPECT_EQ(test, 0, s.pages_in_use);
+	KUNIT_EXPECT_EQ(test, s.pages_cached, atomic_long_read(&ctx->protected_pages));
 }
 
 /* ---- x86 direct map ---- */
@@ -1280,6 +1382,7 @@ static struct kunit_case gp_test_cases[] = {
 	KUNIT_CASE(gp_test_no_node_spreads_evenly),
 	KUNIT_CASE(gp_test_no_node_takes_other_node),
 	KUNIT_CASE(gp_test_racing_refills_take_one_block),
+	KUNIT_CASE_SLOW(gp_test_concurrent_scanners_never_overlap),
 	KUNIT_CASE_SLOW(gp_test_stress_alloc_free_shrink),
 #if GP_X86
 	KUNIT_CASE_PARAM(gp_test_x86_block_stays_mapped_large, gp_x86_prot_gen_params),
