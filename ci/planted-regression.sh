@@ -2,8 +2,8 @@
 # Show that `make compare` names a planted performance regression. Commits
 # ci/planted-bugs/NAME.patch on top of HEAD in a throwaway worktree (kept as
 # refs/planted/NAME, never on a branch), then runs `make compare A=HEAD
-# B=refs/planted/NAME` and passes only if compare exits 1 and names the metric in
-# the patch's "Expected: bench METRIC regression" line among the regressions.
+# B=refs/planted/NAME` and passes only if compare fails naming the metric in the
+# patch's "Expected: bench METRIC regression" line among the regressions.
 #   usage: ci/planted-regression.sh NAME [RUNS]   (RUNS per side, default 5)
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -45,13 +45,19 @@ make -C "$repo" --no-print-directory compare A=HEAD "B=refs/planted/$name" "RUNS
 status=${PIPESTATUS[0]}
 set -e
 report=$(grep -o '^compare report: .*' "$log" | tail -n 1 | cut -d' ' -f3- || true)
-regressions=$(grep -E '^compare: [0-9]+ regressions?:' "$log" | tail -n 1 || true)
-if ((status == 1)) && grep -qE "[ ,]$expected(,|$)" <<<"$regressions"; then
-	echo "planted regression $name: caught, compare names $expected (report: $report)"
-elif ((status == 1)); then
+if [[ -z $report || ! -f $report/report.json ]]; then
+	echo "planted regression $name: NOT shown, compare wrote no report (status $status)"
+	exit 1
+fi
+# The report, not the printed table, says which metrics regressed.
+regressions=$(/usr/bin/python3 -c 'import json, sys; print(" ".join(json.load(open(sys.argv[1]))["regressions"]))' \
+	"$report/report.json")
+if grep -qxF "$expected" <(tr ' ' '\n' <<<"$regressions"); then
+	echo "planted regression $name: caught, compare names $expected among: $regressions (report: $report)"
+elif [[ -n $regressions ]]; then
 	echo "planted regression $name: compare found regressions, but not $expected: $regressions"
 	exit 1
 else
-	echo "planted regression $name: NOT caught, compare exited $status (report: $report)"
+	echo "planted regression $name: NOT caught, compare found no regression (report: $report)"
 	exit 1
 fi

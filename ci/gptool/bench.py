@@ -222,6 +222,7 @@ def boot_once(req: BenchRequest, artifacts: dict[str, Path], index: int) -> Path
     result: dict[str, Any] = {
         'schema': benchstore.SCHEMA_VERSION, 'kind': 'bench',
         'commit': build_info['commit'], 'dirty': build_info['dirty'],
+        'diff_sha256': build_info.get('diff_sha256', ''),
         'base': build_info['base'], 'config': build_info['config'],
         'config_sha256': build_info['config_sha256'], 'arch': 'x86_64',
         'qemu': {'cpu': req.machine.cpu, 'smp': req.machine.smp,

@@ -7,7 +7,10 @@ GP_WORK/worktrees (the user's checkout is never touched), built once with the be
 verb of this checkout's harness, then benched RUNS times, the runs of A and B
 interleaved (A B A B ...) so that a slow spell of the host hits both sides alike.
 
-The statistics and the verdict rule are in stats.py. The table goes to stdout; the
+The statistics and the verdict rule are in stats.py. A timed metric contributes one
+sample per run, the median of its rounds: the rounds of one boot share its memory layout
+and host load, so treating them as independent would make p far too small. Exact
+(deterministic) metrics compare all their values. The table goes to stdout; the
 report (report.json, report.md, and copies of the results of both sides) to a new
 directory results/compare/<time>-<a>-vs-<b>/. Exit status 1 if a metric regressed.
 """
@@ -220,7 +223,7 @@ def differences(first: dict[str, Any], second: dict[str, Any], names: tuple[str,
 def check_within(side: Side) -> list[str]:
     """Problems pooling the runs of one side: they must be of one commit and one setup."""
     problems = []
-    for name in ('commit', 'dirty') + COMPARABLE:
+    for name in ('commit', 'dirty', 'diff_sha256') + COMPARABLE:
         values = list(dict.fromkeys(json.dumps(field_value(r, name)) for r in side.results))
         if len(values) > 1:
             problems.append(f'{side.label} pools runs that differ in {name} ({", ".join(values)})')
@@ -265,6 +268,9 @@ class Pooled:
     samples: list[float]
     min_effect_pct: float | None
     description: str
+    # One value per run, its median: rounds of one boot share that boot's state
+    # (memory layout, host load), so the run, not the round, is the sample.
+    run_medians: list[float] = field(default_factory=list)
 
 
 def pool(side: Side) -> tuple[dict[str, Pooled], dict[str, str]]:
@@ -277,7 +283,8 @@ def pool(side: Side) -> tuple[dict[str, Pooled], dict[str, str]]:
             effect = metric.get('min_effect_pct')
             if name not in pooled:
                 pooled[name] = Pooled(metric['unit'], metric['direction'], metric['deterministic'],
-                                      list(metric['samples']), effect, metric.get('description', ''))
+                                      list(metric['samples']), effect, metric.get('description', ''),
+                                      [statistics.median(metric['samples'])])
                 continue
             seen = pooled[name]
             if (seen.unit, seen.direction) != (metric['unit'], metric['direction']):
@@ -285,6 +292,7 @@ def pool(side: Side) -> tuple[dict[str, Pooled], dict[str, str]]:
                                f'direction ({seen.unit}, {seen.direction} is better; '
                                f'{metric["unit"]}, {metric["direction"]} is better)')
             seen.samples += metric['samples']
+            seen.run_medians.append(statistics.median(metric['samples']))
             seen.deterministic = seen.deterministic and metric['deterministic']
             if effect is not None:
                 seen.min_effect_pct = max(effect, seen.min_effect_pct or 0)
@@ -309,14 +317,18 @@ def compare_sides(a: Side, b: Side, req: CompareRequest) -> dict[str, Any]:
         declared = [e for e in (ma.min_effect_pct, mb.min_effect_pct) if e is not None]
         min_effect = max(declared) if declared else req.min_effect
         deterministic = ma.deterministic and mb.deterministic
-        comparison = stats.compare_metric(ma.samples, mb.samples, deterministic=deterministic,
+        # Exact metrics compare every sample; the others one median per run.
+        compared_a, compared_b = (ma.samples, mb.samples) if deterministic else \
+            (ma.run_medians, mb.run_medians)
+        comparison = stats.compare_metric(compared_a, compared_b, deterministic=deterministic,
                                           direction=ma.direction, alpha=req.alpha,
                                           min_effect_pct=min_effect)
         rows[name] = {'unit': ma.unit, 'direction': ma.direction, 'deterministic': deterministic,
                       'description': mb.description or ma.description,
                       'min_effect_pct': min_effect, 'spread_a_pct': spread_pct(ma.samples),
                       'spread_b_pct': spread_pct(mb.samples), 'samples_a': ma.samples,
-                      'samples_b': mb.samples, **comparison.to_json()}
+                      'samples_b': mb.samples, 'run_medians_a': ma.run_medians,
+                      'run_medians_b': mb.run_medians, **comparison.to_json()}
     return {'metrics': rows, 'only_in_a': sorted(pooled_a.keys() - pooled_b.keys()),
             'only_in_b': sorted(pooled_b.keys() - pooled_a.keys()), 'notes': notes}
 
@@ -389,9 +401,10 @@ def tail_lines(comparison: dict[str, Any]) -> list[str]:
 
 
 def rule_text(req: CompareRequest) -> str:
-    return (f'regression/improvement: p < {req.alpha:g} (Mann-Whitney U, two-sided) and '
+    return (f'regression/improvement: p < {req.alpha:g} (Mann-Whitney U, two-sided, over '
+            'one median per run) and '
             f'|delta| >= min effect ({req.min_effect:g}% unless the metric sets its own); '
-            f'fewer than {stats.MIN_SAMPLES} samples a side: "~"; deterministic metrics '
+            f'fewer than {stats.MIN_SAMPLES} runs a side: "~"; deterministic metrics '
             'compare exactly')
 
 
@@ -437,9 +450,10 @@ def write_report(req: CompareRequest, a: Side, b: Side, comparison: dict[str, An
         write_json_atomic(staging / 'report.json', report)
         (staging / 'report.md').write_text('\n'.join(markdown) + '\n')
         for side in (a, b):
-            for result in side.results:
-                shutil.copytree(result.result_dir, staging / side.label / result.result_dir.name,
-                                dirs_exist_ok=True)
+            for number, result in enumerate(side.results, 1):
+                # Numbered: runs from different roots may share a directory name.
+                shutil.copytree(result.result_dir,
+                                staging / side.label / f'{number:02d}-{result.result_dir.name}')
     return publish_dir(req.results / 'compare',
                        f'{now.strftime("%Y%m%dT%H%M%SZ")}-{a.short()}-vs-{b.short()}', fill)
 

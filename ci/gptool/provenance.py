@@ -20,11 +20,24 @@ def _run(*cmd: str) -> str:
 
 def repo_commit(repo: Path) -> dict[str, str | bool]:
     """HEAD of our repo and whether the work tree differs from it (untracked files too:
-    a new source file changes what is built even before it is added)."""
+    a new source file changes what is built even before it is added). When it does,
+    diff_sha256 names the uncommitted state, so runs of different edits of one commit
+    are never taken for reruns of the same code."""
     commit = _run('git', '-C', str(repo), 'rev-parse', 'HEAD')
-    status = _run('git', '-C', str(repo), 'status', '--porcelain', '--untracked-files=normal',
+    status = _run('git', '-C', str(repo), 'status', '--porcelain', '--untracked-files=all',
                   '--', '.', ':!results')
-    return {'commit': commit or 'uncommitted', 'dirty': bool(status)}
+    meta: dict[str, str | bool] = {'commit': commit or 'uncommitted', 'dirty': bool(status)}
+    if status:
+        digest = hashlib.sha256(_run('git', '-C', str(repo), 'diff', 'HEAD', '--', '.',
+                                     ':!results').encode())
+        for line in sorted(status.splitlines()):
+            if line.startswith('?? '):
+                path = repo / line[3:]
+                digest.update(line.encode())
+                if path.is_file():
+                    digest.update(path.read_bytes())
+        meta['diff_sha256'] = digest.hexdigest()
+    return meta
 
 
 def base_meta(tree: Tree) -> dict[str, str]:

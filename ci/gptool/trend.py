@@ -21,7 +21,9 @@ from . import benchstore
 from .errors import HarnessError
 from .fsutil import publish_dir
 
-Group = tuple[str, str, str, str, str]  # arch, config, mode, qemu cpu, workload
+# arch, config, mode, qemu cpu, workload, smp, memory, extra cmdline: what must match
+# for two runs to lie on one line.
+Group = tuple[str, str, str, str, str, int, int, str]
 
 
 @dataclass
@@ -77,7 +79,14 @@ def parse_date(text: str) -> str:
 
 
 def file_stem(metric: str, group: Group) -> str:
-    return re.sub(r'[^A-Za-z0-9_.-]+', '_', '-'.join((metric, *group)))
+    arch, config, mode, cpu, workload, smp, memory, cmdline = group
+    parts = [metric, arch, config, mode, cpu, workload]
+    # The machine make bench uses by default goes unnamed, to keep names short.
+    if (smp, memory) != (2, 2048):
+        parts.append(f'smp{smp}-{memory}M')
+    if cmdline:
+        parts.append(cmdline)
+    return re.sub(r'[^A-Za-z0-9_.-]+', '_', '-'.join(parts))
 
 
 def plot_metric(out: Path, metric: str, group: Group, results: list[benchstore.BenchResult],
@@ -116,9 +125,7 @@ def plot_metric(out: Path, metric: str, group: Group, results: list[benchstore.B
         ax.set_xticks(used)
         ax.set_xticklabels([xs[x][0][:12] + ('*' if xs[x][1] else '') for x in used],
                            rotation=45, ha='right', fontsize=8)
-        arch, config, mode, cpu, workload = group
-        ax.set_title(f'{metric} ({unit}, {direction} is better) — {config}, {mode}, {arch}, '
-                     f'-cpu {cpu}, {workload}', fontsize=10)
+        ax.set_title(f'{metric} ({unit}, {direction} is better) — {describe(group)}', fontsize=10)
         ax.set_ylabel(unit)
         ax.set_xlabel('commit (history order; * = uncommitted changes)')
         ax.grid(True, axis='y', alpha=0.3)
@@ -129,6 +136,13 @@ def plot_metric(out: Path, metric: str, group: Group, results: list[benchstore.B
     finally:
         plt.close(fig)
     return stem
+
+
+def describe(group: Group) -> str:
+    arch, config, mode, cpu, workload, smp, memory, cmdline = group
+    extra = f', cmdline "{cmdline}"' if cmdline else ''
+    return (f'{config}, {mode}, {arch}, -cpu {cpu}, smp {smp}, {memory} MiB, {workload}'
+            f'{extra}')
 
 
 def rerun_spread(results: list[benchstore.BenchResult], metric: str) -> tuple[int, float, float] | None:
@@ -151,15 +165,16 @@ def stability_report(groups: dict[Group, list[benchstore.BenchResult]], wanted: 
              'Per metric, over the runs of one commit (same configuration and mode): the '
              'median of the run medians and their spread, (max - min) / median, in %.', '']
     for group in sorted(groups):
-        by_commit: dict[tuple[str, bool], list[benchstore.BenchResult]] = defaultdict(list)
+        # Runs of one commit with different uncommitted edits are different code.
+        by_commit: dict[tuple[str, bool, str], list[benchstore.BenchResult]] = defaultdict(list)
         for result in groups[group]:
-            by_commit[(result['commit'], result['dirty'])].append(result)
-        for (commit, dirty), members in sorted(by_commit.items()):
+            by_commit[(result['commit'], result['dirty'],
+                       str(result.get('diff_sha256', '')))].append(result)
+        for (commit, dirty, diff), members in sorted(by_commit.items()):
             if len(members) < 2:
                 continue
-            arch, config, mode, cpu, workload = group
-            lines += [f'## {commit[:12]}{"*" if dirty else ""}: {config}, {mode}, {arch}, '
-                      f'-cpu {cpu}, {workload}', '',
+            edits = f' (edits {diff[:8]})' if dirty and diff else ''
+            lines += [f'## {commit[:12]}{"*" if dirty else ""}{edits}: {describe(group)}', '',
                       '| metric | deterministic | runs | median | spread % |',
                       '| --- | --- | --- | --- | --- |']
             spreads = []
@@ -196,7 +211,8 @@ def run(req: TrendRequest) -> int:
     groups: dict[Group, list[benchstore.BenchResult]] = defaultdict(list)
     for result in results:
         group = (result['arch'], result['config'], result['mode'], result['qemu']['cpu'],
-                 str(result.get('workload', 'full')))
+                 str(result.get('workload', 'full')), result['qemu']['smp'],
+                 result['qemu']['memory_mb'], result['cmdline'])
         groups[group].append(result)
     order = history(req.repo)
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime('%Y%m%dT%H%M%SZ')
@@ -208,8 +224,7 @@ def run(req: TrendRequest) -> int:
         for group in sorted(groups):
             members = groups[group]
             xs = positions(members, order)
-            arch, config, mode, cpu, workload = group
-            index += [f'## {config}, {mode}, {arch}, -cpu {cpu}, {workload}', '',
+            index += [f'## {describe(group)}', '',
                       f'{len(members)} runs of {len(xs)} commits.', '']
             for metric in wanted:
                 stem = plot_metric(staging, metric, group, members, xs)

@@ -346,41 +346,41 @@ def test_revisions_are_built_once_and_run_interleaved(
         small_repo: Path, tmp_path: Path, fake_bench: Path, capsys: pytest.CaptureFixture[str]) -> None:
     results = tmp_path / 'results'
     status = main(['--repo', str(small_repo), '--work', str(tmp_path / 'work'), 'compare',
-                   '--a', 'HEAD~2', '--b', 'HEAD~1', '--runs', '3', '--results', str(results)])
+                   '--a', 'HEAD~2', '--b', 'HEAD~1', '--runs', '4', '--results', str(results)])
     out = capsys.readouterr().out
     assert status == 1, out
     a12 = git(small_repo, 'rev-parse', 'HEAD~2')[:12]
     b12 = git(small_repo, 'rev-parse', 'HEAD~1')[:12]
     progress = [line.split('] ', 1)[1] for line in out.splitlines() if line.startswith('[compare ')]
     assert [line for line in progress if line.startswith('run ')] == [
-        f'run {i}/6: {side} ({sha})' for i, (side, sha) in
-        enumerate([('A', a12), ('B', b12)] * 3, 1)]
+        f'run {i}/8: {side} ({sha})' for i, (side, sha) in
+        enumerate([('A', a12), ('B', b12)] * 4, 1)]
     assert sum(' build... (log: ' in line for line in progress) == 2
     assert 'compare: 1 regression: alloc.latency_ns' in out
-    assert len(benchstore.find(results / 'bench')) == 6
+    assert len(benchstore.find(results / 'bench')) == 8
     assert (tmp_path / 'work' / 'compare-artifacts' / f'{a12}-default-tcg' / 'built').is_file()
 
 
 def test_one_revision_against_itself_builds_once_and_finds_nothing(
         small_repo: Path, tmp_path: Path, fake_bench: Path, capsys: pytest.CaptureFixture[str]) -> None:
     status = main(['--repo', str(small_repo), '--work', str(tmp_path / 'work'), 'compare',
-                   '--a', 'HEAD~1', '--b', 'HEAD~1', '--runs', '3', '--results', str(tmp_path / 'r')])
+                   '--a', 'HEAD~1', '--b', 'HEAD~1', '--runs', '4', '--results', str(tmp_path / 'r')])
     out = capsys.readouterr().out
     assert status == 0, out
     assert sum(' build... ' in line for line in out.splitlines()) == 1
-    assert 'compare: no regressions' in out and 'run 6/6: B' in out
+    assert 'compare: no regressions' in out and 'run 8/8: B' in out
 
 
 def test_stored_results_against_a_revision(small_repo: Path, tmp_path: Path, fake_bench: Path,
                                            capsys: pytest.CaptureFixture[str]) -> None:
-    for _ in range(3):
+    for _ in range(4):
         save(tmp_path / 'stored', make_result(COMMIT_A, latency=[1000.0, 1001.0, 999.0]))
     status = main(['--repo', str(small_repo), '--work', str(tmp_path / 'work'), 'compare',
-                   '--a', str(tmp_path / 'stored'), '--b', 'HEAD~1', '--runs', '3',
+                   '--a', str(tmp_path / 'stored'), '--b', 'HEAD~1', '--runs', '4',
                    '--results', str(tmp_path / 'r')])
     out = capsys.readouterr().out
     assert status == 1 and 'compare: 1 regression: alloc.latency_ns' in out
-    assert 'run 3/3: B' in out
+    assert 'run 4/4: B' in out
     assert not any(line.startswith('[compare ') and '] A ' in line for line in out.splitlines())
 
 
@@ -471,9 +471,27 @@ def test_stability_reports_the_spread_of_reruns(tmp_path: Path) -> None:
         save(results, make_result(COMMIT_A, latency=latency))
     save(results, make_result(COMMIT_B, latency=[5.0]))  # one run: no spread to report
     loaded = [benchstore.load(p) for p in benchstore.find(results / 'bench')]
-    groups = {('x86_64', 'default', 'tcg', 'max', 'full'): loaded}
+    groups = {('x86_64', 'default', 'tcg', 'max', 'full', 2, 2048, ''): loaded}
     report = trend.stability_report(groups, ['alloc.count', 'alloc.latency_ns'])
     # Run medians 1000.5, 1100.5, 1050: spread 100 / 1050 = 9.5 %.
     assert '| alloc.latency_ns | no | 3 | 1050 | 9.5 |' in report
     assert '| alloc.count | yes | 3 | 4096 | 0.0 |' in report
     assert COMMIT_B[:12] not in report
+
+
+def test_the_real_bench_verb_accepts_what_compare_passes(tmp_path: Path) -> None:
+    """The revision tests use a stand-in bench; this pins the contract to the real CLI."""
+    from gptool.__main__ import parse
+    req = compare.CompareRequest(repo=tmp_path, work=tmp_path, a='A', b='B', runs=5, alpha=0.05,
+                                 min_effect=5.0, config='default', mode='icount',
+                                 qemu_cpu='max', smp=2, memory_mb=2048, results=tmp_path,
+                                 workload='quick', cmdline='nopkstables')
+    prefix = ['--repo', str(tmp_path), '--work', str(tmp_path), 'bench', '--config', req.config,
+              '--mode', req.mode, '--qemu-cpu', req.qemu_cpu, '--smp', str(req.smp),
+              '--memory', str(req.memory_mb), '--workload', req.workload,
+              '--cmdline', req.cmdline]
+    built = parse(prefix + ['--build-only', '--artifacts', str(tmp_path / 'art')])
+    assert built.build_only and built.artifacts == tmp_path / 'art'
+    run = parse(prefix + ['--artifacts', str(tmp_path / 'art'), '--results', str(tmp_path)])
+    assert (run.mode, run.workload, run.cmdline, run.memory) == ('icount', 'quick',
+                                                                 'nopkstables', 2048)

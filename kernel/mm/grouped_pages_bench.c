@@ -35,8 +35,10 @@ struct gp_bench_pages {
 	unsigned long nr;
 };
 
+/* Serialises everything but the fast path, which has a cache of its own. */
 static DEFINE_MUTEX(gp_bench_lock);
 static struct grouped_pages_cache *gp_bench_caches[3];
+static struct grouped_pages_cache *gp_bench_fast_cache;
 static struct gp_bench_pages gp_bench_aged;
 static struct gp_bench_pages gp_bench_held;
 static unsigned int gp_bench_held_mode;
@@ -112,15 +114,15 @@ static void gp_bench_pages_done(struct gp_bench_pages *set)
 	set->nr = 0;
 }
 
-/* Distinct 2M regions among the pages of @set. */
-static unsigned long gp_bench_regions(struct gp_bench_pages *set)
+/* Distinct 2M regions among the pages of @set, in @out. */
+static int gp_bench_regions(struct gp_bench_pages *set, __u64 *out)
 {
 	unsigned long i, j, regions = 0;
 	unsigned long *seen;
 
 	seen = kvcalloc(set->nr, sizeof(*seen), GFP_KERNEL);
 	if (!seen)
-		return 0;
+		return -ENOMEM;
 	/* Few regions per hold: a linear scan of those seen so far is enough. */
 	for (i = 0; i < set->nr; i++) {
 		unsigned long region = page_to_pfn(set->pages[i]) >> PMD_ORDER;
@@ -133,7 +135,8 @@ static unsigned long gp_bench_regions(struct gp_bench_pages *set)
 			cond_resched();
 	}
 	kvfree(seen);
-	return regions;
+	*out = regions;
+	return 0;
 }
 
 static unsigned long gp_bench_mapped_4k(struct gp_bench_pages *set)
@@ -178,8 +181,11 @@ static long gp_bench_age(struct gp_bench_age __user *uarg)
 	err = gp_bench_pages_alloc(&gp_bench_aged, arg.nr_pages / arg.keep_one_in + 1);
 	if (err)
 		goto out;
+	/* NORETRY: a request larger than memory fails, instead of waking the OOM killer. */
 	for (all.nr = 0; all.nr < arg.nr_pages; all.nr++) {
-		all.pages[all.nr] = alloc_page(GFP_KERNEL | __GFP_NOWARN);
+		if (fatal_signal_pending(current))
+			break;
+		all.pages[all.nr] = alloc_page(GFP_KERNEL | __GFP_NORETRY | __GFP_NOWARN);
 		if (!all.pages[all.nr])
 			break;
 	}
@@ -195,10 +201,11 @@ static long gp_bench_age(struct gp_bench_age __user *uarg)
 	}
 	/* Into the buddy lists, not only this CPU's per-CPU list, so the holes show there. */
 	drain_all_pages(NULL);
-	arg.regions_2m = gp_bench_regions(&gp_bench_aged);
 	if (all.nr < arg.nr_pages)
-		err = -ENOMEM;
-	else if (copy_to_user(uarg, &arg, sizeof(arg)))
+		err = fatal_signal_pending(current) ? -EINTR : -ENOMEM;
+	else
+		err = gp_bench_regions(&gp_bench_aged, &arg.regions_2m);
+	if (!err && copy_to_user(uarg, &arg, sizeof(arg)))
 		err = -EFAULT;
 	if (err)
 		gp_bench_unage();
@@ -215,8 +222,11 @@ static int gp_bench_hold_grouped(struct gp_bench_hold *arg)
 
 	grouped_pages_get_stats(cache, &before);
 	while (gp_bench_held.nr < arg->nr_pages) {
-		struct page *page = grouped_pages_alloc(cache, NUMA_NO_NODE, GFP_KERNEL);
+		struct page *page;
 
+		if (fatal_signal_pending(current))
+			return -EINTR;
+		page = grouped_pages_alloc(cache, NUMA_NO_NODE, GFP_KERNEL | __GFP_NORETRY);
 		if (!page)
 			return -ENOMEM;
 		gp_bench_held.pages[gp_bench_held.nr++] = page;
@@ -225,7 +235,33 @@ static int gp_bench_hold_grouped(struct gp_bench_hold *arg)
 	grouped_pages_get_stats(cache, &after);
 	arg->refills = after.refills - before.refills;
 	arg->fallback_pages = after.fallback_pages - before.fallback_pages;
+	arg->splits = after.direct_map_splits - before.direct_map_splits;
 	return 0;
+}
+
+static bool gp_bench_mapped_large(struct page *page)
+{
+	unsigned int level;
+
+	return lookup_address(gp_bench_addr(page), &level) && level > PG_LEVEL_4K;
+}
+
+/* Give back baseline pages, resetting those protected; one whose reset fails is kept. */
+static void gp_bench_free_baseline(struct page **pages, unsigned long nr,
+				   unsigned long nr_protected, unsigned int prot)
+{
+	unsigned long i;
+
+	for (i = 0; i < nr; i++) {
+		if (i < nr_protected &&
+		    gp_bench_set(prot, gp_bench_addr(pages[i]), 1, true)) {
+			/* Unsafe to reuse with a changed direct map. */
+			pr_warn("grouped_pages_bench: leaking pfn %#lx: reset failed\n",
+				page_to_pfn(pages[i]));
+			continue;
+		}
+		__free_page(pages[i]);
+	}
 }
 
 static int gp_bench_hold_baseline(struct gp_bench_hold *arg)
@@ -244,8 +280,11 @@ static int gp_bench_hold_baseline(struct gp_bench_hold *arg)
 	start = ktime_get_ns();
 
 	while (gp_bench_held.nr < arg->nr_pages) {
-		struct page *page = alloc_page(GFP_KERNEL | __GFP_NOWARN);
+		struct page *page;
 
+		if (fatal_signal_pending(current))
+			return -EINTR;
+		page = alloc_page(GFP_KERNEL | __GFP_NORETRY | __GFP_NOWARN);
 		if (!page)
 			return -ENOMEM;
 		gp_bench_held.pages[gp_bench_held.nr++] = page;
@@ -253,18 +292,20 @@ static int gp_bench_hold_baseline(struct gp_bench_hold *arg)
 	arg->alloc_ns = ktime_get_ns() - start;
 	start = ktime_get_ns();
 	for (i = 0; i < gp_bench_held.nr; i++) {
-		struct page **pages = gp_bench_held.pages;
+		struct page *page = gp_bench_held.pages[i];
+		bool large = gp_bench_mapped_large(page);
 
-		err = gp_bench_set(arg->prot, gp_bench_addr(pages[i]), 1, false);
+		err = gp_bench_set(arg->prot, gp_bench_addr(page), 1, false);
+		if (!err && fatal_signal_pending(current))
+			err = -EINTR;
 		if (err) {
-			/* Only the pages before this one carry the protection. */
-			while (i--)
-				gp_bench_set(arg->prot, gp_bench_addr(pages[i]), 1, true);
-			for (i = 0; i < gp_bench_held.nr; i++)
-				__free_page(pages[i]);
+			/* The pages before this one carry the protection; this one may. */
+			gp_bench_free_baseline(gp_bench_held.pages, gp_bench_held.nr, i + 1,
+					       arg->prot);
 			gp_bench_held.nr = 0;
 			return err;
 		}
+		arg->splits += large && !gp_bench_mapped_large(page);
 		if (!(i % 256))
 			cond_resched();
 	}
@@ -294,6 +335,7 @@ static void gp_bench_shrink_all(struct grouped_pages_cache *cache, struct gp_ben
 	grouped_pages_get_stats(cache, &after);
 	out->blocks_freed = after.whole_blocks_freed - before.whole_blocks_freed;
 	out->pages_left = after.pages_cached + after.pages_in_use;
+	out->splits = after.direct_map_splits - before.direct_map_splits;
 }
 
 static void gp_bench_release_held(struct gp_bench_release *out)
@@ -304,17 +346,21 @@ static void gp_bench_release_held(struct gp_bench_release *out)
 
 	for (i = 0; i < gp_bench_held.nr; i++) {
 		struct page *page = gp_bench_held.pages[i];
+		bool large;
 
 		if (gp_bench_held_mode == GP_BENCH_GROUPED) {
 			grouped_pages_free(cache, page);
 			continue;
 		}
+		large = gp_bench_mapped_large(page);
 		/* A page whose protection cannot be reset must never be reused. */
-		if (gp_bench_set(gp_bench_held_prot, gp_bench_addr(page), 1, true))
+		if (gp_bench_set(gp_bench_held_prot, gp_bench_addr(page), 1, true)) {
 			pr_warn("grouped_pages_bench: leaking pfn %#lx: reset failed\n",
 				page_to_pfn(page));
-		else
-			__free_page(page);
+			continue;
+		}
+		out->splits += large && !gp_bench_mapped_large(page);
+		__free_page(page);
 		if (!(i % 256))
 			cond_resched();
 	}
@@ -349,12 +395,14 @@ static long gp_bench_hold(struct gp_bench_hold __user *uarg)
 	arg.protect_ns = 0;
 	arg.refills = 0;
 	arg.fallback_pages = 0;
+	arg.splits = 0;
 	if (arg.mode == GP_BENCH_GROUPED)
 		err = gp_bench_hold_grouped(&arg);
 	else
 		err = gp_bench_hold_baseline(&arg);
+	if (!err)
+		err = gp_bench_regions(&gp_bench_held, &arg.regions_2m);
 	if (!err) {
-		arg.regions_2m = gp_bench_regions(&gp_bench_held);
 		arg.mapped_4k = gp_bench_mapped_4k(&gp_bench_held);
 		if (copy_to_user(uarg, &arg, sizeof(arg)))
 			err = -EFAULT;
@@ -377,7 +425,7 @@ static long gp_bench_release(struct gp_bench_release __user *uarg)
 /* Runs without gp_bench_lock, so that one caller per CPU can time it at once. */
 static long gp_bench_fastpath(struct gp_bench_fastpath __user *uarg)
 {
-	struct grouped_pages_cache *cache = gp_bench_caches[GP_BENCH_PROT_RO];
+	struct grouped_pages_cache *cache = gp_bench_fast_cache;
 	struct gp_bench_fastpath arg;
 	struct page *page;
 	u64 start;
@@ -407,8 +455,11 @@ static long gp_bench_fastpath(struct gp_bench_fastpath __user *uarg)
 				return -ENOMEM;
 			__free_page(page);
 		}
-		if (!(i % 4096))
+		if (!(i % 4096)) {
+			if (fatal_signal_pending(current))
+				return -EINTR;
 			cond_resched();
+		}
 	}
 	arg.ns = ktime_get_ns() - start;
 	return copy_to_user(uarg, &arg, sizeof(arg)) ? -EFAULT : 0;
@@ -421,7 +472,7 @@ static long gp_bench_block_prot(struct gp_bench_block_prot __user *uarg)
 	unsigned long addr;
 	struct page *block;
 	u64 start;
-	int err;
+	int err, ret;
 
 	if (copy_from_user(&arg, uarg, sizeof(arg)))
 		return -EFAULT;
@@ -438,19 +489,18 @@ static long gp_bench_block_prot(struct gp_bench_block_prot __user *uarg)
 	start = ktime_get_ns();
 	err = gp_bench_set(arg.prot, addr, 1 << PMD_ORDER, false);
 	arg.protect_ns = ktime_get_ns() - start;
-	if (err) {
-		__free_pages(block, PMD_ORDER);
-		return err;
-	}
+	/* A failed change may have changed part of the block: reset it either way. */
 	start = ktime_get_ns();
-	err = gp_bench_set(arg.prot, addr, 1 << PMD_ORDER, true);
+	ret = gp_bench_set(arg.prot, addr, 1 << PMD_ORDER, true);
 	arg.reset_ns = ktime_get_ns() - start;
-	if (err) {
+	if (ret) {
 		pr_warn("grouped_pages_bench: leaking a block at pfn %#lx: reset failed\n",
 			page_to_pfn(block));
-		return err;
+		return ret;
 	}
 	__free_pages(block, PMD_ORDER);
+	if (err)
+		return err;
 	return copy_to_user(uarg, &arg, sizeof(arg)) ? -EFAULT : 0;
 }
 
@@ -513,6 +563,17 @@ static const struct file_operations gp_bench_fops = {
 	.compat_ioctl = compat_ptr_ioctl,
 };
 
+static void gp_bench_destroy_caches(void)
+{
+	unsigned int i;
+
+	for (i = 0; i < ARRAY_SIZE(gp_bench_caches); i++)
+		if (gp_bench_caches[i])
+			grouped_pages_cache_destroy(gp_bench_caches[i]);
+	if (gp_bench_fast_cache)
+		grouped_pages_cache_destroy(gp_bench_fast_cache);
+}
+
 static int __init gp_bench_init(void)
 {
 	gp_bench_caches[GP_BENCH_PROT_RO] =
@@ -521,8 +582,13 @@ static int __init gp_bench_init(void)
 		grouped_pages_cache_create("bench-np", &grouped_pages_prot_not_present, NULL, 0);
 	gp_bench_caches[GP_BENCH_PROT_PKEY] =
 		grouped_pages_cache_create("bench-pkey", &gp_bench_prot_pkey, NULL, 0);
-	if (!gp_bench_caches[0] || !gp_bench_caches[1] || !gp_bench_caches[2])
+	gp_bench_fast_cache =
+		grouped_pages_cache_create("bench-fast", &grouped_pages_prot_read_only, NULL, 0);
+	if (!gp_bench_caches[0] || !gp_bench_caches[1] || !gp_bench_caches[2] ||
+	    !gp_bench_fast_cache) {
+		gp_bench_destroy_caches();
 		return -ENOMEM;
+	}
 	debugfs_create_file("grouped_pages_bench", 0600, NULL, NULL, &gp_bench_fops);
 	return 0;
 }

@@ -90,7 +90,7 @@ void grouped_pages_get_stats(struct grouped_pages_cache *cache,
 			     struct grouped_pages_stats *stats);
 unsigned long grouped_pages_direct_map_size(struct page *page);
 
-/* For the KUnit suite only. */
+/* For the KUnit suite and the benchmark (CONFIG_GROUPED_PAGES_BENCH) only. */
 struct shrinker *grouped_pages_cache_shrinker(struct grouped_pages_cache *cache);
 void grouped_pages_set_failing_orders(struct grouped_pages_cache *cache,
 				      unsigned long order_mask);

@@ -47,6 +47,7 @@ struct gp_bench_hold {
 	__u64 mapped_4k;	/* out: held pages mapped by 4K entries */
 	__u64 refills;		/* out: blocks the grouped cache took */
 	__u64 fallback_pages;	/* out: pages from blocks smaller than 2M */
+	__u64 splits;		/* out: direct-map mappings this hold split itself */
 };
 
 /* Give the held pages back; for a grouped cache, shrink it to empty. */
@@ -55,11 +56,13 @@ struct gp_bench_release {
 	__u64 shrink_ns;	/* out: time the shrinker took (grouped only) */
 	__u64 blocks_freed;	/* out: blocks the shrinker gave back */
 	__u64 pages_left;	/* out: pages the cache still holds afterwards */
+	__u64 splits;		/* out: direct-map mappings this release split itself */
 };
 
 /*
- * @iterations times: allocate one page and free it again, from the read-only
- * grouped cache (warmed first, so no refill is timed) or the page allocator.
+ * @iterations times: allocate one page and free it again, from a read-only
+ * grouped cache of its own (warmed first, so no refill is timed) or from the
+ * page allocator. One caller per CPU may run it at once.
  */
 struct gp_bench_fastpath {
 	__u32 mode;
