@@ -166,7 +166,7 @@ static long gp_bench_age(struct gp_bench_age __user *uarg)
 	struct gp_bench_age arg;
 	struct gp_bench_pages all;
 	struct rnd_state rnd;
-	unsigned long i;
+	unsigned long i, j;
 	int err;
 
 	if (copy_from_user(&arg, uarg, sizeof(arg)))
@@ -189,10 +189,15 @@ static long gp_bench_age(struct gp_bench_age __user *uarg)
 		if (!all.pages[all.nr])
 			break;
 	}
-	/* Fisher-Yates, so the pages go back in an order the seed names. */
+	/*
+	 * Fisher-Yates, so the pages go back in an order the seed names. The
+	 * index is drawn first: swap() evaluates its arguments twice.
+	 */
 	prandom_seed_state(&rnd, arg.seed);
-	for (i = all.nr; i > 1; i--)
-		swap(all.pages[i - 1], all.pages[prandom_u32_state(&rnd) % i]);
+	for (i = all.nr; i > 1; i--) {
+		j = prandom_u32_state(&rnd) % i;
+		swap(all.pages[i - 1], all.pages[j]);
+	}
 	for (i = 0; i < all.nr; i++) {
 		if (i % arg.keep_one_in == 0)
 			gp_bench_aged.pages[gp_bench_aged.nr++] = all.pages[i];
