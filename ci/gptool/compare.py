@@ -329,8 +329,28 @@ def compare_sides(a: Side, b: Side, req: CompareRequest) -> dict[str, Any]:
                       'spread_b_pct': spread_pct(mb.samples), 'samples_a': ma.samples,
                       'samples_b': mb.samples, 'run_medians_a': ma.run_medians,
                       'run_medians_b': mb.run_medians, **comparison.to_json()}
+    # Notes so far name metrics that could not be compared.
+    notes = [f'not compared: {note}' for note in notes]
+    # One table tests every timed metric at once: control the false discoveries.
+    tested = {name: row['p_value'] for name, row in rows.items()
+              if not row['deterministic'] and row['p_value'] is not None}
+    survivors = stats.benjamini_hochberg(tested, req.alpha)
+    for name, row in rows.items():
+        if name in tested and name not in survivors and row['verdict'] in ('regression',
+                                                                          'improvement'):
+            row['verdict'] = '~'
+            row['reason'] = (f'p={row["p_value"]:.3g} does not survive false-discovery control '
+                             f'over {len(tested)} metrics (Benjamini-Hochberg, q={req.alpha:g}); '
+                             f'was: {row["reason"]}')
+    runs = min((min(len(row['run_medians_a']), len(row['run_medians_b']))
+                for row in rows.values()), default=0)
+    if tested and runs < 8:
+        notes.append(f'note: with {runs} runs a side, a timed metric needs every run of one side '
+                     f'above every run of the other, and more, to pass the false-discovery '
+                     f'control over {len(tested)} metrics: use RUNS=10 for timing verdicts')
     return {'metrics': rows, 'only_in_a': sorted(pooled_a.keys() - pooled_b.keys()),
-            'only_in_b': sorted(pooled_b.keys() - pooled_a.keys()), 'notes': notes}
+            'only_in_b': sorted(pooled_b.keys() - pooled_a.keys()), 'notes': notes,
+            'fdr_tested': len(tested)}
 
 
 def spread_pct(samples: list[float]) -> float | None:
@@ -397,12 +417,12 @@ def setup_line(result: dict[str, Any]) -> str:
 def tail_lines(comparison: dict[str, Any]) -> list[str]:
     lines = [f'only in A: {name}' for name in comparison['only_in_a']]
     lines += [f'only in B: {name}' for name in comparison['only_in_b']]
-    return lines + [f'not compared: {note}' for note in comparison['notes']]
+    return lines + comparison['notes']
 
 
 def rule_text(req: CompareRequest) -> str:
     return (f'regression/improvement: p < {req.alpha:g} (Mann-Whitney U, two-sided, over '
-            'one median per run) and '
+            'one median per run, Benjamini-Hochberg over the table) and '
             f'|delta| >= min effect ({req.min_effect:g}% unless the metric sets its own); '
             f'fewer than {stats.MIN_SAMPLES} runs a side: "~"; deterministic metrics '
             'compare exactly')

@@ -19,7 +19,9 @@ Verdicts ("~" means no change worth reporting):
   of the median change, or "changed" if the medians are equal but the samples are not.
   No minimum effect and no sample count apply: any difference is real.
 - Other metrics: "improvement"/"regression" (by the metric's direction) only if
-  p < alpha AND |delta_pct| >= min_effect_pct; a significant but small change, or a
+  p < alpha AND |delta_pct| >= min_effect_pct, and (applied by compare over the whole
+  table) p survives Benjamini-Hochberg false-discovery control at alpha across every
+  metric tested; a significant but small change, or a
   large but noisy one, is "~". With fewer than MIN_SAMPLES samples on either side the
   test cannot reach significance at usual alphas, so the verdict is "~" with the reason
   "too few samples (n=A/B)": run more (RUNS=...). When median A is 0 the effect in %
@@ -93,6 +95,21 @@ def mann_whitney_p(a: list[float], b: list[float]) -> float | None:
         raise HarnessError('scipy is missing: run make deps (Debian package python3-scipy)', 2)
     p = float(mannwhitneyu(a, b, alternative='two-sided').pvalue)
     return p if math.isfinite(p) else None
+
+
+def benjamini_hochberg(p_values: dict[str, float], q: float) -> set[str]:
+    """The names whose p-values survive false-discovery-rate control at @q over all of
+    them (Benjamini-Hochberg): sort ascending, keep the first k where p_(k) <= k/m * q.
+
+    A compare table tests a hundred timed metrics at once; at alpha 0.05 each, five of
+    them would be called changed between two runs of the same code."""
+    ranked = sorted(p_values.items(), key=lambda item: item[1])
+    m = len(ranked)
+    passed = 0
+    for k, (_, p) in enumerate(ranked, 1):
+        if p <= k / m * q:
+            passed = k
+    return {name for name, _ in ranked[:passed]}
 
 
 def _better_or_worse(center_a: float, center_b: float, direction: str) -> str:

@@ -109,3 +109,15 @@ def test_zero_median_has_no_percentages() -> None:
 def test_bad_direction_is_refused() -> None:
     with pytest.raises(ValueError):
         compare_metric([1.0], [1.0], deterministic=True, direction='up')
+
+
+def test_benjamini_hochberg_keeps_what_survives_the_false_discovery_control() -> None:
+    from gptool.stats import benjamini_hochberg
+    # m = 4, q = 0.05: thresholds 0.0125, 0.025, 0.0375, 0.05.
+    assert benjamini_hochberg({'a': 0.001, 'b': 0.02, 'c': 0.03, 'd': 0.9}, 0.05) == {'a', 'b', 'c'}
+    # Step-up: a later p under its threshold carries the earlier ones with it.
+    assert benjamini_hochberg({'a': 0.02, 'b': 0.024}, 0.05) == {'a', 'b'}
+    # 100 metrics with one p of 0.008 (the best 5 runs against 5 can give): nothing passes.
+    many = {f'm{i}': 0.5 for i in range(99)} | {'lucky': 0.008}
+    assert benjamini_hochberg(many, 0.05) == set()
+    assert benjamini_hochberg({}, 0.05) == set()
