@@ -12,10 +12,10 @@ that older readers accept newer results):
     schema         1
     kind           "bench"
     commit         40 lowercase hex digits, or "uncommitted"
-    dirty          bool: the checkout had uncommitted changes to tracked files
+    dirty          bool: the checkout differed from the commit (untracked files too)
     base           {"version": str, "key": str, ...}: the kernel base
     config         str: the configs/<config>.config fragment
-    config_sha256  64 hex digits: sha256 of the kernel .config (kept as file "config")
+    config_sha256  64 hex digits: sha256 of the whole kernel .config
     arch           str
     qemu           {"cpu": str, "smp": int >= 1, "memory_mb": int >= 1, "command": [str]}
     mode           "tcg" or "icount"

@@ -46,10 +46,8 @@ def base_meta(tree: Tree) -> dict[str, str]:
 
 
 def config_sha256(dotconfig: Path) -> str:
-    """A hash of the final .config without its comment lines (a timestamp among them)."""
-    lines = [line for line in dotconfig.read_text(errors='replace').splitlines()
-             if line and not line.startswith('#')]
-    return hashlib.sha256('\n'.join(lines).encode()).hexdigest()
+    """A hash of the final .config, whole: "# CONFIG_X is not set" lines count too."""
+    return hashlib.sha256(dotconfig.read_bytes()).hexdigest()
 
 
 def _first_version(text: str) -> str:
