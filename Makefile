@@ -30,7 +30,7 @@ BENCH_CMDLINE  ?=
 
 help:
 	@echo 'make kunit     run our KUnit suites with kunit.py (ARCH=um|x86_64|i386, CONFIG=...)'
-	@echo 'make test      everything CI runs: pytest, shellcheck, checkpatch, KUnit (um, x86_64 max and qemu64), selftests'
+	@echo 'make test      everything CI runs: pytest, shellcheck, checkpatch, KUnit (um, x86_64 max and qemu64), selftests, a bench smoke run'
 	@echo 'make selftests boot the patched kernel in QEMU and run the kselftest stress tests'
 	@echo 'make bench     boot the QEMU kernel with gp_bench; results in results/bench/ (BENCH_MODE, BENCH_WORKLOAD, RUNS)'
 	@echo 'make compare   A=<rev|results dir> B=<rev|results dir> [RUNS=5]: what changed from A to B (results/compare/)'
@@ -40,6 +40,7 @@ help:
 	@echo 'make deps      install the Debian packages the harness needs'
 	@echo 'make checkpatch   scripts/checkpatch.pl --strict on our kernel files'
 	@echo 'variables: ARCH CONFIG QEMU_CPU KUNIT_ARGS SMP MEMORY JOBS GP_WORK CCACHE_DIR KERNEL_SRC'
+	@echo '           bench: BENCH_MODE BENCH_WORKLOAD BENCH_MEMORY BENCH_CMDLINE RUNS'
 	@echo '           compare: A B RUNS COMPARE_ARGS (e.g. --force, --alpha 0.01, --min-effect 3)'
 
 deps:
