@@ -16,6 +16,7 @@ directory results/compare/<time>-<a>-vs-<b>/. Exit status 1 if a metric regresse
 """
 import datetime
 import json
+import math
 import os
 import re
 import shutil
@@ -344,10 +345,11 @@ def compare_sides(a: Side, b: Side, req: CompareRequest) -> dict[str, Any]:
                              f'was: {row["reason"]}')
     runs = min((min(len(row['run_medians_a']), len(row['run_medians_b']))
                 for row in rows.values()), default=0)
-    if tested and runs < 8:
-        notes.append(f'note: with {runs} runs a side, a timed metric needs every run of one side '
-                     f'above every run of the other, and more, to pass the false-discovery '
-                     f'control over {len(tested)} metrics: use RUNS=10 for timing verdicts')
+    # The smallest two-sided Mann-Whitney p of n runs against n is 2 / C(2n, n).
+    if tested and runs and 2 / math.comb(2 * runs, runs) > req.alpha / len(tested):
+        notes.append(f'note: with {runs} runs a side, a timed metric that moves alone cannot pass '
+                     f'the false-discovery control over {len(tested)} metrics: use RUNS=10 '
+                     'for timing verdicts')
     return {'metrics': rows, 'only_in_a': sorted(pooled_a.keys() - pooled_b.keys()),
             'only_in_b': sorted(pooled_b.keys() - pooled_a.keys()), 'notes': notes,
             'fdr_tested': len(tested)}
