@@ -33,6 +33,7 @@
 #include <linux/shrinker.h>
 #include <linux/slab.h>
 #include <linux/spinlock.h>
+#include <linux/swap.h>
 #include <linux/workqueue.h>
 #include <linux/xarray.h>
 #include <kunit/visibility.h>
@@ -73,8 +74,8 @@ struct gp_node {
 	 * One shrinker scan at a time. A scan resets a block's pages outside
 	 * @lock while the block stays listed; a second scan could retire and
 	 * free that block under it. Reclaim runs scans of one shrinker on many
-	 * CPUs at once (kswapd per node, direct reclaimers), so the others back
-	 * off: the scan that holds it is freeing already.
+	 * CPUs at once (kswapd per node, direct reclaimers): kswapd backs off,
+	 * direct reclaimers wait their turn.
 	 */
 	struct mutex shrink_lock;
 };
@@ -720,8 +721,17 @@ static unsigned long gp_shrink_scan(struct shrinker *shrinker, struct shrink_con
 
 	if (!gp_shrink_allowed(sc->gfp_mask))
 		return SHRINK_STOP;
-	if (!mutex_trylock(&node->shrink_lock))
-		return SHRINK_STOP;
+	/*
+	 * kswapd must not stall behind another scan: it backs off. A direct
+	 * reclaimer needs the memory now and waits for its turn, or a burst
+	 * of allocations would take little from the cache and more elsewhere.
+	 */
+	if (current_is_kswapd()) {
+		if (!mutex_trylock(&node->shrink_lock))
+			return SHRINK_STOP;
+	} else {
+		mutex_lock(&node->shrink_lock);
+	}
 	atomic_long_inc(&cache->counters.shrinker_scans);
 	/* Allocations made while resetting may use the reserve and must not refill. */
 	noreclaim = memalloc_noreclaim_save();
