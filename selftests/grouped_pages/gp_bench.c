@@ -31,6 +31,8 @@
 
 #include <linux/grouped_pages_bench.h>
 
+#include "gp_proc.h"
+
 #define BENCH_FILE	"/sys/kernel/debug/grouped_pages_bench"
 #define PKS_STATUS	"/sys/kernel/debug/pks_pgtables/status"
 #define MAX_SAMPLES	64
@@ -118,25 +120,6 @@ static uint64_t now_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
-}
-
-/* A number from a "name value" line of a /proc file; -1 if absent. */
-static long long read_field(const char *path, const char *name)
-{
-	char line[256], key[128];
-	long long value, found = -1;
-	FILE *f = fopen(path, "r");
-
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f)) {
-		if (sscanf(line, "%127[^: ]%*[: ]%lld", key, &value) == 2 && !strcmp(key, name)) {
-			found = value;
-			break;
-		}
-	}
-	fclose(f);
-	return found;
 }
 
 /* The sum over CPUs of one row of /proc/interrupts, e.g. "CAL". */

@@ -25,6 +25,8 @@
 
 #include <linux/grouped_pages_test.h>
 
+#include "gp_proc.h"
+
 #include "../kselftest_harness.h"
 
 #define GP_DEBUGFS	"/sys/kernel/debug/grouped_pages_test"
@@ -38,25 +40,6 @@ static const char * const kmsg_reports[] = {
 	"WARNING:", "BUG:", "KASAN:", "Oops", "possible circular locking",
 	"inconsistent lock state", "possible recursive locking", "Call Trace:",
 };
-
-/* A number from a "name value" line of a /proc or debugfs file; -1 if absent. */
-static long long read_field(const char *path, const char *name)
-{
-	char line[256], key[128];
-	long long value, found = -1;
-	FILE *f = fopen(path, "r");
-
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f)) {
-		if (sscanf(line, "%127[^: ]%*[: ]%lld", key, &value) == 2 && !strcmp(key, name)) {
-			found = value;
-			break;
-		}
-	}
-	fclose(f);
-	return found;
-}
 
 /* 2M splits accounted by every grouped page cache (test, page tables, reserve). */
 static long long cache_splits(void)
