@@ -19,6 +19,9 @@ export CCACHE_DIR
 
 SMP        ?= 2
 MEMORY     ?= 1024
+# Seconds before a run counts as hung: KUnit's kernel, the selftests' guest.
+KUNIT_TIMEOUT    ?= 600
+SELFTEST_TIMEOUT ?= 900
 # make bench: tcg or icount (deterministic timing), full or quick, boots, extra cmdline.
 BENCH_MODE     ?= tcg
 BENCH_WORKLOAD ?= full
@@ -40,6 +43,7 @@ help:
 	@echo 'make deps      install the Debian packages the harness needs'
 	@echo 'make checkpatch   scripts/checkpatch.pl --strict on our kernel files'
 	@echo 'variables: ARCH CONFIG QEMU_CPU KUNIT_ARGS SMP MEMORY JOBS GP_WORK CCACHE_DIR KERNEL_SRC'
+	@echo '           KUNIT_TIMEOUT (600 s) SELFTEST_TIMEOUT (900 s): when a run counts as hung'
 	@echo '           bench: BENCH_MODE BENCH_WORKLOAD BENCH_MEMORY BENCH_CMDLINE RUNS'
 	@echo '           compare: A B RUNS COMPARE_ARGS (e.g. --force, --alpha 0.01, --min-effect 3)'
 
@@ -51,11 +55,11 @@ tree: deps
 
 kunit: deps
 	@$(GPTOOL) kunit --arch=$(ARCH) --config=$(CONFIG) --jobs=$(JOBS) \
-		--qemu-cpu=$(QEMU_CPU) -- $(KUNIT_ARGS)
+		--qemu-cpu=$(QEMU_CPU) --timeout=$(KUNIT_TIMEOUT) -- $(KUNIT_ARGS)
 
 selftests: deps
 	@$(GPTOOL) selftests --config=$(CONFIG) --jobs=$(JOBS) --qemu-cpu=$(QEMU_CPU) \
-		--smp=$(SMP) --memory=$(MEMORY)
+		--smp=$(SMP) --memory=$(MEMORY) --timeout=$(SELFTEST_TIMEOUT)
 
 bench: deps
 	@$(GPTOOL) bench --config=$(CONFIG) --jobs=$(JOBS) --qemu-cpu=$(QEMU_CPU) \

@@ -125,7 +125,8 @@ def main(argv: list[str]) -> int:
         extra = args.kunit_args[1:] if args.kunit_args[:1] == ['--'] else args.kunit_args
         return kunit_run.run(kunit_run.RunRequest(
             repo=args.repo, tree=prepared, work=args.work, arch=args.arch, config=args.config,
-            jobs=args.jobs, qemu_cpu=args.qemu_cpu, timeout=args.timeout,
+            jobs=args.jobs, qemu_cpu=args.qemu_cpu,
+            timeout=kunit_run.effective_timeout(args.timeout, extra),
             results=args.results or args.repo / 'results', extra_args=extra))
     except HarnessError as err:
         print(f'error: {err}', file=sys.stderr)

@@ -30,8 +30,22 @@ SUMMARY = re.compile(r'Testing complete\. Ran (\d+) tests: (.*)$')
 WARNING = re.compile(r'WARNING: CPU: \d+ PID: \d+ at ')
 # KUnit test caches are named after their case: a bad free in any other cache is real.
 PROVOKED_WARNING = re.compile(
-    r'grouped_pages: gp_test_\w+: (refusing to free pfn|not destroyed, \d+ pages in use)')
+    r'grouped_pages: (gp_test_\w+: (refusing to free pfn|not destroyed, \d+ pages in use)'
+    r'|gp_test_destroy_after_failed_reset_frees_the_rest: \d+ pages in \d+ blocks could not be reset)')
 UML_BOOT_WARNING = re.compile(r' at arch/um/drivers/virt-pci\.c:')
+
+
+def effective_timeout(timeout: int, extra_args: list[str]) -> int:
+    """The timeout kunit.py will use: a --timeout among the extra arguments wins (the last one)."""
+    for i, arg in enumerate(extra_args):
+        value = arg.split('=', 1)[1] if arg.startswith('--timeout=') else \
+            extra_args[i + 1] if arg == '--timeout' and i + 1 < len(extra_args) else None
+        if value is not None:
+            if not value.isdigit() or int(value) < 1:
+                raise HarnessError(f'--timeout {value!r} in KUNIT_ARGS: give whole seconds, '
+                                   'e.g. KUNIT_TIMEOUT=900')
+            timeout = int(value)
+    return timeout
 
 
 def kernel_report(raw_log: str) -> str | None:

@@ -1,8 +1,11 @@
 """Kconfig mismatch explanations on real Kconfig files, and result directories."""
 from pathlib import Path
 
+import pytest
+
 from conftest import REPO
 from gptool import kbuild, kconfig, kunit_run, tree
+from gptool.errors import HarnessError
 
 
 def test_parse_config_reads_set_and_unset() -> None:
@@ -125,11 +128,16 @@ def test_only_provoked_warnings_pass() -> None:
            'WARNING: CPU: 0 PID: 97 at mm/grouped_pages.c:867 grouped_pages_cache_destroy+0x1\n'
            'grouped_pages: gp_test_destroy_busy_refused: not destroyed, 1 pages in use\n')
     assert kunit_run.kernel_report(uml) is None
-    leak = ('grouped_pages: gp_test_stress_alloc_free_shrink: 5 blocks could not be reset\n'
+    leak = ('grouped_pages: gp_test_stress_alloc_free_shrink: 2560 pages in 5 blocks could not'
+            ' be reset: kept out of use\n'
             'WARNING: CPU: 1 PID: 180 at mm/grouped_pages.c:815 grouped_pages_cache_destroy+0x16c\n')
     report = str(kunit_run.kernel_report(leak))
     assert report.startswith('WARNING: CPU: 1 PID: 180 at mm/grouped_pages.c:815')
     assert '5 blocks could not be reset' in report
+    # Only the case that makes a reset fail on purpose may leave blocks behind.
+    provoked = leak.replace('gp_test_stress_alloc_free_shrink',
+                            'gp_test_destroy_after_failed_reset_frees_the_rest')
+    assert kunit_run.kernel_report(provoked) is None
 
 
 def test_a_bad_free_outside_the_test_caches_is_real() -> None:
@@ -157,3 +165,12 @@ def test_a_warm_run_stores_the_config_kunit_py_did_not_rewrite(tmp_path: Path) -
                                                         'started_epoch': 2_000_000.0})
     assert (stored / 'config').read_text() == 'CONFIG_GROUPED_PAGES=y\n'
     assert not (stored / 'ktap.log').exists()
+
+
+def test_a_timeout_in_kunit_args_is_the_one_reported() -> None:
+    assert kunit_run.effective_timeout(600, ['grouped_pages']) == 600
+    assert kunit_run.effective_timeout(600, ['--timeout=60', 'grouped_pages']) == 60
+    assert kunit_run.effective_timeout(600, ['--timeout', '90']) == 90
+    assert kunit_run.effective_timeout(600, ['--timeout=60', '--timeout=120']) == 120
+    with pytest.raises(HarnessError, match='KUNIT_TIMEOUT'):
+        kunit_run.effective_timeout(600, ['--timeout=soon'])

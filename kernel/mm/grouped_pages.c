@@ -8,21 +8,27 @@
  * whole block in one call (so a block mapped large stays mapped large) and
  * hands out its 4K pages. Every page of a block shares the cache's protection.
  *
- * The shrinker gives whole free blocks back first: each is reset in one call,
- * so the direct map keeps or regains its large mapping, and all its pages go
- * back to the page allocator together, where they merge into one PMD-sized
- * page again. Only when asked for more does it break blocks that still have
- * pages in use.
+ * The shrinker gives whole free blocks back: each is reset in one call, so the
+ * direct map keeps its large mapping, and all its pages go back to the page
+ * allocator together, where they merge into one PMD-sized page again. A block
+ * is never broken to keep the reserve: when giving a whole block back would
+ * leave fewer free pages than the reserve, the block stays. The free pages of
+ * blocks that still have pages in use go back only when reclaim is desperate
+ * (a pass at priority below %GP_BREAK_PRIORITY, or drop_caches), because
+ * resetting part of a block splits its 2M mapping for good.
  *
  * Free pages are tracked in per-block bitmaps, never in struct page, so a
  * cached page's struct page is left alone and a page in use may use every
- * field its user wants.
+ * field its user wants. Under KASAN, cached free pages are poisoned as the
+ * page allocator's free pages are, so a use after free through the cache is
+ * reported.
  */
 
 #include <linux/bitmap.h>
 #include <linux/debugfs.h>
 #include <linux/grouped_pages.h>
 #include <linux/highmem.h>
+#include <linux/kasan.h>
 #include <linux/list.h>
 #include <linux/mm.h>
 #include <linux/mutex.h>
@@ -41,6 +47,17 @@
 #define GP_BLOCK_ORDER	min_t(unsigned int, PMD_ORDER, MAX_PAGE_ORDER)
 #define GP_BLOCK_PAGES	BIT(GP_BLOCK_ORDER)
 #define GP_MAP_LONGS	BITS_TO_LONGS(1U << PMD_ORDER)
+/*
+ * Reclaim passes start at DEF_PRIORITY and go down while they fall short.
+ * Three passes that could not find enough elsewhere make reclaim desperate
+ * enough to split the direct map for the free pages of partly used blocks.
+ */
+#define GP_BREAK_PRIORITY	(DEF_PRIORITY - 2)
+/*
+ * The nodes a cache serves: blocks are taken with GFP_KERNEL | __GFP_THISNODE,
+ * which a node whose memory is all ZONE_MOVABLE can never satisfy.
+ */
+#define GP_NODES		N_NORMAL_MEMORY
 
 /* A range of 2^order pages taken from the page allocator in one piece. */
 struct gp_block {
@@ -161,6 +178,7 @@ static struct page *gp_take(struct grouped_pages_cache *cache, struct gp_node *n
 		atomic_long_inc(&cache->counters.reserve_allocs);
 	page = pfn_to_page(block->pfn + idx);
 	spin_unlock_irqrestore(&node->lock, flags);
+	kasan_unpoison_pages(page, 0, false);
 	atomic_long_inc(&cache->counters.pages_in_use);
 	return page;
 }
@@ -208,11 +226,45 @@ static int gp_reset(struct grouped_pages_cache *cache, struct page *page, unsign
 	return gp_change(cache, cache->prot->reset, &cache->counters.reset_failures, page, nr);
 }
 
+/* The caller's flags a refill passes on: how hard to try, and which reserves to use. */
+#define GP_GFP_CALLER	(__GFP_RECLAIM | __GFP_IO | __GFP_FS | __GFP_NOFAIL | __GFP_NORETRY | \
+			 __GFP_RETRY_MAYFAIL | __GFP_HIGH | __GFP_NOMEMALLOC | __GFP_NOWARN)
+
+/**
+ * grouped_pages_block_gfp() - the flags of a refill's attempt at one block order
+ * @gfp: the caller's flags
+ * @order: the order tried; refills go from the block order down to 0
+ *
+ * Only the last attempt, at order 0, may reclaim, and carries the caller's
+ * __GFP_NOFAIL, __GFP_RETRY_MAYFAIL and __GFP_NOWARN as they are. Larger orders,
+ * as in slab, take what is free and never fail loudly: nine rounds of direct
+ * reclaim and compaction for one page would cost more than a split. The block
+ * order still wakes kswapd, whose compaction may give the next refill a block.
+ *
+ * Return: the flags for alloc_pages_node(), always with __GFP_THISNODE.
+ */
+VISIBLE_IF_KUNIT gfp_t grouped_pages_block_gfp(gfp_t gfp, unsigned int order)
+{
+	gfp_t block_gfp = (gfp & GP_GFP_CALLER) | __GFP_THISNODE;
+
+	if (!order)
+		return block_gfp;
+	block_gfp &= ~(__GFP_DIRECT_RECLAIM | __GFP_NOFAIL | __GFP_RETRY_MAYFAIL);
+	if (order != GP_BLOCK_ORDER)
+		block_gfp &= ~__GFP_KSWAPD_RECLAIM;
+	return block_gfp | __GFP_NORETRY | __GFP_NOWARN | __GFP_NOMEMALLOC;
+}
+EXPORT_SYMBOL_IF_KUNIT(grouped_pages_block_gfp);
+
+/* For the block's own bookkeeping: the caller's context and persistence, no placement. */
+static gfp_t gp_meta_gfp(gfp_t gfp)
+{
+	return gfp & (GFP_KERNEL | (GP_GFP_CALLER & ~__GFP_RECLAIM));
+}
+
 static struct page *gp_alloc_block(struct grouped_pages_cache *cache, int nid, gfp_t gfp,
 				   unsigned int *order)
 {
-	gfp_t block_gfp = (gfp & (__GFP_RECLAIM | __GFP_IO | __GFP_FS)) |
-			  __GFP_THISNODE | __GFP_NOWARN;
 	int try;
 
 	for (try = GP_BLOCK_ORDER; try >= 0; try--) {
@@ -220,7 +272,7 @@ static struct page *gp_alloc_block(struct grouped_pages_cache *cache, int nid, g
 
 		if (test_bit(try, &cache->failing_orders))
 			continue;
-		page = alloc_pages_node(nid, block_gfp | (try ? __GFP_NORETRY : 0), try);
+		page = alloc_pages_node(nid, grouped_pages_block_gfp(gfp, try), try);
 		if (page) {
 			*order = try;
 			return page;
@@ -289,7 +341,7 @@ static int gp_refill(struct grouped_pages_cache *cache, int nid, gfp_t gfp)
 	struct page *page;
 	int err;
 
-	block = kzalloc_node(sizeof(*block), gfp & GFP_KERNEL, nid);
+	block = kzalloc_node(sizeof(*block), gp_meta_gfp(gfp), nid);
 	if (!block)
 		return -ENOMEM;
 	page = gp_alloc_block(cache, nid, gfp, &order);
@@ -311,9 +363,11 @@ static int gp_refill(struct grouped_pages_cache *cache, int nid, gfp_t gfp)
 	block->nr_free = nr;
 	bitmap_fill(block->present, nr);
 	bitmap_fill(block->free, nr);
-	err = gp_index_pages(cache, block, gfp & GFP_KERNEL);
+	err = gp_index_pages(cache, block, gp_meta_gfp(gfp));
 	if (err)
 		goto out_reset;
+	/* Free in the cache now: poisoned until handed out, as in the page allocator. */
+	kasan_poison_pages(page, order, false);
 	split_page(page, order);
 
 	spin_lock_irqsave(&node->lock, flags);
@@ -347,7 +401,7 @@ static void gp_refill_work(struct work_struct *work)
 		container_of(work, struct grouped_pages_cache, refill_work);
 	int nid;
 
-	for_each_node_state(nid, N_MEMORY) {
+	for_each_node_state(nid, GP_NODES) {
 		struct gp_node *node = cache->nodes[nid];
 
 		if (!READ_ONCE(node->refill_wanted))
@@ -365,27 +419,61 @@ static int gp_pick_node(struct grouped_pages_cache *cache, int nid)
 	unsigned int nth;
 
 	if (nid != NUMA_NO_NODE) {
-		if (nid < 0 || nid >= nr_node_ids || !node_state(nid, N_MEMORY))
+		if (nid < 0 || nid >= nr_node_ids || !node_state(nid, GP_NODES))
 			return -EINVAL;
 		return nid;
 	}
-	nth = (unsigned int)atomic_inc_return(&cache->next_node) % num_node_state(N_MEMORY);
-	for_each_node_state(nid, N_MEMORY)
+	nth = (unsigned int)atomic_inc_return(&cache->next_node) % num_node_state(GP_NODES);
+	for_each_node_state(nid, GP_NODES)
 		if (!nth--)
 			return nid;
 	return first_memory_node;
+}
+
+/* Take a page from @node, refilling it when empty. Called with the node's refill_lock free. */
+static struct page *gp_take_or_refill(struct grouped_pages_cache *cache, int nid, gfp_t gfp,
+				      unsigned long keep)
+{
+	struct gp_node *node = cache->nodes[nid];
+	struct page *page;
+	int tries;
+
+	page = gp_take(cache, node, keep);
+	if (page)
+		return page;
+	mutex_lock(&node->refill_lock);
+	/* A racing caller may have refilled while we waited. */
+	for (tries = 0; !page && tries <= cache->reserve; tries++) {
+		page = gp_take(cache, node, keep);
+		if (!page && gp_refill(cache, nid, gfp))
+			break;
+	}
+	if (!page)
+		page = gp_take(cache, node, keep);
+	mutex_unlock(&node->refill_lock);
+	return page;
 }
 
 /**
  * grouped_pages_alloc() - allocate one page from a grouped page cache
  * @cache: the cache
  * @nid: node to allocate on, or NUMA_NO_NODE to spread over the nodes in turn
- *	(and take another node's cached page when the chosen one cannot serve)
+ *	(and take another node's cached page when the chosen one cannot serve).
+ *	Only nodes with normal memory are served: an explicit node whose memory
+ *	is all ZONE_MOVABLE (or that has none) gets NULL, and NUMA_NO_NODE never
+ *	picks one.
  * @gfp: allocation flags. Without __GFP_DIRECT_RECLAIM the call never sleeps:
  *	it takes a cached page (the reserve included) or fails, and schedules
  *	a refill. GFP_NOFS and GFP_NOIO hold while the protection is applied.
+ *	A refill tries a whole block without reclaim, then one page with the
+ *	caller's flags (see grouped_pages_block_gfp()): __GFP_NORETRY, __GFP_RETRY_MAYFAIL,
+ *	__GFP_HIGH, __GFP_NOMEMALLOC and __GFP_NOWARN mean what they mean to the
+ *	page allocator. With __GFP_NOFAIL (which needs __GFP_DIRECT_RECLAIM, as
+ *	in the page allocator) the call waits for memory and never returns NULL,
+ *	unless the request itself is invalid (a bad @nid, or __GFP_ZERO below).
  *	__GFP_ZERO is honoured for protections that keep the direct map
- *	writable, refused otherwise.
+ *	writable, refused otherwise. So are init_on_alloc and init_on_free:
+ *	pages of other protections are not cleared when they are recycled.
  *
  * Allocations from a task in reclaim (PF_MEMALLOC), such as the cache's own
  * shrinker resetting a protection, may also use the reserve and never refill.
@@ -397,47 +485,46 @@ struct page *grouped_pages_alloc(struct grouped_pages_cache *cache, int nid, gfp
 	bool may_refill = gfpflags_allow_blocking(gfp) && !(current->flags & PF_MEMALLOC);
 	unsigned long keep = may_refill ? cache->reserve : 0;
 	bool any_node = nid == NUMA_NO_NODE;
+	bool nofail = gfp & __GFP_NOFAIL;
 	struct page *page = NULL;
 	struct gp_node *node;
-	int tries, other;
+	int other;
 
+	might_alloc(gfp);
+	/* The page allocator refuses to wait in atomic context for __GFP_NOFAIL too. */
+	if (WARN_ON_ONCE(nofail && !gfpflags_allow_blocking(gfp)))
+		nofail = false;
 	if ((gfp & __GFP_ZERO) && !cache->prot->direct_map_writable)
 		goto fail;
 	nid = gp_pick_node(cache, nid);
 	if (nid < 0)
 		goto fail;
 	node = cache->nodes[nid];
-	if (may_refill)
-		might_sleep();
 
-	page = gp_take(cache, node, keep);
-	if (!page && may_refill) {
-		mutex_lock(&node->refill_lock);
-		/* A racing caller may have refilled while we waited. */
-		for (tries = 0; !page && tries <= cache->reserve; tries++) {
-			page = gp_take(cache, node, keep);
-			if (!page && gp_refill(cache, nid, gfp))
-				break;
+	for (;;) {
+		page = may_refill ? gp_take_or_refill(cache, nid, gfp, keep) :
+				    gp_take(cache, node, keep);
+		if (!may_refill && READ_ONCE(node->nr_free) <= cache->reserve) {
+			WRITE_ONCE(node->refill_wanted, true);
+			queue_work(system_unbound_wq, &cache->refill_work);
 		}
-		if (!page)
-			page = gp_take(cache, node, keep);
-		mutex_unlock(&node->refill_lock);
-	}
-	if (!may_refill && READ_ONCE(node->nr_free) <= cache->reserve) {
-		WRITE_ONCE(node->refill_wanted, true);
-		queue_work(system_unbound_wq, &cache->refill_work);
-	}
-	/* Without a node asked for, take any node's page rather than fail. */
-	if (!page && any_node) {
-		for_each_node_state(other, N_MEMORY) {
-			page = gp_take(cache, cache->nodes[other], keep);
-			if (page)
-				break;
+		/* Without a node asked for, take any node's page rather than fail. */
+		if (!page && any_node) {
+			for_each_node_state(other, GP_NODES) {
+				page = gp_take(cache, cache->nodes[other], keep);
+				if (page)
+					break;
+			}
 		}
+		if (page || !nofail)
+			break;
+		/* The last refill attempt had __GFP_NOFAIL, yet protecting its page failed. */
+		memalloc_retry_wait(gfp);
 	}
 	if (!page)
 		goto fail;
-	if (gfp & __GFP_ZERO)
+	/* As the page allocator: a page cleared when freed needs no clearing now. */
+	if (cache->prot->direct_map_writable && want_init_on_alloc(gfp) && !want_init_on_free())
 		clear_highpage(page);
 	return page;
 
@@ -491,6 +578,10 @@ void grouped_pages_free(struct grouped_pages_cache *cache, struct page *page)
 		gp_bad_free(cache, page, "double free");
 		return;
 	}
+	/* Under the lock: once marked free, the page may be someone else's. */
+	if (cache->prot->direct_map_writable && want_init_on_free())
+		clear_highpage(page);
+	kasan_poison_pages(page, 0, false);
 	__set_bit(idx, block->free);
 	block->nr_free++;
 	node->nr_free++;
@@ -601,9 +692,11 @@ static void gp_forget_block(struct gp_block *block)
 /*
  * Free whole free blocks, oldest first, keeping @keep free pages cached.
  * A block with every page free is reset in one call, so its mapping stays large.
+ * Stops at a block whose reset failed, put back and returned in @stuck.
  */
 static unsigned long gp_free_whole_blocks(struct grouped_pages_cache *cache, struct gp_node *node,
-					  unsigned long target, unsigned long keep, bool *stuck)
+					  unsigned long target, unsigned long keep,
+					  struct gp_block **stuck)
 {
 	unsigned long release[GP_MAP_LONGS];
 	unsigned long freed = 0, flags;
@@ -628,7 +721,7 @@ static unsigned long gp_free_whole_blocks(struct grouped_pages_cache *cache, str
 		freed += gp_release_runs(cache, block, release);
 		if (!bitmap_empty(release, gp_block_pages(block))) {
 			gp_put_back(node, block, release);
-			*stuck = true;
+			*stuck = block;
 			break;
 		}
 		atomic_long_inc(&cache->counters.whole_blocks_freed);
@@ -637,10 +730,7 @@ static unsigned long gp_free_whole_blocks(struct grouped_pages_cache *cache, str
 	return freed;
 }
 
-/*
- * Give back free pages of blocks that still have pages in use, and, when only
- * the reserve stops a whole block from going, all of that block but the reserve.
- */
+/* Give back free pages of blocks that still have pages in use, keeping @keep free pages. */
 static unsigned long gp_break_partial_blocks(struct grouped_pages_cache *cache,
 					     struct gp_node *node, unsigned long target,
 					     unsigned long keep)
@@ -649,12 +739,11 @@ static unsigned long gp_break_partial_blocks(struct grouped_pages_cache *cache,
 	unsigned long freed = 0, flags, take, idx;
 	struct gp_block *block;
 	unsigned int passes;
-	bool emptied;
 
 	for (passes = 0; freed < target && passes < 64; passes++) {
 		spin_lock_irqsave(&node->lock, flags);
-		/* A whole block is broken only to keep the reserve and free the rest. */
-		block = gp_oldest(&node->partial) ?: gp_oldest(&node->whole_free);
+		/* Never a whole free block: it goes back whole or stays. */
+		block = gp_oldest(&node->partial);
 		if (!block || node->nr_free <= keep) {
 			spin_unlock_irqrestore(&node->lock, flags);
 			break;
@@ -672,12 +761,8 @@ static unsigned long gp_break_partial_blocks(struct grouped_pages_cache *cache,
 		block->nr_free -= take;
 		block->nr_present -= take;
 		node->nr_free -= take;
-		/* Frees between the two shrink phases may have made it whole: it goes entirely. */
-		emptied = !block->nr_present;
-		if (emptied)
-			gp_retire_block(node, block);
-		else
-			gp_relist(node, block);
+		/* A partly used block keeps a page in use: it is never emptied here. */
+		gp_relist(node, block);
 		spin_unlock_irqrestore(&node->lock, flags);
 
 		atomic_long_inc(&cache->counters.partial_breaks);
@@ -686,38 +771,67 @@ static unsigned long gp_break_partial_blocks(struct grouped_pages_cache *cache,
 			gp_put_back(node, block, release);
 			break;
 		}
-		if (emptied)
-			gp_forget_block(block);
 	}
 	return freed;
 }
 
+static bool gp_reclaim_desperate(const struct shrink_control *sc)
+{
+	return sc->priority < GP_BREAK_PRIORITY;
+}
+
+/* What a scan would give back: the same rules as gp_shrink_scan(), without resetting. */
 static unsigned long gp_shrink_count(struct shrinker *shrinker, struct shrink_control *sc)
 {
 	struct grouped_pages_cache *cache = shrinker->private_data;
-	unsigned long nr_free = READ_ONCE(cache->nodes[sc->nid]->nr_free);
+	struct gp_node *node = cache->nodes[sc->nid];
+	unsigned long whole = 0, avail, flags;
+	struct gp_block *block;
 
-	if (!nr_free)
+	spin_lock_irqsave(&node->lock, flags);
+	if (!node->nr_free) {
+		spin_unlock_irqrestore(&node->lock, flags);
 		return SHRINK_EMPTY;
-	return nr_free > cache->reserve ? nr_free - cache->reserve : 0;
+	}
+	avail = node->nr_free;
+	list_for_each_entry_reverse(block, &node->whole_free, list) {
+		if (avail < cache->reserve + block->nr_free)
+			break;
+		avail -= block->nr_free;
+		whole += block->nr_free;
+	}
+	if (gp_reclaim_desperate(sc) && avail > cache->reserve) {
+		unsigned long in_whole_blocks = 0;
+
+		list_for_each_entry(block, &node->whole_free, list)
+			in_whole_blocks += block->nr_free;
+		/* Free pages of partly used blocks, down to the reserve. */
+		whole += min(node->nr_free - in_whole_blocks, avail - cache->reserve);
+	}
+	spin_unlock_irqrestore(&node->lock, flags);
+	return whole;
 }
 
 /*
  * Resetting a protection may change the direct map, which can allocate page
- * tables with GFP_KERNEL: only callers that allow all of that may scan.
+ * tables with GFP_KERNEL: only callers that may reclaim, do I/O and enter the
+ * filesystem may scan. Waking kswapd is not needed: THP's direct compaction
+ * (GFP_TRANSHUGE) reclaims without that bit.
  */
 static bool gp_shrink_allowed(gfp_t gfp)
 {
-	return (gfp & GFP_KERNEL) == GFP_KERNEL;
+	const gfp_t needed = __GFP_DIRECT_RECLAIM | __GFP_IO | __GFP_FS;
+
+	return (gfp & needed) == needed;
 }
 
 static unsigned long gp_shrink_scan(struct shrinker *shrinker, struct shrink_control *sc)
 {
 	struct grouped_pages_cache *cache = shrinker->private_data;
 	struct gp_node *node = cache->nodes[sc->nid];
+	struct gp_block *stuck = NULL;
 	unsigned int noreclaim;
 	unsigned long freed;
-	bool stuck = false;
 
 	if (!gp_shrink_allowed(sc->gfp_mask))
 		return SHRINK_STOP;
@@ -737,7 +851,7 @@ static unsigned long gp_shrink_scan(struct shrinker *shrinker, struct shrink_con
 	noreclaim = memalloc_noreclaim_save();
 	freed = gp_free_whole_blocks(cache, node, sc->nr_to_scan, cache->reserve, &stuck);
 	/* After a failed reset, retrying the same pages now would fail again. */
-	if (freed < sc->nr_to_scan && !stuck)
+	if (freed < sc->nr_to_scan && !stuck && gp_reclaim_desperate(sc))
 		freed += gp_break_partial_blocks(cache, node, sc->nr_to_scan - freed,
 						 cache->reserve);
 	memalloc_noreclaim_restore(noreclaim);
@@ -819,7 +933,8 @@ static void gp_free_nodes(struct grouped_pages_cache *cache)
  * @prot_data: passed to @prot's callbacks
  * @reserve_pages: free pages per node kept for atomic callers and for
  *	allocations made while the cache's own shrinker resets a protection
- *	(at most %GROUPED_PAGES_MAX_RESERVE)
+ *	(at most %GROUPED_PAGES_MAX_RESERVE). The shrinker never breaks a whole
+ *	free block to keep it, so a node may keep a whole block for the reserve.
  *
  * Return: the cache, or NULL on bad arguments or lack of memory.
  */
@@ -878,9 +993,43 @@ out_nodes:
 }
 EXPORT_SYMBOL_GPL(grouped_pages_cache_create);
 
+/*
+ * Give back every block of a node whose cache is going away. A block whose
+ * reset fails is set aside, so the blocks after it are still tried; the pages
+ * it keeps are counted in @kept_pages and never freed.
+ */
+static void gp_destroy_node(struct grouped_pages_cache *cache, struct gp_node *node,
+			    unsigned long *kept_blocks, unsigned long *kept_pages)
+{
+	struct gp_block *block, *next, *stuck;
+	LIST_HEAD(failed);
+
+	for (;;) {
+		stuck = NULL;
+		gp_free_whole_blocks(cache, node, ULONG_MAX, 0, &stuck);
+		if (!stuck)
+			break;
+		spin_lock_irq(&node->lock);
+		gp_retire_block(node, stuck);
+		node->nr_free -= stuck->nr_free;
+		list_add(&stuck->list, &failed);
+		spin_unlock_irq(&node->lock);
+	}
+	list_for_each_entry_safe(block, next, &failed, list) {
+		(*kept_blocks)++;
+		*kept_pages += block->nr_present;
+		list_del(&block->list);
+		kfree_rcu(block, rcu);
+	}
+}
+
 /**
  * grouped_pages_cache_destroy() - give every cached page back and free the cache
  * @cache: the cache
+ *
+ * Every block is tried, and every run of a block, even after a reset failed:
+ * pages whose protection could not be reset stay allocated (unsafe to reuse)
+ * and a warning says how many.
  *
  * Return: 0, or -EBUSY (with a warning) while pages are still in use: the
  * cache is then left intact, so nothing leaks and nothing is freed under a user.
@@ -888,6 +1037,7 @@ EXPORT_SYMBOL_GPL(grouped_pages_cache_create);
 int grouped_pages_cache_destroy(struct grouped_pages_cache *cache)
 {
 	long in_use = atomic_long_read(&cache->counters.pages_in_use);
+	unsigned long kept_blocks = 0, kept_pages = 0;
 	int nid;
 
 	if (WARN(in_use, "grouped_pages: %s: not destroyed, %ld pages in use\n",
@@ -901,13 +1051,11 @@ int grouped_pages_cache_destroy(struct grouped_pages_cache *cache)
 	mutex_unlock(&gp_caches_lock);
 	for_each_node_state(nid, N_MEMORY) {
 		struct gp_node *node = cache->nodes[nid];
-		bool stuck = false;
 
-		gp_free_whole_blocks(cache, node, ULONG_MAX, 0, &stuck);
-		WARN(node->nr_blocks, "grouped_pages: %s: %lu blocks could not be reset\n",
-		     cache->name, node->nr_blocks);
+		gp_destroy_node(cache, node, &kept_blocks, &kept_pages);
 	}
-	/* Blocks we could not reset stay allocated: their pages are unsafe to reuse. */
+	WARN(kept_blocks, "grouped_pages: %s: %lu pages in %lu blocks could not be reset: kept out of use\n",
+	     cache->name, kept_pages, kept_blocks);
 	rcu_barrier();
 	xa_destroy(&cache->blocks);
 	gp_free_nodes(cache);

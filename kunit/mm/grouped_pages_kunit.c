@@ -10,9 +10,12 @@
 #include <linux/completion.h>
 #include <linux/delay.h>
 #include <linux/grouped_pages.h>
+#include <linux/kasan.h>
 #include <linux/kthread.h>
 #include <linux/mm.h>
+#include <linux/moduleparam.h>
 #include <linux/pgtable.h>
+#include <linux/prandom.h>
 #include <linux/random.h>
 #include <linux/sched/mm.h>
 #include <linux/shrinker.h>
@@ -52,6 +55,8 @@ struct gp_ctx {
 	unsigned long size_before_apply;
 	int apply_err;
 	int reset_err;
+	/* Resets of the block at this pfn fail with reset_err (0: every reset does). */
+	unsigned long reset_err_pfn;
 
 	/* Reset sleeps, widening the window in which a scan has a block off its lock. */
 	bool slow_reset;
@@ -68,6 +73,11 @@ struct gp_ctx {
 	struct page **pages;
 	unsigned int nr_pages;
 };
+
+static bool gp_in_block(unsigned long pfn, unsigned long base, unsigned int nr)
+{
+	return pfn >= base && pfn < base + nr;
+}
 
 static int gp_wrap_apply(struct page *page, unsigned int nr, void *data)
 {
@@ -90,7 +100,9 @@ static int gp_wrap_reset(struct page *page, unsigned int nr, void *data)
 	atomic_inc(&ctx->resets);
 	ctx->last_reset_pfn = page_to_pfn(page);
 	ctx->last_reset_nr = nr;
-	if (ctx->reset_err)
+	if (ctx->reset_err &&
+	    (!ctx->reset_err_pfn ||
+	     gp_in_block(page_to_pfn(page), ctx->reset_err_pfn, ctx->block_pages)))
 		return ctx->reset_err;
 	if (ctx->slow_reset) {
 		int running = atomic_inc_return(&ctx->resets_running);
@@ -219,20 +231,35 @@ static struct grouped_pages_stats gp_stats(struct gp_ctx *ctx)
 	return s;
 }
 
-static unsigned long gp_count(struct gp_ctx *ctx, int nid)
+/* Reclaim's first pass, and its last, most desperate one (drop_caches asks with it too). */
+#define GP_GENTLE	DEF_PRIORITY
+#define GP_DESPERATE	0
+
+static unsigned long gp_count_at(struct gp_ctx *ctx, int nid, int priority)
 {
 	struct shrinker *shrinker = grouped_pages_cache_shrinker(ctx->cache);
-	struct shrink_control sc = { .gfp_mask = GFP_KERNEL, .nid = nid };
+	struct shrink_control sc = { .gfp_mask = GFP_KERNEL, .nid = nid, .priority = priority };
 
 	return shrinker->count_objects(shrinker, &sc);
 }
 
-static unsigned long gp_scan(struct gp_ctx *ctx, gfp_t gfp, unsigned long nr)
+static unsigned long gp_count(struct gp_ctx *ctx, int nid)
+{
+	return gp_count_at(ctx, nid, GP_DESPERATE);
+}
+
+static unsigned long gp_scan_at(struct gp_ctx *ctx, gfp_t gfp, unsigned long nr, int priority)
 {
 	struct shrinker *shrinker = grouped_pages_cache_shrinker(ctx->cache);
-	struct shrink_control sc = { .gfp_mask = gfp, .nid = first_memory_node, .nr_to_scan = nr };
+	struct shrink_control sc = { .gfp_mask = gfp, .nid = first_memory_node,
+				     .nr_to_scan = nr, .priority = priority };
 
 	return shrinker->scan_objects(shrinker, &sc);
+}
+
+static unsigned long gp_scan(struct gp_ctx *ctx, gfp_t gfp, unsigned long nr)
+{
+	return gp_scan_at(ctx, gfp, nr, GP_DESPERATE);
 }
 
 static unsigned long gp_scan_all_nodes(struct gp_ctx *ctx, unsigned long nr)
@@ -259,11 +286,6 @@ static unsigned long gp_fill_block(struct gp_ctx *ctx)
 	for (i = 0; i < ctx->block_pages; i++)
 		gp_get_ok(ctx);
 	return ctx->last_apply_pfn;
-}
-
-static bool gp_in_block(unsigned long pfn, unsigned long base, unsigned int nr)
-{
-	return pfn >= base && pfn < base + nr;
 }
 
 /* A page just handed back to the page allocator has no references left. */
@@ -311,26 +333,50 @@ static int gp_suite_init(struct kunit *test)
 
 static void gp_test_create_rejects_bad_args(struct kunit *test)
 {
-	static const struct grouped_pages_prot no_apply = { .name = "bad" };
+	const struct grouped_pages_prot *plain = gp_plain();
+	const struct grouped_pages_prot no_apply = { .name = "bad", .reset = plain->reset };
+	const struct grouped_pages_prot no_reset = { .name = "bad", .apply = plain->apply };
+	struct grouped_pages_cache *cache;
 
-	KUNIT_EXPECT_NULL(test, grouped_pages_cache_create(NULL, gp_plain(), NULL, 0));
+	KUNIT_EXPECT_NULL(test, grouped_pages_cache_create(NULL, plain, NULL, 0));
 	KUNIT_EXPECT_NULL(test, grouped_pages_cache_create("gp-bad", NULL, NULL, 0));
 	KUNIT_EXPECT_NULL(test, grouped_pages_cache_create("gp-bad", &no_apply, NULL, 0));
-	KUNIT_EXPECT_NULL(test, grouped_pages_cache_create("gp-bad", gp_plain(), NULL,
+	KUNIT_EXPECT_NULL(test, grouped_pages_cache_create("gp-bad", &no_reset, NULL, 0));
+	KUNIT_EXPECT_NULL(test, grouped_pages_cache_create("gp-bad", plain, NULL,
 							   GROUPED_PAGES_MAX_RESERVE + 1));
+	/* The bounds themselves are valid. */
+	cache = grouped_pages_cache_create("gp-max-reserve", plain, NULL,
+					   GROUPED_PAGES_MAX_RESERVE);
+	KUNIT_ASSERT_NOT_NULL(test, cache);
+	KUNIT_EXPECT_EQ(test, 0, grouped_pages_cache_destroy(cache));
 }
 
 static void gp_test_new_cache_is_empty(struct kunit *test)
 {
 	struct gp_ctx *ctx = gp_make_cache(test, gp_param_prot(test), 0);
 	struct grouped_pages_stats s = gp_stats(ctx);
+	struct page *page;
+	int nid;
 
 	KUNIT_EXPECT_EQ(test, 0, s.blocks);
 	KUNIT_EXPECT_EQ(test, 0, s.pages_cached);
 	KUNIT_EXPECT_EQ(test, 0, s.pages_in_use);
 	KUNIT_EXPECT_EQ(test, 0, s.refills);
 	KUNIT_EXPECT_EQ(test, 0, atomic_read(&ctx->applies));
-	KUNIT_EXPECT_EQ(test, SHRINK_EMPTY, gp_count(ctx, first_memory_node));
+	for_each_node_state(nid, N_MEMORY)
+		KUNIT_EXPECT_EQ_MSG(test, SHRINK_EMPTY, gp_count(ctx, nid), "node %d", nid);
+	KUNIT_EXPECT_EQ(test, SHRINK_STOP, gp_scan(ctx, GFP_KERNEL, ULONG_MAX));
+	KUNIT_EXPECT_EQ(test, 0, atomic_read(&ctx->resets));
+	/* It owns nothing, not even a page its first refill is about to take. */
+	page = alloc_page(GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, page);
+	KUNIT_EXPECT_FALSE(test, grouped_pages_owns(ctx->cache, page));
+	__free_page(page);
+	/* Its first allocation protects exactly one block. */
+	page = gp_get_ok(ctx);
+	KUNIT_EXPECT_TRUE(test, grouped_pages_owns(ctx->cache, page));
+	KUNIT_EXPECT_EQ(test, 1, atomic_read(&ctx->applies));
+	KUNIT_EXPECT_EQ(test, 1, gp_stats(ctx).refills);
 }
 
 static void gp_test_alloc_free_one(struct kunit *test)
@@ -527,6 +573,140 @@ static void gp_test_fallback_order(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, 0, atomic_long_read(&ctx->protected_pages));
 }
 
+/* ---- gfp ---- */
+
+/* Only the last attempt, one page, reclaims; larger orders take what is free. */
+static void gp_test_gfp_only_last_order_reclaims(struct kunit *test)
+{
+	unsigned int top = grouped_pages_block_order(), order;
+	gfp_t gfp;
+
+	for (order = top; order > 0; order--) {
+		gfp = grouped_pages_block_gfp(GFP_KERNEL | __GFP_NOFAIL | __GFP_RETRY_MAYFAIL,
+					      order);
+		KUNIT_EXPECT_FALSE_MSG(test, gfp & __GFP_DIRECT_RECLAIM, "order %u", order);
+		KUNIT_EXPECT_FALSE_MSG(test, gfp & (__GFP_NOFAIL | __GFP_RETRY_MAYFAIL),
+				       "order %u", order);
+		KUNIT_EXPECT_EQ_MSG(test, __GFP_NORETRY | __GFP_NOWARN | __GFP_NOMEMALLOC |
+				    __GFP_THISNODE,
+				    gfp & (__GFP_NORETRY | __GFP_NOWARN | __GFP_NOMEMALLOC |
+					   __GFP_THISNODE), "order %u", order);
+		/* Only the block order wakes kswapd, to compact for a later refill. */
+		KUNIT_EXPECT_EQ_MSG(test, order == top, !!(gfp & __GFP_KSWAPD_RECLAIM),
+				    "order %u", order);
+	}
+	gfp = grouped_pages_block_gfp(GFP_KERNEL | __GFP_NOFAIL, 0);
+	KUNIT_EXPECT_EQ(test, GFP_KERNEL | __GFP_NOFAIL | __GFP_THISNODE, gfp);
+	gfp = grouped_pages_block_gfp(GFP_NOFS | __GFP_NORETRY | __GFP_HIGH | __GFP_NOWARN, 0);
+	KUNIT_EXPECT_EQ(test, GFP_NOFS | __GFP_NORETRY | __GFP_HIGH | __GFP_NOWARN |
+			__GFP_THISNODE, gfp);
+	/* Placement and accounting are the cache's business, not the caller's. */
+	gfp = grouped_pages_block_gfp(GFP_KERNEL_ACCOUNT | __GFP_ZERO | __GFP_COMP, 0);
+	KUNIT_EXPECT_EQ(test, GFP_KERNEL | __GFP_THISNODE, gfp);
+}
+
+struct gp_nofail_alloc {
+	struct gp_ctx *ctx;
+	struct page *page;
+	struct completion done;
+};
+
+static int gp_nofail_alloc_fn(void *data)
+{
+	struct gp_nofail_alloc *a = data;
+
+	a->page = grouped_pages_alloc(a->ctx->cache, GP_NODE, GFP_KERNEL | __GFP_NOFAIL);
+	complete(&a->done);
+	return 0;
+}
+
+/* A __GFP_NOFAIL caller waits while no block can be had, and gets its page once one can. */
+static void gp_test_nofail_waits_for_memory(struct kunit *test)
+{
+	struct gp_ctx *ctx = gp_make_cache(test, gp_plain(), 0);
+	struct gp_nofail_alloc *a = kunit_kzalloc(test, sizeof(*a), GFP_KERNEL);
+	struct task_struct *task;
+	bool returned_early;
+
+	KUNIT_ASSERT_NOT_NULL(test, a);
+	a->ctx = ctx;
+	init_completion(&a->done);
+	grouped_pages_set_failing_orders(ctx->cache, GENMASK(grouped_pages_block_order(), 0));
+	task = kthread_run(gp_nofail_alloc_fn, a, "gp_nofail");
+	KUNIT_ASSERT_FALSE(test, IS_ERR(task));
+	returned_early = wait_for_completion_timeout(&a->done, HZ / 5);
+	KUNIT_EXPECT_FALSE_MSG(test, returned_early, "returned %p with no memory to be had",
+			       a->page);
+	grouped_pages_set_failing_orders(ctx->cache, 0);
+	/* Until it returns, the task uses @a: never leave before it does. */
+	if (!returned_early)
+		wait_for_completion(&a->done);
+	KUNIT_EXPECT_NOT_NULL(test, gp_track(ctx, a->page));
+	KUNIT_EXPECT_EQ(test, 0, gp_stats(ctx).alloc_failures);
+}
+
+/*
+ * With init_on_alloc or init_on_free, a page recycled by the cache comes back
+ * cleared, as one from the page allocator would.
+ */
+static void gp_test_recycled_page_cleared_with_init_on(struct kunit *test)
+{
+	struct gp_ctx *ctx = gp_make_cache(test, gp_plain(), 0);
+	struct page *page, *again;
+
+	if (!want_init_on_free() && !want_init_on_alloc(GFP_KERNEL))
+		kunit_skip(test, "init_on_alloc and init_on_free are off");
+	page = gp_get_ok(ctx);
+	memset(page_address(page), 0xa5, PAGE_SIZE);
+	gp_put(ctx, page);
+	again = gp_get_ok(ctx);
+	KUNIT_ASSERT_PTR_EQ(test, page, again);
+	KUNIT_EXPECT_TRUE(test, mem_is_zero(page_address(again), PAGE_SIZE));
+}
+
+/* ---- KASAN ---- */
+
+#ifdef CONFIG_KASAN_GENERIC
+/* How many of the page's shadow bytes mark it inaccessible; read without a report. */
+static unsigned int gp_poisoned_shadow(struct page *page)
+{
+	const u8 *shadow = kasan_mem_to_shadow(page_address(page));
+	unsigned int i, poisoned = 0;
+
+	for (i = 0; i < PAGE_SIZE >> KASAN_SHADOW_SCALE_SHIFT; i++)
+		poisoned += shadow[i] != 0;
+	return poisoned;
+}
+#endif
+
+/*
+ * A page in the cache is poisoned for KASAN, as a free page of the page
+ * allocator is, so a stale user's write to it is reported; it is accessible
+ * again once handed out.
+ */
+static void gp_test_kasan_poisons_cached_pages(struct kunit *test)
+{
+#ifdef CONFIG_KASAN_GENERIC
+	const unsigned int shadow_bytes = PAGE_SIZE >> KASAN_SHADOW_SCALE_SHIFT;
+	struct gp_ctx *ctx = gp_make_cache(test, gp_plain(), 0);
+	struct page *page, *again;
+
+	if (!kasan_enabled())
+		kunit_skip(test, "KASAN is off");
+	page = gp_get_ok(ctx);
+	KUNIT_EXPECT_EQ(test, 0, gp_poisoned_shadow(page));
+	/* A page the cache never handed out. */
+	KUNIT_EXPECT_EQ(test, shadow_bytes, gp_poisoned_shadow(page + 1));
+	gp_put(ctx, page);
+	KUNIT_EXPECT_EQ(test, shadow_bytes, gp_poisoned_shadow(page));
+	again = gp_get_ok(ctx);
+	KUNIT_ASSERT_PTR_EQ(test, page, again);
+	KUNIT_EXPECT_EQ(test, 0, gp_poisoned_shadow(again));
+#else
+	kunit_skip(test, "needs CONFIG_KASAN_GENERIC");
+#endif
+}
+
 static void gp_test_fallback_all_orders_fail(struct kunit *test)
 {
 	struct gp_ctx *ctx = gp_make_cache(test, gp_plain(), 0);
@@ -552,7 +732,18 @@ static void gp_test_shrink_count(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, ctx->block_pages, gp_count(ctx, first_memory_node));
 }
 
-static const gfp_t gp_bad_gfps[] = { GFP_NOFS, GFP_NOIO, GFP_ATOMIC, GFP_NOWAIT };
+/*
+ * Masks reclaim really passes to shrinkers: those of allocations that enter
+ * direct reclaim (current_gfp_context() applied), and kswapd's GFP_KERNEL.
+ * Resetting a protection may allocate page tables with GFP_KERNEL, so only
+ * masks that allow I/O, the filesystem and direct reclaim may scan.
+ */
+static const gfp_t gp_bad_gfps[] = {
+	GFP_NOFS, GFP_NOIO,
+	GFP_HIGHUSER_MOVABLE & ~__GFP_FS,	/* page cache of a NOFS mapping */
+	GFP_NOFS | __GFP_NOWARN | __GFP_NORETRY,
+	GFP_NOIO | __GFP_HIGHMEM | __GFP_MOVABLE,
+};
 
 static void gp_gfp_desc(const gfp_t *gfp, char *desc)
 {
@@ -571,6 +762,24 @@ static void gp_test_shrink_stops_on_incompatible_gfp(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, ctx->block_pages, gp_stats(ctx).pages_cached);
 	KUNIT_EXPECT_EQ(test, 0, gp_stats(ctx).shrinker_scans);
 	KUNIT_EXPECT_EQ(test, 0, atomic_read(&ctx->resets));
+}
+
+static const gfp_t gp_good_gfps[] = {
+	GFP_KERNEL, GFP_KERNEL_ACCOUNT, GFP_HIGHUSER_MOVABLE,
+	GFP_TRANSHUGE,				/* THP direct compaction: no kswapd bit */
+	GFP_KERNEL | __GFP_RETRY_MAYFAIL | __GFP_NOWARN,
+};
+
+KUNIT_ARRAY_PARAM(gp_good_gfp, gp_good_gfps, gp_gfp_desc);
+
+static void gp_test_shrink_works_for_reclaiming_gfp(struct kunit *test)
+{
+	gfp_t gfp = *(const gfp_t *)test->param_value;
+	struct gp_ctx *ctx = gp_make_cache(test, gp_plain(), 0);
+
+	gp_put(ctx, gp_get_ok(ctx));
+	KUNIT_EXPECT_EQ(test, ctx->block_pages, gp_scan(ctx, gfp, ctx->block_pages));
+	KUNIT_EXPECT_EQ(test, 0, gp_stats(ctx).pages_cached);
 }
 
 static void gp_test_shrink_frees_whole_block(struct kunit *test)
@@ -699,29 +908,91 @@ static void gp_test_broken_pages_return_in_new_block(struct kunit *test)
 	KUNIT_EXPECT_FALSE(test, grouped_pages_owns(ctx->cache, in_use));
 }
 
-/* A block whose every page a partial break takes is gone, not left empty on a list. */
-static void gp_test_partial_break_empties_block(struct kunit *test)
+/*
+ * A page freed between the shrinker's two phases leaves the break phase a
+ * whole free block: it must not break it (that would split its mapping), and
+ * leave it for the whole-block phase.
+ */
+static void gp_test_partial_break_skips_whole_block(struct kunit *test)
 {
 	struct gp_ctx *ctx = gp_make_cache(test, gp_plain(), 0);
-	struct page *in_use = gp_get_ok(ctx);
-	struct shrinker *shrinker = grouped_pages_cache_shrinker(ctx->cache);
 	struct grouped_pages_stats s;
 
-	/*
-	 * A page freed between the shrinker's two phases leaves the break phase a
-	 * whole block: run that phase alone on one to take every page of it.
-	 */
-	gp_put(ctx, in_use);
+	gp_put(ctx, gp_get_ok(ctx));
 	KUNIT_ASSERT_EQ(test, 1, gp_stats(ctx).blocks);
-	KUNIT_EXPECT_EQ(test, ctx->block_pages,
+	KUNIT_EXPECT_EQ(test, 0,
 			grouped_pages_break_partial(ctx->cache, GP_NODE, ctx->block_pages));
 	s = gp_stats(ctx);
-	KUNIT_EXPECT_EQ(test, 0, s.blocks);
-	KUNIT_EXPECT_EQ(test, 0, s.pages_cached);
-	KUNIT_EXPECT_EQ(test, 0, atomic_long_read(&ctx->protected_pages));
-	KUNIT_EXPECT_EQ(test, SHRINK_EMPTY,
-			shrinker->count_objects(shrinker, &(struct shrink_control){
-				.gfp_mask = GFP_KERNEL, .nid = GP_NODE }));
+	KUNIT_EXPECT_EQ(test, 1, s.blocks);
+	KUNIT_EXPECT_EQ(test, ctx->block_pages, s.pages_cached);
+	KUNIT_EXPECT_EQ(test, 0, s.partial_breaks);
+	KUNIT_EXPECT_EQ(test, 0, atomic_read(&ctx->resets));
+	KUNIT_EXPECT_EQ(test, ctx->block_pages, gp_scan(ctx, GFP_KERNEL, ctx->block_pages));
+	KUNIT_EXPECT_EQ(test, 0, gp_stats(ctx).blocks);
+	KUNIT_EXPECT_EQ(test, SHRINK_EMPTY, gp_count(ctx, GP_NODE));
+}
+
+/*
+ * Early reclaim passes take whole free blocks only: the free pages of a block
+ * with a page in use go back only once reclaim is desperate.
+ */
+static void gp_test_shrink_breaks_partial_only_when_desperate(struct kunit *test)
+{
+	struct gp_ctx *ctx = gp_make_cache(test, gp_plain(), 0);
+	int priority;
+
+	gp_get_ok(ctx);
+	for (priority = GP_GENTLE; priority >= DEF_PRIORITY - 2; priority--) {
+		KUNIT_EXPECT_EQ_MSG(test, 0, gp_count_at(ctx, GP_NODE, priority),
+				    "priority %d", priority);
+		KUNIT_EXPECT_EQ_MSG(test, SHRINK_STOP,
+				    gp_scan_at(ctx, GFP_KERNEL, ctx->block_pages, priority),
+				    "priority %d", priority);
+	}
+	KUNIT_EXPECT_EQ(test, 0, gp_stats(ctx).partial_breaks);
+	KUNIT_EXPECT_EQ(test, 0, atomic_read(&ctx->resets));
+	KUNIT_EXPECT_EQ(test, ctx->block_pages - 1, gp_stats(ctx).pages_cached);
+
+	KUNIT_EXPECT_EQ(test, ctx->block_pages - 1, gp_count_at(ctx, GP_NODE, DEF_PRIORITY - 3));
+	KUNIT_EXPECT_EQ(test, ctx->block_pages - 1,
+			gp_scan_at(ctx, GFP_KERNEL, ctx->block_pages, DEF_PRIORITY - 3));
+	KUNIT_EXPECT_EQ(test, 1, gp_stats(ctx).partial_breaks);
+	KUNIT_EXPECT_EQ(test, 0, gp_stats(ctx).pages_cached);
+}
+
+/*
+ * Keeping the reserve never breaks a whole free block, even when reclaim is
+ * desperate: the block stays whole (and mapped large) instead.
+ */
+static void gp_test_shrink_reserve_keeps_whole_block(struct kunit *test)
+{
+	struct gp_ctx *ctx = gp_make_cache(test, gp_plain(), 16);
+	struct grouped_pages_stats s;
+	unsigned long first, second;
+	unsigned int i;
+
+	/* Allocations leave the reserve free: this many pages take exactly two blocks. */
+	gp_get_ok(ctx);
+	first = ctx->last_apply_pfn;
+	for (i = 1; i < 2 * ctx->block_pages - 16; i++)
+		gp_get_ok(ctx);
+	second = ctx->last_apply_pfn;
+	while (ctx->nr_pages)
+		gp_put(ctx, ctx->pages[0]);
+	KUNIT_ASSERT_EQ(test, 2, gp_stats(ctx).blocks);
+
+	KUNIT_EXPECT_EQ(test, ctx->block_pages, gp_count(ctx, GP_NODE));
+	KUNIT_EXPECT_EQ(test, ctx->block_pages, gp_scan(ctx, GFP_KERNEL, ULONG_MAX));
+	s = gp_stats(ctx);
+	KUNIT_EXPECT_EQ(test, 0, s.partial_breaks);
+	KUNIT_EXPECT_EQ(test, 1, s.blocks);
+	KUNIT_EXPECT_EQ(test, ctx->block_pages, s.pages_cached);
+	/* One reset, of one whole block. */
+	KUNIT_EXPECT_EQ(test, 1, atomic_read(&ctx->resets));
+	KUNIT_EXPECT_TRUE(test, ctx->last_reset_pfn == first || ctx->last_reset_pfn == second);
+	KUNIT_EXPECT_EQ(test, ctx->block_pages, ctx->last_reset_nr);
+	KUNIT_EXPECT_EQ(test, 0, gp_count(ctx, GP_NODE));
+	KUNIT_EXPECT_EQ(test, SHRINK_STOP, gp_scan(ctx, GFP_KERNEL, ULONG_MAX));
 }
 
 static void gp_test_shrink_keeps_reserve(struct kunit *test)
@@ -888,6 +1159,36 @@ static void gp_test_free_after_shrinker_took_it_back(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, 1, gp_stats(ctx).pages_in_use);
 }
 
+/*
+ * A block whose reset fails when the cache is destroyed keeps its pages out
+ * of use; every other block, older or newer, still goes back.
+ */
+static void gp_test_destroy_after_failed_reset_frees_the_rest(struct kunit *test)
+{
+	struct gp_ctx *ctx = gp_make_cache(test, gp_plain(), 0);
+	unsigned long base[3];
+	unsigned int b, i;
+
+	for (b = 0; b < ARRAY_SIZE(base); b++)
+		base[b] = gp_fill_block(ctx);
+	while (ctx->nr_pages)
+		gp_put(ctx, ctx->pages[0]);
+	KUNIT_ASSERT_EQ(test, ARRAY_SIZE(base), gp_stats(ctx).blocks);
+	ctx->reset_err = -EIO;
+	ctx->reset_err_pfn = base[1];
+
+	KUNIT_EXPECT_EQ(test, 0, grouped_pages_cache_destroy(ctx->cache));
+	ctx->cache = NULL;
+	KUNIT_EXPECT_EQ(test, ARRAY_SIZE(base), atomic_read(&ctx->resets));
+	gp_expect_released(test, base[0]);
+	gp_expect_released(test, base[2]);
+	/* Still allocated, never reused; unprotected here, so the case can free them. */
+	for (i = 0; i < ctx->block_pages; i++) {
+		KUNIT_EXPECT_EQ(test, 1, page_ref_count(pfn_to_page(base[1] + i)));
+		__free_page(pfn_to_page(base[1] + i));
+	}
+}
+
 static void gp_test_destroy_busy_refused(struct kunit *test)
 {
 	struct gp_ctx *ctx = gp_make_cache(test, gp_plain(), 0);
@@ -971,8 +1272,16 @@ static void gp_test_no_node_takes_other_node(struct kunit *test)
 
 #define GP_RACE_MIN_SCANS 16
 
+/* Random churn is replayable: each case prints its seed, and this sets it. */
+static ulong gp_seed;
+module_param_named(seed, gp_seed, ulong, 0444);
+MODULE_PARM_DESC(seed, "seed of the races' random choices (0: a new one each case)");
+
 struct gp_race {
 	struct gp_ctx *ctx;
+	/* Thread n draws from a PRNG seeded with seed + n. */
+	u64 seed;
+	atomic_t threads;
 	struct completion start;
 	atomic_t running;
 	atomic_t failures;
@@ -992,7 +1301,8 @@ static int gp_race_one_alloc(void *data)
 	wait_for_completion(&race->start);
 	if (!gp_get(race->ctx, GP_NODE, GFP_KERNEL))
 		atomic_inc(&race->failures);
-	atomic_dec(&race->running);
+	if (atomic_dec_and_test(&race->running))
+		complete(&race->done);
 	return 0;
 }
 
@@ -1002,6 +1312,7 @@ static void gp_run_threads(struct kunit *test, struct gp_race *race, int (*fn)(v
 	unsigned int i;
 
 	init_completion(&race->start);
+	init_completion(&race->done);
 	atomic_set(&race->running, nr);
 	for (i = 0; i < nr; i++) {
 		struct task_struct *task = kthread_run_on_cpu(fn, race, i % num_online_cpus(),
@@ -1010,8 +1321,7 @@ static void gp_run_threads(struct kunit *test, struct gp_race *race, int (*fn)(v
 		KUNIT_ASSERT_FALSE(test, IS_ERR(task));
 	}
 	complete_all(&race->start);
-	while (atomic_read(&race->running))
-		msleep(20);
+	wait_for_completion(&race->done);
 }
 
 static void gp_test_racing_refills_take_one_block(struct kunit *test)
@@ -1026,12 +1336,32 @@ static void gp_test_racing_refills_take_one_block(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, 1, gp_stats(ctx).refills);
 }
 
+static void gp_race_seed(struct kunit *test, struct gp_race *race)
+{
+	race->seed = gp_seed ?: get_random_u64();
+	kunit_info(test, "random seed %llu (replay: grouped_pages_kunit.seed=%llu)",
+		   race->seed, race->seed);
+}
+
+/* Each thread its own PRNG, so a thread's choices replay whatever the others do. */
+static void gp_race_rnd_init(struct gp_race *race, struct rnd_state *rnd)
+{
+	prandom_seed_state(rnd, race->seed + atomic_inc_return(&race->threads));
+}
+
+static u32 gp_rnd_below(struct rnd_state *rnd, u32 ceil)
+{
+	return prandom_u32_state(rnd) % ceil;
+}
+
 static int gp_race_churn(void *data)
 {
 	struct gp_race *race = data;
+	struct rnd_state rnd;
 	struct page *held[32];
 	unsigned int round, i, n;
 
+	gp_race_rnd_init(race, &rnd);
 	wait_for_completion(&race->start);
 	/*
 	 * On one CPU without preemption the churners could finish before the
@@ -1039,7 +1369,7 @@ static int gp_race_churn(void *data)
 	 */
 	for (round = 0; round < race->rounds || atomic_read(&race->scans) < GP_RACE_MIN_SCANS;
 	     round++) {
-		n = 1 + get_random_u32_below(ARRAY_SIZE(held));
+		n = 1 + gp_rnd_below(&rnd, ARRAY_SIZE(held));
 		for (i = 0; i < n; i++) {
 			held[i] = grouped_pages_alloc(race->ctx->cache, NUMA_NO_NODE,
 						      round & 1 ? GFP_ATOMIC : GFP_KERNEL);
@@ -1050,21 +1380,25 @@ static int gp_race_churn(void *data)
 			grouped_pages_free(race->ctx->cache, held[i]);
 		cond_resched();
 	}
-	atomic_dec(&race->running);
+	if (atomic_dec_and_test(&race->running))
+		complete(&race->done);
 	return 0;
 }
 
 static int gp_race_shrink(void *data)
 {
 	struct gp_race *race = data;
+	struct rnd_state rnd;
 
+	gp_race_rnd_init(race, &rnd);
 	wait_for_completion(&race->start);
 	while (atomic_read(&race->running) > 1) {
-		gp_scan(race->ctx, GFP_KERNEL, 1 + get_random_u32_below(600));
+		gp_scan(race->ctx, GFP_KERNEL, 1 + gp_rnd_below(&rnd, 600));
 		atomic_inc(&race->scans);
 		cond_resched();
 	}
-	atomic_dec(&race->running);
+	if (atomic_dec_and_test(&race->running))
+		complete(&race->done);
 	return 0;
 }
 
@@ -1076,7 +1410,9 @@ static void gp_test_stress_alloc_free_shrink(struct kunit *test)
 	struct task_struct *task;
 	struct grouped_pages_stats s;
 
+	gp_race_seed(test, &race);
 	init_completion(&race.start);
+	init_completion(&race.done);
 	atomic_set(&race.running, workers + 1);
 	for (i = 0; i < workers; i++) {
 		task = kthread_run_on_cpu(gp_race_churn, &race, i % num_online_cpus(),
@@ -1086,8 +1422,7 @@ static void gp_test_stress_alloc_free_shrink(struct kunit *test)
 	task = kthread_run(gp_race_shrink, &race, "gp_shrink");
 	KUNIT_ASSERT_FALSE(test, IS_ERR(task));
 	complete_all(&race.start);
-	while (atomic_read(&race.running))
-		msleep(20);
+	wait_for_completion(&race.done);
 	/* Atomic allocations queued refills: let them land before counting. */
 	grouped_pages_flush_refill(ctx->cache);
 
@@ -1097,9 +1432,14 @@ static void gp_test_stress_alloc_free_shrink(struct kunit *test)
 	KUNIT_EXPECT_GE(test, s.shrinker_scans, GP_RACE_MIN_SCANS);
 	/* Every protected page is either still cached or was reset on its way out. */
 	KUNIT_EXPECT_EQ(test, s.pages_cached, atomic_long_read(&ctx->protected_pages));
-	/* With nothing in use, everything but the reserve (per node) can go back. */
+	/*
+	 * With nothing in use, everything can go back but the reserve, which
+	 * keeps whole the block it needs (per node) rather than break it.
+	 */
 	gp_scan_all_nodes(ctx, ULONG_MAX);
-	KUNIT_EXPECT_LE(test, gp_stats(ctx).pages_cached, 8 * num_node_state(N_MEMORY));
+	KUNIT_EXPECT_LT(test, gp_stats(ctx).pages_cached,
+			(8 + ctx->block_pages) * num_node_state(N_MEMORY));
+	KUNIT_EXPECT_EQ(test, 0, gp_count(ctx, GP_NODE));
 	KUNIT_EXPECT_EQ(test, gp_stats(ctx).pages_cached, atomic_long_read(&ctx->protected_pages));
 }
 
@@ -1107,16 +1447,18 @@ static void gp_test_stress_alloc_free_shrink(struct kunit *test)
 static int gp_race_hold_churn(void *data)
 {
 	struct gp_race *race = data;
+	struct rnd_state rnd;
 	struct page *held[48];
 	unsigned int n = 0, i;
 
+	gp_race_rnd_init(race, &rnd);
 	wait_for_completion(&race->start);
 	while (time_before(jiffies, race->deadline)) {
-		if (n < ARRAY_SIZE(held) && (!n || get_random_u32_below(2))) {
+		if (n < ARRAY_SIZE(held) && (!n || gp_rnd_below(&rnd, 2))) {
 			held[n] = grouped_pages_alloc(race->ctx->cache, GP_NODE, GFP_KERNEL);
 			n += !!held[n];
 		} else {
-			i = get_random_u32_below(n);
+			i = gp_rnd_below(&rnd, n);
 			grouped_pages_free(race->ctx->cache, held[i]);
 			held[i] = held[--n];
 		}
@@ -1132,12 +1474,14 @@ static int gp_race_hold_churn(void *data)
 static int gp_race_scan_until(void *data)
 {
 	struct gp_race *race = data;
+	struct rnd_state rnd;
 
+	gp_race_rnd_init(race, &rnd);
 	wait_for_completion(&race->start);
 	while (time_before(jiffies, race->deadline)) {
 		/* Up to two blocks: past the whole free ones into the partial phase. */
 		if (gp_scan(race->ctx, GFP_KERNEL,
-			    1 + get_random_u32_below(2 * race->ctx->block_pages)) != SHRINK_STOP)
+			    1 + gp_rnd_below(&rnd, 2 * race->ctx->block_pages)) != SHRINK_STOP)
 			atomic_inc(&race->scans);
 		cond_resched();
 	}
@@ -1163,6 +1507,7 @@ static void gp_test_concurrent_scanners_never_overlap(struct kunit *test)
 	if (num_online_cpus() < 2)
 		kunit_skip(test, "needs SMP: scans can only overlap on two CPUs or more");
 	ctx->slow_reset = true;
+	gp_race_seed(test, &race);
 	init_completion(&race.start);
 	init_completion(&race.done);
 	atomic_set(&race.running, 2 * each);
@@ -1306,6 +1651,50 @@ static void gp_test_x86_shrink_restores_mapping(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, 0, gp_stats(ctx).direct_map_splits);
 }
 
+/*
+ * A cache whose blocks are all free, trimmed as hard as reclaim can: the block
+ * kept for the reserve and the block given back both stay mapped at 2M.
+ */
+static void gp_test_x86_trim_free_cache_splits_nothing(struct kunit *test)
+{
+	const struct grouped_pages_prot *prot = gp_param_prot(test);
+	struct gp_ctx *ctx = gp_make_cache(test, prot, 16);
+	unsigned long base[2], freed_base, kept_base;
+	unsigned int b, i;
+
+	/* Allocations leave the reserve free: the second block's refill comes 16 pages early. */
+	for (b = 0; b < 2; b++) {
+		unsigned int nr = b ? ctx->block_pages : ctx->block_pages - 16;
+
+		migrate_disable();
+		gp_steer_to_large_block(test);
+		for (i = 0; i < nr; i++)
+			if (!gp_get(ctx, GP_NODE, GFP_KERNEL))
+				break;
+		migrate_enable();
+		KUNIT_ASSERT_EQ(test, nr, i);
+		if (ctx->size_before_apply < PMD_SIZE)
+			kunit_skip(test, "block %u mapped at %lu bytes before the cache took it", b,
+				   ctx->size_before_apply);
+		base[b] = ctx->last_apply_pfn;
+	}
+	KUNIT_ASSERT_EQ(test, 2, atomic_read(&ctx->applies));
+	while (ctx->nr_pages)
+		gp_put(ctx, ctx->pages[0]);
+
+	KUNIT_EXPECT_EQ(test, ctx->block_pages, gp_scan(ctx, GFP_KERNEL, ULONG_MAX));
+	KUNIT_EXPECT_EQ(test, 0, gp_stats(ctx).direct_map_splits);
+	KUNIT_EXPECT_EQ(test, 0, gp_stats(ctx).partial_breaks);
+	KUNIT_ASSERT_EQ(test, 1, atomic_read(&ctx->resets));
+	freed_base = ctx->last_reset_pfn;
+	kept_base = freed_base == base[0] ? base[1] : base[0];
+	KUNIT_EXPECT_EQ(test, ctx->block_pages, ctx->last_reset_nr);
+	gp_expect_block_mapping(test, freed_base, ctx->block_pages, PMD_SIZE,
+				_PAGE_PRESENT | _PAGE_RW, 0);
+	gp_expect_block_mapping(test, kept_base, ctx->block_pages, PMD_SIZE, 0,
+				gp_prot_clears(prot));
+}
+
 static void gp_test_x86_fallback_split_is_counted(struct kunit *test)
 {
 	struct gp_ctx *ctx = gp_make_cache(test, &grouped_pages_prot_read_only, 0);
@@ -1359,13 +1748,20 @@ static struct kunit_case gp_test_cases[] = {
 	KUNIT_CASE(gp_test_reset_failure_keeps_pages),
 	KUNIT_CASE_PARAM(gp_test_fallback_order, gp_order_gen_params),
 	KUNIT_CASE(gp_test_fallback_all_orders_fail),
+	KUNIT_CASE(gp_test_gfp_only_last_order_reclaims),
+	KUNIT_CASE(gp_test_nofail_waits_for_memory),
+	KUNIT_CASE(gp_test_recycled_page_cleared_with_init_on),
+	KUNIT_CASE(gp_test_kasan_poisons_cached_pages),
 	KUNIT_CASE(gp_test_shrink_count),
 	KUNIT_CASE_PARAM(gp_test_shrink_stops_on_incompatible_gfp, gp_bad_gfp_gen_params),
+	KUNIT_CASE_PARAM(gp_test_shrink_works_for_reclaiming_gfp, gp_good_gfp_gen_params),
 	KUNIT_CASE_PARAM(gp_test_shrink_frees_whole_block, gp_prot_gen_params),
 	KUNIT_CASE(gp_test_shrink_whole_blocks_first),
 	KUNIT_CASE(gp_test_shrink_breaks_partial_when_asked),
 	KUNIT_CASE(gp_test_broken_pages_return_in_new_block),
-	KUNIT_CASE(gp_test_partial_break_empties_block),
+	KUNIT_CASE(gp_test_partial_break_skips_whole_block),
+	KUNIT_CASE(gp_test_shrink_breaks_partial_only_when_desperate),
+	KUNIT_CASE(gp_test_shrink_reserve_keeps_whole_block),
 	KUNIT_CASE(gp_test_shrink_keeps_reserve),
 	KUNIT_CASE(gp_test_shrink_nested_alloc_uses_reserve),
 	KUNIT_CASE(gp_test_shrink_count_per_node),
@@ -1377,6 +1773,7 @@ static struct kunit_case gp_test_cases[] = {
 	KUNIT_CASE(gp_test_free_to_wrong_cache),
 	KUNIT_CASE(gp_test_free_after_shrinker_took_it_back),
 	KUNIT_CASE(gp_test_destroy_busy_refused),
+	KUNIT_CASE(gp_test_destroy_after_failed_reset_frees_the_rest),
 	KUNIT_CASE(gp_test_node_explicit),
 	KUNIT_CASE(gp_test_node_invalid),
 	KUNIT_CASE(gp_test_no_node_spreads_evenly),
@@ -1387,6 +1784,7 @@ static struct kunit_case gp_test_cases[] = {
 #if GP_X86
 	KUNIT_CASE_PARAM(gp_test_x86_block_stays_mapped_large, gp_x86_prot_gen_params),
 	KUNIT_CASE_PARAM(gp_test_x86_shrink_restores_mapping, gp_x86_prot_gen_params),
+	KUNIT_CASE_PARAM(gp_test_x86_trim_free_cache_splits_nothing, gp_x86_prot_gen_params),
 	KUNIT_CASE(gp_test_x86_fallback_split_is_counted),
 	KUNIT_CASE(gp_test_zero_refused_when_read_only),
 #endif

@@ -98,6 +98,7 @@ void grouped_pages_flush_refill(struct grouped_pages_cache *cache);
 unsigned int grouped_pages_block_order(void);
 unsigned long grouped_pages_break_partial(struct grouped_pages_cache *cache, int nid,
 					  unsigned long nr_pages);
+gfp_t grouped_pages_block_gfp(gfp_t gfp, unsigned int order);
 
 #else /* !CONFIG_GROUPED_PAGES */
 
@@ -162,6 +163,11 @@ static inline unsigned long grouped_pages_break_partial(struct grouped_pages_cac
 							int nid, unsigned long nr_pages)
 {
 	return 0;
+}
+
+static inline gfp_t grouped_pages_block_gfp(gfp_t gfp, unsigned int order)
+{
+	return gfp;
 }
 
 #endif /* CONFIG_GROUPED_PAGES */

@@ -122,7 +122,8 @@ static int pks_local_node(void)
 {
 	int nid = numa_node_id();
 
-	return node_state(nid, N_MEMORY) ? nid : NUMA_NO_NODE;
+	/* The caches serve nodes with normal memory only, never movable-only ones. */
+	return node_state(nid, N_NORMAL_MEMORY) ? nid : NUMA_NO_NODE;
 }
 
 /**
@@ -506,13 +507,18 @@ struct grouped_pages_cache *pks_pgtables_cache(bool direct_map)
 }
 EXPORT_SYMBOL_GPL(pks_pgtables_cache);
 
+/* Every node gets its share: CPA takes a table on any node, without sleeping. */
 static void __init pks_fill_dmap_reserve(void)
 {
-	struct page *page = grouped_pages_alloc(pks_dmap_cache, NUMA_NO_NODE, GFP_KERNEL);
+	struct page *page;
+	int nid;
 
-	/* A sleeping allocation refills until more than the reserve is cached. */
-	if (page)
-		grouped_pages_free(pks_dmap_cache, page);
+	for_each_node_state(nid, N_NORMAL_MEMORY) {
+		/* A sleeping allocation refills until more than the reserve is cached. */
+		page = grouped_pages_alloc(pks_dmap_cache, nid, GFP_KERNEL);
+		if (page)
+			grouped_pages_free(pks_dmap_cache, page);
+	}
 }
 
 /*

@@ -292,28 +292,65 @@ static void pks_alloc_every_level(struct kunit *test, const char *when)
 }
 
 /*
- * Memory pressure: the shrinker took all but the reserve. Every level still
- * gets a table, from a refilled block; and with no block to be had at all,
- * an untagged one from the page allocator, the reserve left to atomic callers.
+ * Take the cache's pages until it has to refill: the shrinker keeps a whole
+ * block for the reserve rather than break it. Return how many were taken.
+ */
+static unsigned int pks_take_until_refill(struct kunit *test, struct grouped_pages_cache *cache,
+					  struct page **taken, unsigned int max)
+{
+	struct grouped_pages_stats s;
+	unsigned long refills;
+	unsigned int n;
+
+	grouped_pages_get_stats(cache, &s);
+	refills = s.refills;
+	for (n = 0; n < max; n++) {
+		taken[n] = grouped_pages_alloc(cache, NUMA_NO_NODE, GFP_KERNEL);
+		KUNIT_ASSERT_NOT_NULL(test, taken[n]);
+		grouped_pages_get_stats(cache, &s);
+		if (s.refills > refills)
+			return n + 1;
+	}
+	KUNIT_FAIL(test, "%u pages taken after shrinking and no refill", max);
+	return max;
+}
+
+/*
+ * Memory pressure: the shrinker took all it may. Once the cache is down to
+ * its reserve, every level still gets a table, from a refilled block; and with
+ * no block to be had at all, an untagged one from the page allocator, the
+ * reserve left to atomic callers.
  */
 static void pks_test_every_level_under_pressure(struct kunit *test)
 {
 	struct grouped_pages_cache *cache = pks_pgtables_cache(false);
-	struct grouped_pages_stats s;
-	unsigned long refills;
+	/* The shrinker may keep a whole block per node for the reserve. */
+	unsigned int max = num_node_state(N_MEMORY) * (1U << grouped_pages_block_order()) + 1;
+	unsigned int n, i;
+	struct page **taken;
 
 	pks_require(test);
+	taken = kunit_kcalloc(test, max, sizeof(*taken), GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, taken);
 	pks_shrink_all(cache);
-	grouped_pages_get_stats(cache, &s);
-	refills = s.refills;
+	n = pks_take_until_refill(test, cache, taken, max);
 	pks_alloc_every_level(test, "after shrinking");
-	grouped_pages_get_stats(cache, &s);
-	KUNIT_EXPECT_GT(test, s.refills, refills);
+	for (i = 0; i < n; i++)
+		grouped_pages_free(cache, taken[i]);
 
 	pks_shrink_all(cache);
 	grouped_pages_set_failing_orders(cache, GENMASK(grouped_pages_block_order(), 0));
+	/* Down to the reserve, which sleeping callers leave alone. */
+	for (n = 0; n < max; n++) {
+		taken[n] = grouped_pages_alloc(cache, NUMA_NO_NODE, GFP_KERNEL);
+		if (!taken[n])
+			break;
+	}
+	KUNIT_EXPECT_LT(test, n, max);
 	pks_alloc_every_level(test, "with no block to be had");
 	grouped_pages_set_failing_orders(cache, 0);
+	for (i = 0; i < n; i++)
+		grouped_pages_free(cache, taken[i]);
 }
 
 static void pks_test_atomic_alloc(struct kunit *test)
@@ -428,6 +465,22 @@ static void pks_test_freed_foreign_table_loses_key(struct kunit *test)
 	KUNIT_EXPECT_FALSE(test, pks_page_has_pgtable_key(page));
 }
 
+/* CPA may split on any node without sleeping: every node's reserve was filled at boot. */
+static void pks_test_reserve_on_every_node(struct kunit *test)
+{
+	struct grouped_pages_cache *dmap = pks_pgtables_cache(true);
+	struct page *page;
+	int nid;
+
+	pks_require(test);
+	for_each_node_state(nid, N_NORMAL_MEMORY) {
+		page = grouped_pages_alloc(dmap, nid, GFP_NOWAIT);
+		KUNIT_EXPECT_NOT_NULL_MSG(test, page, "node %d has no direct-map reserve", nid);
+		if (page)
+			grouped_pages_free(dmap, page);
+	}
+}
+
 static void pks_test_reserve_refills(struct kunit *test)
 {
 	struct grouped_pages_cache *dmap = pks_pgtables_cache(true);
@@ -512,6 +565,7 @@ static void pks_test_fallback_without_pks(struct kunit *test)
 
 static struct kunit_case pks_test_cases[] = {
 	KUNIT_CASE(pks_test_every_cpu_set_up),
+	KUNIT_CASE(pks_test_reserve_on_every_node),
 	KUNIT_CASE(pks_test_every_level_is_tagged),
 	KUNIT_CASE(pks_test_levels_counted),
 	KUNIT_CASE(pks_test_no_untagged_kernel_tables),
