@@ -35,6 +35,18 @@ PROVOKED_WARNING = re.compile(
 UML_BOOT_WARNING = re.compile(r' at arch/um/drivers/virt-pci\.c:')
 
 
+# Self-tests the kernel runs at boot when their option is on, and the line that says
+# they passed (a failure is a WARN, which kernel_report() catches).
+BOOT_SELFTESTS = (('CONFIG_CPA_DEBUG', 'the x86 CPA self-test', re.compile(r'CPA self-test:\n(.*\n){0,40}?.*ok\.$', re.M)),)
+
+
+def boot_selftests_not_passed(config: str, raw_log: str) -> list[str]:
+    """The boot self-tests the .config turns on whose passing line is not in the log."""
+    options = kconfig.parse_config(config)
+    return [f'{what} ({option})' for option, what, passed in BOOT_SELFTESTS
+            if options.get(option) == 'y' and not passed.search(raw_log)]
+
+
 def effective_timeout(timeout: int, extra_args: list[str]) -> int:
     """The timeout kunit.py will use: a --timeout among the extra arguments wins (the last one)."""
     for i, arg in enumerate(extra_args):
@@ -186,10 +198,18 @@ def run(req: RunRequest) -> int:
     report = kernel_report(raw_log.read_text(errors='replace')) \
         if raw_log.is_file() and raw_log.stat().st_mtime >= started else None
     meta['kernel_report'] = report
+    config_path = req.build_dir / '.config'
+    missing = boot_selftests_not_passed(config_path.read_text(errors='replace'),
+                                        raw_log.read_text(errors='replace')) \
+        if config_path.is_file() and raw_log.is_file() and report is None and status == 0 else []
+    meta['boot_selftests_not_passed'] = missing
     stored = store_results(req, console, meta)
     if report:
         raise HarnessError(f'kunit ARCH={req.arch} CONFIG={req.config}: the kernel reported '
                            f'"{report}" (results: {stored})')
+    if missing:
+        raise HarnessError(f'kunit ARCH={req.arch} CONFIG={req.config}: {", ".join(missing)} '
+                           f'did not report passing in the kernel log (results: {stored})')
     if status != 0 or summary is None:
         raise HarnessError(f'kunit ARCH={req.arch} CONFIG={req.config}: '
                            f'{diagnose(req, console, status)} (results: {stored})')

@@ -174,3 +174,15 @@ def test_a_timeout_in_kunit_args_is_the_one_reported() -> None:
     assert kunit_run.effective_timeout(600, ['--timeout=60', '--timeout=120']) == 120
     with pytest.raises(HarnessError, match='KUNIT_TIMEOUT'):
         kunit_run.effective_timeout(600, ['--timeout=soon'])
+
+
+def test_a_boot_selftest_that_is_on_must_pass() -> None:
+    config = 'CONFIG_CPA_DEBUG=y\n'
+    passed = 'CPA self-test:\n 4k 512 large 490 gb 0 x 1[ffff-ffff] miss 0\n' \
+             ' 4k 26624 large 440 gb 0 x 1[ffff-ffff] miss 0\n' \
+             ' 4k 26624 large 440 gb 0 x 1[ffff-ffff] miss 0\nok.\n'
+    assert kunit_run.boot_selftests_not_passed(config, passed) == []
+    never_ran = 'KTAP version 1\n1..1\n'
+    assert kunit_run.boot_selftests_not_passed(config, never_ran) == \
+        ['the x86 CPA self-test (CONFIG_CPA_DEBUG)']
+    assert kunit_run.boot_selftests_not_passed('# CONFIG_CPA_DEBUG is not set\n', never_ran) == []

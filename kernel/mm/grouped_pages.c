@@ -102,6 +102,7 @@ struct gp_counters {
 	atomic_long_t fallback_pages;
 	atomic_long_t refills;
 	atomic_long_t direct_map_splits;
+	atomic_long_t direct_map_collapses;
 	atomic_long_t shrinker_scans;
 	atomic_long_t shrinker_freed;
 	atomic_long_t whole_blocks_freed;
@@ -202,28 +203,62 @@ static void gp_count_split(struct grouped_pages_cache *cache, struct page *page,
 		atomic_long_inc(&cache->counters.direct_map_splits);
 }
 
+/**
+ * grouped_pages_collapse_direct_map() - map the direct map around pages large again
+ * @page: the first page
+ * @nr_pages: how many
+ *
+ * Architectures whose direct-map splits can be undone replace small mappings
+ * around the range by large ones wherever every small mapping agrees.
+ *
+ * Return: the number of mappings collapsed; 0 where the architecture cannot.
+ */
+unsigned int __weak grouped_pages_collapse_direct_map(struct page *page, unsigned int nr_pages)
+{
+	return 0;
+}
+
 typedef int (*gp_change_fn)(struct page *page, unsigned int nr_pages, void *data);
 
+/*
+ * Change a range's protection. When it leaves the range mapped below
+ * @restore_below bytes, or the change split a mapping, try to collapse the
+ * direct map around it: after a reset, a block that was split (a fallback
+ * block, one partly given back before, one split by someone else) may map
+ * large again, and so may the 1G mapping around a 2M block.
+ */
 static int gp_change(struct grouped_pages_cache *cache, gp_change_fn change,
-		     atomic_long_t *failures, struct page *page, unsigned int nr)
+		     atomic_long_t *failures, struct page *page, unsigned int nr,
+		     unsigned long restore_below)
 {
 	unsigned long before = grouped_pages_direct_map_size(page);
 	int err = change(page, nr, cache->prot_data);
+	unsigned long after;
 
 	gp_count_split(cache, page, before);
-	if (err)
+	if (err) {
 		atomic_long_inc(failures);
-	return err;
+		return err;
+	}
+	after = grouped_pages_direct_map_size(page);
+	if (after && (after < restore_below || after < before))
+		atomic_long_add(grouped_pages_collapse_direct_map(page, nr),
+				&cache->counters.direct_map_collapses);
+	return 0;
 }
 
+/* A block that came split may be mapped large once all its pages share the protection. */
 static int gp_apply(struct grouped_pages_cache *cache, struct page *page, unsigned int nr)
 {
-	return gp_change(cache, cache->prot->apply, &cache->counters.apply_failures, page, nr);
+	return gp_change(cache, cache->prot->apply, &cache->counters.apply_failures, page, nr,
+			 (unsigned long)GP_BLOCK_PAGES << PAGE_SHIFT);
 }
 
+/* Back to the default protection, the largest mapping the direct map allows may return. */
 static int gp_reset(struct grouped_pages_cache *cache, struct page *page, unsigned int nr)
 {
-	return gp_change(cache, cache->prot->reset, &cache->counters.reset_failures, page, nr);
+	return gp_change(cache, cache->prot->reset, &cache->counters.reset_failures, page, nr,
+			 ULONG_MAX);
 }
 
 /* The caller's flags a refill passes on: how hard to try, and which reserves to use. */
@@ -875,6 +910,7 @@ void grouped_pages_get_stats(struct grouped_pages_cache *cache, struct grouped_p
 		.fallback_pages = atomic_long_read(&c->fallback_pages),
 		.refills = atomic_long_read(&c->refills),
 		.direct_map_splits = atomic_long_read(&c->direct_map_splits),
+		.direct_map_collapses = atomic_long_read(&c->direct_map_collapses),
 		.shrinker_scans = atomic_long_read(&c->shrinker_scans),
 		.shrinker_freed = atomic_long_read(&c->shrinker_freed),
 		.whole_blocks_freed = atomic_long_read(&c->whole_blocks_freed),
@@ -901,8 +937,9 @@ static int gp_stats_show(struct seq_file *m, void *unused)
 	seq_printf(m, "protection %s\nreserve %u\n", cache->prot->name, cache->reserve);
 	seq_printf(m, "blocks %lu\npages_cached %lu\npages_in_use %lu\nfallback_pages %lu\n",
 		   s.blocks, s.pages_cached, s.pages_in_use, s.fallback_pages);
-	seq_printf(m, "refills %lu\ndirect_map_splits %lu\nshrinker_scans %lu\n",
-		   s.refills, s.direct_map_splits, s.shrinker_scans);
+	seq_printf(m, "refills %lu\ndirect_map_splits %lu\ndirect_map_collapses %lu\n",
+		   s.refills, s.direct_map_splits, s.direct_map_collapses);
+	seq_printf(m, "shrinker_scans %lu\n", s.shrinker_scans);
 	seq_printf(m, "shrinker_freed %lu\nwhole_blocks_freed %lu\npartial_breaks %lu\n",
 		   s.shrinker_freed, s.whole_blocks_freed, s.partial_breaks);
 	seq_printf(m, "alloc_failures %lu\napply_failures %lu\nreset_failures %lu\n",

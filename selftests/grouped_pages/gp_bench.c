@@ -157,6 +157,8 @@ static long long interrupts(const char *row)
 
 struct snapshot {
 	long long l2_splits, l3_splits;
+	/* -1 on kernels that cannot collapse the direct map (before patch 0004). */
+	long long l2_collapses, l3_collapses;
 	long long dm4k, dm2m, dm1g;	/* kB */
 	long long tlb;			/* flushes counted with CONFIG_DEBUG_TLBFLUSH */
 	long long call_ipis;		/* function-call IPIs: how CPA flushes other CPUs */
@@ -176,6 +178,8 @@ static void snap(struct snapshot *s)
 			    "direct_map_level2_splits in /proc/vmstat");
 	s->l3_splits = need(read_field("/proc/vmstat", "direct_map_level3_splits"),
 			    "direct_map_level3_splits in /proc/vmstat");
+	s->l2_collapses = read_field("/proc/vmstat", "direct_map_level2_collapses");
+	s->l3_collapses = read_field("/proc/vmstat", "direct_map_level3_collapses");
 	s->dm4k = need(read_field("/proc/meminfo", "DirectMap4k"), "DirectMap4k in /proc/meminfo");
 	s->dm2m = need(read_field("/proc/meminfo", "DirectMap2M"), "DirectMap2M in /proc/meminfo");
 	/* No 1G entries at all is a valid answer: some machines have none. */
@@ -298,6 +302,14 @@ static void bench_fragmentation(unsigned int prot, unsigned int mode, unsigned i
 	frag_metric(prefix, "system_level3_splits", "splits", "lower", MIN_EFFECT_EVENTS,
 		    after.l3_splits - before.l3_splits,
 		    "all 1G splits in /proc/vmstat over hold, release and drop_caches");
+	if (before.l2_collapses >= 0 && before.l3_collapses >= 0) {
+		frag_metric(prefix, "system_level2_collapses", "collapses", "higher",
+			    MIN_EFFECT_EVENTS, after.l2_collapses - before.l2_collapses,
+			    "2M mappings made whole again, in /proc/vmstat, over the same");
+		frag_metric(prefix, "system_level3_collapses", "collapses", "higher",
+			    MIN_EFFECT_EVENTS, after.l3_collapses - before.l3_collapses,
+			    "1G mappings made whole again, in /proc/vmstat, over the same");
+	}
 	frag_metric(prefix, "directmap4k_held_kb", "kB", "lower", MIN_EFFECT_EVENTS, held.dm4k - before.dm4k,
 		    "DirectMap4k while the pages are held, minus before");
 	frag_metric(prefix, "directmap4k_after_kb", "kB", "lower", MIN_EFFECT_EVENTS, after.dm4k - before.dm4k,

@@ -40,6 +40,8 @@ struct grouped_pages_prot {
  * @refills: blocks taken from the page allocator.
  * @direct_map_splits: direct-map mappings split by applying or resetting a
  *	protection (0 when the architecture cannot tell).
+ * @direct_map_collapses: direct-map mappings made large again around blocks
+ *	the cache protected or reset (0 where the architecture cannot).
  * @shrinker_scans: shrinker scan calls that were allowed to work.
  * @shrinker_freed: pages the shrinker gave back to the page allocator.
  * @whole_blocks_freed: blocks given back whole, in one reset call.
@@ -57,6 +59,7 @@ struct grouped_pages_stats {
 	unsigned long fallback_pages;
 	unsigned long refills;
 	unsigned long direct_map_splits;
+	unsigned long direct_map_collapses;
 	unsigned long shrinker_scans;
 	unsigned long shrinker_freed;
 	unsigned long whole_blocks_freed;
@@ -89,6 +92,7 @@ bool grouped_pages_owns(struct grouped_pages_cache *cache, struct page *page);
 void grouped_pages_get_stats(struct grouped_pages_cache *cache,
 			     struct grouped_pages_stats *stats);
 unsigned long grouped_pages_direct_map_size(struct page *page);
+unsigned int grouped_pages_collapse_direct_map(struct page *page, unsigned int nr_pages);
 
 /* For the KUnit suite and the benchmark (CONFIG_GROUPED_PAGES_BENCH) only. */
 struct shrinker *grouped_pages_cache_shrinker(struct grouped_pages_cache *cache);

@@ -24,6 +24,13 @@ static unsigned long gp_addr(struct page *page)
 	return (unsigned long)page_address(page);
 }
 
+unsigned int grouped_pages_collapse_direct_map(struct page *page, unsigned int nr_pages)
+{
+	if (!IS_ENABLED(CONFIG_X86_64))
+		return 0;
+	return set_memory_collapse(gp_addr(page), nr_pages);
+}
+
 static int gp_not_present_apply(struct page *page, unsigned int nr_pages, void *data)
 {
 	return set_memory_np(gp_addr(page), nr_pages);
