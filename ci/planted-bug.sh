@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Show that the kselftests catch a planted bug. Copies the working tree, applies
-# ci/planted-bugs/NAME.patch to the copy, runs `make selftests` there and passes
+# Show that the kselftests or a KUnit case catch a planted bug. Copies the working
+# tree, applies ci/planted-bugs/NAME.patch to the copy, runs `make selftests` (or
+# `make kunit ARCH=x86_64` for "Expected: kunit SUITE.CASE fails") there and passes
 # only if the test named in the patch's "Expected:" line fails (or was running
 # when the kernel died). The bug never touches this checkout, and the shared
 # prepared kernel tree gets this checkout's code back when the script ends.
@@ -18,9 +19,11 @@ if grep -q 'Expected: bench' "$patch"; then
 	# A performance regression: only the bench sees it, through make compare.
 	exec "$repo/ci/planted-regression.sh" "$name"
 fi
-expected=$(grep -o 'selftests gp\.[a-z_]*' "$patch" | head -n 1 | cut -d' ' -f2)
-if [[ -z $expected ]]; then
-	echo "error: $patch names no expected test (want 'Expected: selftests gp.NAME fails')" >&2
+kunit_case=$(grep -o 'Expected: kunit [a-z0-9_]*\.[a-z0-9_]*' "$patch" | head -n 1 | cut -d' ' -f3 || true)
+expected=$(grep -o 'selftests gp\.[a-z_]*' "$patch" | head -n 1 | cut -d' ' -f2 || true)
+if [[ -z $expected && -z $kunit_case ]]; then
+	echo "error: $patch names no expected test (want 'Expected: selftests gp.NAME fails'" \
+		"or 'Expected: kunit SUITE.CASE fails')" >&2
 	exit 2
 fi
 
@@ -34,6 +37,27 @@ restore() {
 trap restore EXIT
 rsync -a --exclude=.git --exclude=results "$repo/" "$copy/"
 patch -d "$copy" -p1 --quiet < "$patch"
+
+if [[ -n $kunit_case ]]; then
+	status=0
+	make -C "$copy" --no-print-directory kunit ARCH=x86_64 KUNIT_ARGS="$kunit_case" || status=$?
+	ktap=$(find "$copy/results/kunit" -name ktap.log | head -n 1)
+	mkdir -p "$repo/results/planted-bugs"
+	kept="$repo/results/planted-bugs/$name-$(date -u +%Y%m%dT%H%M%SZ).log"
+	if [[ -n $ktap ]]; then
+		cp "$ktap" "$kept"
+	fi
+	if ((status == 0)); then
+		echo "planted bug $name: NOT caught, $kunit_case passed"
+		exit 1
+	fi
+	if [[ -n $ktap ]] && grep -qE "not ok [0-9]+ ${kunit_case#*.}\$" "$ktap"; then
+		echo "planted bug $name: caught, $kunit_case failed (KTAP: $kept)"
+		exit 0
+	fi
+	echo "planted bug $name: the run failed, but not in $kunit_case (KTAP: ${ktap:+$kept})"
+	exit 1
+fi
 
 status=0
 make -C "$copy" --no-print-directory selftests || status=$?

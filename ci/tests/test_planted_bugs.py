@@ -13,6 +13,7 @@ REPO = Path(__file__).resolve().parents[2]
 PATCHES = sorted((REPO / 'ci/planted-bugs').glob('*.patch'))
 SELFTEST = REPO / 'selftests/grouped_pages/gp_stress.c'
 BENCH = REPO / 'selftests/grouped_pages/gp_bench.c'
+KUNIT = REPO / 'kunit/mm/grouped_pages_kunit.c'
 
 
 def test_there_are_planted_bugs() -> None:
@@ -31,9 +32,13 @@ def test_planted_bug_names_an_existing_test(patch: Path) -> None:
     text = patch.read_text()
     selftest = re.search(r'Expected: selftests gp\.(\w+) fails', text)
     bench = re.search(r'Expected: bench (frag\.\w+\.n\d+\.\w+\.(\w+)|[\w.]+) regression', text)
-    assert selftest or bench, (f'{patch.name} has no "Expected: selftests gp.NAME fails" or '
-                               '"Expected: bench METRIC regression" line')
-    if selftest:
+    kunit = re.search(r'Expected: kunit grouped_pages\.(\w+) fails', text)
+    assert selftest or bench or kunit, (
+        f'{patch.name} has no "Expected: selftests gp.NAME fails", '
+        '"Expected: kunit grouped_pages.CASE fails" or "Expected: bench METRIC regression" line')
+    if kunit:
+        assert re.search(rf'KUNIT_CASE\w*\({kunit.group(1)}\b', KUNIT.read_text())
+    elif selftest:
         assert re.search(rf'TEST_F(_TIMEOUT)?\(gp, {selftest.group(1)}\b', SELFTEST.read_text())
     else:
         # Fragmentation metrics are named frag.<prot>.n<pages>.<mode>.<what> at run time.
