@@ -4,7 +4,7 @@ import os
 import sys
 from pathlib import Path
 
-from . import bench, compare, kbuild, kunit_run, qemu, selftest_run, tree, trend
+from . import bench, compare, fsutil, kbuild, kunit_run, qemu, selftest_run, tree, trend
 from .errors import HarnessError
 
 
@@ -79,6 +79,46 @@ def parse(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def run_on_tree(args: argparse.Namespace) -> int:
+    """The commands that prepare and build the shared kernel tree: one at a time per GP_WORK."""
+    if args.command == 'bench':
+        kbuild.check_choice(args.repo, 'x86_64', args.config)
+        request = bench.BenchRequest(
+            repo=args.repo, tree=None, work=args.work, config=args.config, jobs=args.jobs,
+            machine=qemu.Machine(cpu=args.qemu_cpu, smp=args.smp, memory_mb=args.memory,
+                                 mode=args.mode),
+            runs=args.runs, workload=args.workload, cmdline=args.cmdline,
+            timeout=args.timeout, results=args.results or args.repo / 'results',
+            artifacts=args.artifacts, build_only=args.build_only)
+        bench.check_request(request)
+        if args.artifacts is None or args.build_only:
+            request.tree = tree.prepare(args.repo, args.work, args.kernel_src)
+        return bench.run(request)
+    if args.command == 'kunit':
+        kbuild.check_choice(args.repo, args.arch, args.config)
+    elif args.command == 'selftests':
+        kbuild.check_choice(args.repo, 'x86_64', args.config)
+        if args.smp < 1 or args.memory < 256 or args.timeout < 30:
+            raise HarnessError('selftests need --smp >= 1, --memory >= 256 (MiB) and '
+                               '--timeout >= 30 (s)', 2)
+    prepared = tree.prepare(args.repo, args.work, args.kernel_src)
+    if args.command == 'tree':
+        print(prepared.path)
+        return 0
+    if args.command == 'selftests':
+        return selftest_run.run(selftest_run.SelftestRequest(
+            repo=args.repo, tree=prepared, work=args.work, config=args.config,
+            jobs=args.jobs, qemu_cpu=args.qemu_cpu, smp=args.smp, memory_mb=args.memory,
+            timeout=args.timeout, results=args.results or args.repo / 'results',
+            cmdline=args.cmdline))
+    extra = args.kunit_args[1:] if args.kunit_args[:1] == ['--'] else args.kunit_args
+    return kunit_run.run(kunit_run.RunRequest(
+        repo=args.repo, tree=prepared, work=args.work, arch=args.arch, config=args.config,
+        jobs=args.jobs, qemu_cpu=args.qemu_cpu,
+        timeout=kunit_run.effective_timeout(args.timeout, extra),
+        results=args.results or args.repo / 'results', extra_args=extra))
+
+
 def main(argv: list[str]) -> int:
     args = parse(argv)
     try:
@@ -92,42 +132,8 @@ def main(argv: list[str]) -> int:
         if args.command == 'trend':
             return trend.run(trend.TrendRequest(repo=args.repo, results=args.results or
                                                 args.repo / 'results', metrics=args.metric))
-        if args.command == 'bench':
-            kbuild.check_choice(args.repo, 'x86_64', args.config)
-            request = bench.BenchRequest(
-                repo=args.repo, tree=None, work=args.work, config=args.config, jobs=args.jobs,
-                machine=qemu.Machine(cpu=args.qemu_cpu, smp=args.smp, memory_mb=args.memory,
-                                     mode=args.mode),
-                runs=args.runs, workload=args.workload, cmdline=args.cmdline,
-                timeout=args.timeout, results=args.results or args.repo / 'results',
-                artifacts=args.artifacts, build_only=args.build_only)
-            bench.check_request(request)
-            if args.artifacts is None or args.build_only:
-                request.tree = tree.prepare(args.repo, args.work, args.kernel_src)
-            return bench.run(request)
-        if args.command == 'kunit':
-            kbuild.check_choice(args.repo, args.arch, args.config)
-        elif args.command == 'selftests':
-            kbuild.check_choice(args.repo, 'x86_64', args.config)
-            if args.smp < 1 or args.memory < 256 or args.timeout < 30:
-                raise HarnessError('selftests need --smp >= 1, --memory >= 256 (MiB) and '
-                                   '--timeout >= 30 (s)', 2)
-        prepared = tree.prepare(args.repo, args.work, args.kernel_src)
-        if args.command == 'tree':
-            print(prepared.path)
-            return 0
-        if args.command == 'selftests':
-            return selftest_run.run(selftest_run.SelftestRequest(
-                repo=args.repo, tree=prepared, work=args.work, config=args.config,
-                jobs=args.jobs, qemu_cpu=args.qemu_cpu, smp=args.smp, memory_mb=args.memory,
-                timeout=args.timeout, results=args.results or args.repo / 'results',
-                cmdline=args.cmdline))
-        extra = args.kunit_args[1:] if args.kunit_args[:1] == ['--'] else args.kunit_args
-        return kunit_run.run(kunit_run.RunRequest(
-            repo=args.repo, tree=prepared, work=args.work, arch=args.arch, config=args.config,
-            jobs=args.jobs, qemu_cpu=args.qemu_cpu,
-            timeout=kunit_run.effective_timeout(args.timeout, extra),
-            results=args.results or args.repo / 'results', extra_args=extra))
+        with fsutil.work_lock(args.work, f'gptool {args.command}'):
+            return run_on_tree(args)
     except HarnessError as err:
         print(f'error: {err}', file=sys.stderr)
         return err.status

@@ -1,11 +1,46 @@
-"""Small file helpers: atomic writes so an interrupted run never leaves half a file."""
+"""Small file helpers: atomic writes so an interrupted run never leaves half a file,
+and the lock that keeps two runs from sharing a kernel tree at once."""
+import contextlib
+import fcntl
 import json
 import os
 import shutil
+import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+from .errors import HarnessError
+
+
+@contextlib.contextmanager
+def work_lock(work: Path, what: str) -> Iterator[None]:
+    """Hold GP_WORK for one run: its kernel tree, build directories and ccache are shared.
+
+    A second run (another terminal, a planted bug, a matrix with MATRIX_JOBS>1) waits
+    and says for whom, instead of re-syncing the tree under a build. The kernel frees
+    the lock when its holder exits, however it exits.
+    """
+    try:
+        work.mkdir(parents=True, exist_ok=True)
+        lock = open(work / 'lock', 'a+', encoding='utf-8')  # noqa: SIM115 (held for the run)
+    except OSError as err:
+        raise HarnessError(f'GP_WORK={work} is not usable ({err.strerror}): set GP_WORK to a '
+                           'writable directory, e.g. make GP_WORK=/tmp/gp-work ...') from err
+    with lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip() or 'another run'
+            print(f'{what}: waiting for {work}, in use by {holder}', file=sys.stderr, flush=True)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        lock.seek(0)
+        lock.truncate()
+        lock.write(f'pid {os.getpid()} ({what})\n')
+        lock.flush()
+        yield
 
 
 def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:

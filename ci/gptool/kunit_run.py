@@ -133,6 +133,12 @@ def diagnose(req: RunRequest, output: str, status: int) -> str:
     """One line naming why kunit.py failed, for the cases users keep asking about."""
     if rejected := re.search(r'^kunit\.py: error: (.*)$', output, re.M):
         return f'kunit.py rejected its arguments: {rejected.group(1)} (see kunit.py run --help)'
+    if conflict := re.search(r'ConfigError: (Multiple values specified for \d+ options in '
+                             r'kunitconfig):?\n((?:.*\n?){1,20})', output):
+        options = re.findall(r'^\s*(CONFIG_\w+=\S+|# CONFIG_\w+ is not set)', conflict.group(2), re.M)
+        return (f'the kunitconfig fragments disagree: {conflict.group(1)}'
+                f'{": " + ", ".join(options) if options else ""} '
+                f'(kunit/.kunitconfig, kunit/{req.arch}.kunitconfig, configs/{req.config}.config)')
     if KCONFIG_MISMATCH in output:
         dotconfig = kconfig.parse_config((req.build_dir / '.config').read_text())
         wrong = kconfig.mismatches(merged_kunitconfig(req), dotconfig, req.tree.path, req.arch)
@@ -140,13 +146,15 @@ def diagnose(req: RunRequest, output: str, status: int) -> str:
         return f'kunitconfig options did not land: {details or "(kunit.py named none)"}'
     if re.search(r'timed out after \d+', output):
         return f'the kernel did not finish within {req.timeout} s (hang?): console log kept'
-    if 'Kernel panic' in output or re.search(r'\boops\b|BUG:', output):
-        return 'the kernel crashed (panic/oops/BUG): console log kept'
+    if 'Kernel panic' in output or re.search(r'\boops\b|BUG:|\[CRASHED\]', output):
+        return 'the kernel crashed (panic/oops/BUG, or tests cut short): console log kept'
     if re.search(r'^\[.*\] Building KUnit Kernel|ERROR:root:', output, re.M) and \
             'Starting KUnit Kernel' not in output:
         return f'kernel build failed for ARCH={req.arch} CONFIG={req.config}'
-    if 'could not find any KTAP output' in output or 'no KTAP output' in output.lower():
+    if re.search(r'could not find any ktap output|no ktap output', output, re.I):
         return 'the kernel printed no KTAP: it did not boot or crashed early'
+    if re.search(r'\b0 tests run!|Ran 0 tests', output):
+        return 'ran no test (filters too narrow, or the suite is not built)'
     return f'kunit.py exited with status {status}: tests failed'
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import kbuild, provenance, qemu
+from .errors import HarnessError
 from .fsutil import publish_dir, write_json_atomic
 from .tree import Tree
 
@@ -84,9 +85,12 @@ def judge(console: str, timed_out: bool, timeout: int) -> Verdict:
     return Verdict(passed, failed, skipped, problems)
 
 
-def store(req: SelftestRequest, console: str, meta: dict[str, object]) -> Path:
+def store(req: SelftestRequest, console: str, meta: dict[str, object],
+          build_log: Path | None = None) -> Path:
     def fill(staging: Path) -> None:
         (staging / 'console.log').write_text(console)
+        if build_log is not None and build_log.is_file():
+            shutil.copyfile(build_log, staging / 'build.log')
         config = req.kernel.build_dir / '.config'
         if config.is_file():
             shutil.copyfile(config, staging / 'config')
@@ -95,27 +99,42 @@ def store(req: SelftestRequest, console: str, meta: dict[str, object]) -> Path:
                        provenance.result_name('x86_64', req.config, meta), fill)
 
 
+def run_meta(req: SelftestRequest, started: float) -> dict[str, object]:
+    """What every selftest result records, booted or not."""
+    config = req.kernel.build_dir / '.config'
+    return {
+        **provenance.repo_commit(req.repo),
+        'base': provenance.base_meta(req.tree),
+        'arch': 'x86_64', 'config': req.config,
+        'config_sha256': provenance.config_sha256(config) if config.is_file() else None,
+        'tools': provenance.tool_versions(), 'date': provenance.iso_date(),
+        'duration_s': round(time.time() - started, 1),
+    }
+
+
 def run(req: SelftestRequest) -> int:
     kernel = req.kernel
     kernel.build_dir.mkdir(parents=True, exist_ok=True)
     kernel.log.write_text('')
     started = time.time()
     print(f'selftests: building the kernel in {kernel.build_dir} (log: {kernel.log})', flush=True)
-    image = kbuild.build_kernel(kernel)
-    initramfs = kbuild.build_initramfs(kernel)
+    try:
+        image = kbuild.build_kernel(kernel)
+        initramfs = kbuild.build_initramfs(kernel)
+    except HarnessError as err:
+        # Nothing booted, but the failure is a result: keep its log with the others.
+        stored = store(req, '', {**run_meta(req, started), 'build_failed': str(err)},
+                       build_log=kernel.log)
+        raise HarnessError(f'{err} (build log kept: {stored / "build.log"})', err.status) from err
     machine = qemu.Machine(cpu=req.qemu_cpu, smp=req.smp, memory_mb=req.memory_mb)
     cmd = qemu.command(machine, image, initramfs, f'gp.run=selftests {req.cmdline}')
     console, timed_out = qemu.boot(cmd, req.timeout)
     verdict = judge(console, timed_out, req.timeout)
     meta: dict[str, object] = {
-        **provenance.repo_commit(req.repo),
-        'base': provenance.base_meta(req.tree),
-        'arch': 'x86_64', 'config': req.config,
-        'config_sha256': provenance.config_sha256(kernel.build_dir / '.config'),
-        'tools': provenance.tool_versions(), 'date': provenance.iso_date(),
+        **run_meta(req, started),
         'qemu': cmd, 'timed_out': timed_out,
         'passed': verdict.passed, 'failed': verdict.failed, 'skipped': verdict.skipped,
-        'problems': verdict.problems, 'duration_s': round(time.time() - started, 1),
+        'problems': verdict.problems,
     }
     stored = store(req, console, meta)
     print(f'selftests results: {stored}')

@@ -29,6 +29,17 @@ def real_kernel_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return dest
 
 
+@pytest.fixture(scope='session')
+def kunit_tool(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """tools/testing/kunit of linux-source-6.12: the real kunit.py and its test_data logs."""
+    if not tree.DEFAULT_TARBALL.is_file():
+        pytest.fail(f'{tree.DEFAULT_TARBALL} is missing: run `make deps`')
+    dest = tmp_path_factory.mktemp('kunit-tool')
+    subprocess.run(['tar', '-x', '-f', str(tree.DEFAULT_TARBALL), '-C', str(dest),
+                    '--strip-components=1', 'linux-source-6.12/tools/testing/kunit'], check=True)
+    return dest / 'tools/testing/kunit'
+
+
 def git(path: Path, *args: str) -> str:
     return subprocess.run(['git', '-C', str(path), '-c', 'user.name=t', '-c', 'user.email=t@t',
                            *args], check=True, capture_output=True, text=True).stdout.strip()

@@ -1,4 +1,12 @@
 """How a QEMU console becomes a verdict: TAP results, kernel problems, hangs."""
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+from gptool import selftest_run, tree
+from gptool.errors import HarnessError
 from gptool.kbuild import first_error
 from gptool.selftest_run import judge
 
@@ -74,3 +82,21 @@ def test_first_error_names_the_failing_line() -> None:
               'make: *** [x] Error 1\n')
     assert first_error(output) == 'mm/x.c:3:1: error: expected ;'
     assert first_error('') == 'no output'
+
+
+def test_a_kernel_that_does_not_build_keeps_its_log_with_the_results(tmp_path: Path) -> None:
+    # A real make on a directory that holds no kernel: it fails at once.
+    not_a_kernel = tmp_path / 'linux'
+    not_a_kernel.mkdir()
+    base = tree.Base(key='not-a-kernel', version='6.12.0', origin={'kind': 'tarball', 'path': 'x'})
+    req = selftest_run.SelftestRequest(
+        repo=REPO, tree=tree.Tree(not_a_kernel, base), work=tmp_path / 'work', config='default',
+        jobs=1, qemu_cpu='max', smp=1, memory_mb=256, timeout=60, results=tmp_path / 'results')
+    with pytest.raises(HarnessError, match=r'kernel build failed .*build log kept: .*build\.log'):
+        selftest_run.run(req)
+    (stored,) = (tmp_path / 'results' / 'selftests').iterdir()
+    assert 'No rule to make target' in (stored / 'build.log').read_text() or \
+        'olddefconfig' in (stored / 'build.log').read_text()
+    meta = json.loads((stored / 'meta.json').read_text())
+    assert meta['build_failed'].startswith('kernel build failed')
+    assert meta['config'] == 'default'
