@@ -102,7 +102,10 @@ void grouped_pages_flush_refill(struct grouped_pages_cache *cache);
 unsigned int grouped_pages_block_order(void);
 unsigned long grouped_pages_break_partial(struct grouped_pages_cache *cache, int nid,
 					  unsigned long nr_pages);
+#if IS_ENABLED(CONFIG_KUNIT)
+/* Static (VISIBLE_IF_KUNIT) in kernels without KUnit. */
 gfp_t grouped_pages_block_gfp(gfp_t gfp, unsigned int order);
+#endif
 
 #else /* !CONFIG_GROUPED_PAGES */
 
