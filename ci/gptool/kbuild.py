@@ -71,6 +71,14 @@ for word in $(cat /proc/cmdline); do
 	esac
 done
 case "$run" in
+kunit-modules)
+	# Each test module runs its suites when loaded; KTAP goes to the console.
+	echo GP-KUNIT-BEGIN
+	for module in /modules/*.ko; do
+		insmod "$module" || echo "GP-KUNIT-INSMOD-FAILED $module"
+	done
+	echo GP-KUNIT-END
+	;;
 bench)
 	echo GP-BENCH-RUN
 	/gp_bench $args
@@ -95,6 +103,8 @@ class ConfigFragment:
     name: str
     path: Path
     arches: tuple[str, ...]
+    # '# kunit: modules': the KUnit suites are modules loaded in the QEMU initramfs.
+    kunit_as_modules: bool = False
 
 
 def config_fragments(repo: Path) -> dict[str, ConfigFragment]:
@@ -103,7 +113,8 @@ def config_fragments(repo: Path) -> dict[str, ConfigFragment]:
     for path in sorted((repo / 'configs').glob('*.config')):
         match = re.search(r'^# arches:\s*(.+)$', path.read_text(), re.M)
         arches = tuple(match.group(1).split()) if match else ARCHES
-        fragments[path.stem] = ConfigFragment(path.stem, path, arches)
+        modules = re.search(r'^# kunit:\s*modules\s*$', path.read_text(), re.M) is not None
+        fragments[path.stem] = ConfigFragment(path.stem, path, arches, modules)
     return fragments
 
 
@@ -198,7 +209,23 @@ def build_kernel(kernel: QemuKernel) -> Path:
                 f'{m.option}={m.wanted} is {m.got}: {m.reason}' for m in wrong), 2)
         write_atomic(stamp, fragment.encode())
     _make(kernel, 'bzImage')
+    if modules_enabled(kernel):
+        _make(kernel, 'modules')
     return kernel.build_dir / 'arch/x86/boot/bzImage'
+
+
+def modules_enabled(kernel: QemuKernel) -> bool:
+    config = kernel.build_dir / '.config'
+    return config.is_file() and kconfig.parse_config(config.read_text()).get('CONFIG_MODULES') == 'y'
+
+
+def built_modules(kernel: QemuKernel) -> list[Path]:
+    """The KUnit test modules (*_kunit.ko) a kernel built: what the initramfs loads.
+
+    Other modules the configuration happens to build (drivers for hardware QEMU lacks)
+    are left out: loading them would fail for reasons that are not ours.
+    """
+    return sorted(kernel.build_dir.glob('**/*_kunit.ko')) if modules_enabled(kernel) else []
 
 
 def build_programs(kernel: QemuKernel) -> dict[str, Path]:
@@ -240,6 +267,11 @@ def build_initramfs(kernel: QemuKernel) -> Path:
         shutil.copy2(busybox, root / 'bin/busybox')
         for name, binary in programs.items():
             shutil.copy2(binary, root / name)
+        modules = built_modules(kernel)
+        if modules:
+            (root / 'modules').mkdir()
+            for module in modules:
+                shutil.copy2(module, root / 'modules' / module.name)
         (root / 'init').write_text(INIT_SCRIPT)
         (root / 'init').chmod(0o755)
         files = subprocess.run(['find', '.', '-print0'], cwd=root, capture_output=True,

@@ -186,3 +186,23 @@ def test_a_boot_selftest_that_is_on_must_pass() -> None:
     assert kunit_run.boot_selftests_not_passed(config, never_ran) == \
         ['the x86 CPA self-test (CONFIG_CPA_DEBUG)']
     assert kunit_run.boot_selftests_not_passed('# CONFIG_CPA_DEBUG is not set\n', never_ran) == []
+
+
+def test_only_the_module_row_loads_its_suites_as_modules() -> None:
+    fragments = kbuild.config_fragments(REPO)
+    assert fragments['module'].kunit_as_modules
+    assert 'CONFIG_GROUPED_PAGES_KUNIT_TEST=m' in fragments['module'].path.read_text()
+    assert not any(f.kunit_as_modules for name, f in fragments.items() if name != 'module')
+
+
+def test_the_initramfs_loads_test_modules_only(tmp_path: Path) -> None:
+    base = tree.Base(key='k', version='6.12.0', origin={})
+    kernel = kbuild.QemuKernel(REPO, tree.Tree(tmp_path / 'linux', base), tmp_path, 'module', 1)
+    kernel.build_dir.mkdir(parents=True)
+    (kernel.build_dir / '.config').write_text('CONFIG_MODULES=y\n')
+    for name in ('mm/grouped_pages_kunit.ko', 'drivers/char/hw_random/via-rng.ko'):
+        (kernel.build_dir / name).parent.mkdir(parents=True, exist_ok=True)
+        (kernel.build_dir / name).write_text('')
+    assert [m.name for m in kbuild.built_modules(kernel)] == ['grouped_pages_kunit.ko']
+    (kernel.build_dir / '.config').write_text('# CONFIG_MODULES is not set\n')
+    assert kbuild.built_modules(kernel) == []

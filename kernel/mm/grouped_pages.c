@@ -184,11 +184,21 @@ static struct page *gp_take(struct grouped_pages_cache *cache, struct gp_node *n
 	return page;
 }
 
-/* Size of the direct-map mapping that covers @page; 0 where unknown. */
+/**
+ * grouped_pages_direct_map_size() - how large the direct-map mapping of a page is
+ * @page: any page in the direct map
+ *
+ * Exported here, not next to an architecture's version: one export, whichever
+ * definition wins.
+ *
+ * Return: the size in bytes of the mapping that covers @page (4K, 2M, 1G on
+ * x86), or 0 where the architecture cannot tell.
+ */
 unsigned long __weak grouped_pages_direct_map_size(struct page *page)
 {
 	return 0;
 }
+EXPORT_SYMBOL_GPL(grouped_pages_direct_map_size);
 
 /*
  * Count the splits that leave mappings smaller than a block: a 1G mapping

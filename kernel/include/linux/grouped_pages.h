@@ -77,10 +77,9 @@ struct grouped_pages_stats {
 #ifdef CONFIG_GROUPED_PAGES
 
 extern const struct grouped_pages_prot grouped_pages_prot_none;
-#ifdef CONFIG_X86
+/* x86 only: elsewhere nothing defines them, and a user fails to link. */
 extern const struct grouped_pages_prot grouped_pages_prot_not_present;
 extern const struct grouped_pages_prot grouped_pages_prot_read_only;
-#endif
 
 struct grouped_pages_cache *
 grouped_pages_cache_create(const char *name, const struct grouped_pages_prot *prot,
