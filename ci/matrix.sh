@@ -8,11 +8,20 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
 jobs=${MATRIX_JOBS:-1}
 mkdir -p results
-joblog="results/matrix-$(date -u +%Y%m%dT%H%M%SZ).log"
+stamp=$(date -u +%Y%m%dT%H%M%SZ)
+joblog="results/matrix-$stamp.log"
+# Each row's own output, for the table at the end: <ARCH>-<CONFIG>-<CPU>.log.
+logs="results/matrix-$stamp"
+mkdir -p "$logs"
+rows=$(grep -v '^#' ci/matrix | grep -vc '^$')
+echo "matrix: $rows rows, $jobs at a time; each row's log in $logs/"
 status=0
 grep -v '^#' ci/matrix | grep -v '^$' |
-	parallel --jobs "$jobs" --colsep ' ' --joblog "$joblog" --tag --line-buffer \
-		make --no-print-directory kunit 'ARCH={1}' 'CONFIG={2}' 'QEMU_CPU={3}' || status=$?
+	parallel --jobs "$jobs" --colsep ' ' --joblog "$joblog" --tag --line-buffer --progress \
+		"make --no-print-directory kunit ARCH={1} CONFIG={2} QEMU_CPU={3} 2>&1 |" \
+		"tee $logs/{1}-{2}-{3}.log; exit \${PIPESTATUS[0]}" || status=$?
 echo "matrix: job log in $joblog"
+PYTHONPATH="$repo/ci" /usr/bin/python3 -m gptool --repo "$repo" matrix-table \
+	--joblog "$joblog" --logs "$logs" | tee "$logs/table.txt"
 awk 'NR > 1 { total++; if ($7 == 0) ok++ } END { printf "matrix: %d passed, %d failed\n", ok, total - ok }' "$joblog"
 exit "$status"

@@ -4,7 +4,8 @@ import os
 import sys
 from pathlib import Path
 
-from . import bench, compare, fsutil, kbuild, kunit_run, qemu, selftest_run, tree, trend
+from . import (bench, compare, fsutil, kbuild, kunit_run, matrix_report, qemu, selftest_run,
+               tree, trend)
 from .errors import HarnessError
 
 
@@ -76,6 +77,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     tr.add_argument('--results', type=Path, default=None)
     tr.add_argument('--metric', action='extend', nargs='+', default=[], metavar='GLOB',
                     help='only the metrics matching these shell patterns')
+    mt = sub.add_parser('matrix-table', help="the table make matrix ends with, from its rows' logs")
+    mt.add_argument('--joblog', type=Path, required=True)
+    mt.add_argument('--logs', type=Path, required=True)
     return parser.parse_args(argv)
 
 
@@ -129,6 +133,9 @@ def main(argv: list[str]) -> int:
                 qemu_cpu=args.qemu_cpu, smp=args.smp, memory_mb=args.memory,
                 results=args.results or args.repo / 'results', force=args.force,
                 workload=args.workload, cmdline=args.cmdline))
+        if args.command == 'matrix-table':
+            print(matrix_report.table(args.repo / 'ci' / 'matrix', args.joblog, args.logs))
+            return 0
         if args.command == 'trend':
             return trend.run(trend.TrendRequest(repo=args.repo, results=args.results or
                                                 args.repo / 'results', metrics=args.metric))

@@ -173,7 +173,13 @@ def store_results(req: RunRequest, console: str, meta: dict[str, object]) -> Pat
         if config.is_file():
             shutil.copyfile(config, staging / 'config')
         write_json_atomic(staging / 'meta.json', meta)
-    return publish_dir(req.results / 'kunit', result_name(req.arch, req.config, meta), fill)
+    return publish_dir(req.results / 'kunit', result_name(req.arch, req.config, meta,
+                                                          *cpu_suffix(req)), fill)
+
+
+def cpu_suffix(req: RunRequest) -> tuple[str, ...]:
+    """Rows that differ only in QEMU's CPU build one kernel: their results must not look alike."""
+    return () if req.arch == 'um' or req.qemu_cpu == 'max' else (req.qemu_cpu,)
 
 
 def run_as_modules(req: RunRequest) -> int:

@@ -96,7 +96,9 @@ def store(req: SelftestRequest, console: str, meta: dict[str, object],
             shutil.copyfile(config, staging / 'config')
         write_json_atomic(staging / 'meta.json', meta)
     return publish_dir(req.results / 'selftests',
-                       provenance.result_name('x86_64', req.config, meta), fill)
+                       provenance.result_name('x86_64', req.config, meta,
+                                              *(() if req.qemu_cpu == 'max' else (req.qemu_cpu,))),
+                       fill)
 
 
 def run_meta(req: SelftestRequest, started: float) -> dict[str, object]:

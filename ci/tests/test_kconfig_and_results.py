@@ -206,3 +206,13 @@ def test_the_initramfs_loads_test_modules_only(tmp_path: Path) -> None:
     assert [m.name for m in kbuild.built_modules(kernel)] == ['grouped_pages_kunit.ko']
     (kernel.build_dir / '.config').write_text('# CONFIG_MODULES is not set\n')
     assert kbuild.built_modules(kernel) == []
+
+
+def test_rows_that_differ_only_in_the_cpu_have_their_own_result_names(tmp_path: Path) -> None:
+    def request(arch: str, cpu: str) -> kunit_run.RunRequest:
+        return kunit_run.RunRequest(repo=REPO, tree=None, work=tmp_path, arch=arch,  # type: ignore[arg-type]
+                                    config='default', jobs=1, qemu_cpu=cpu, timeout=300,
+                                    results=tmp_path)
+    assert kunit_run.cpu_suffix(request('x86_64', 'max')) == ()
+    assert kunit_run.cpu_suffix(request('x86_64', 'qemu64')) == ('qemu64',)
+    assert kunit_run.cpu_suffix(request('um', 'qemu64')) == ()

@@ -1,0 +1,47 @@
+"""The table `make matrix` ends with, from a real GNU parallel job log and real row logs."""
+import subprocess
+from pathlib import Path
+
+from gptool import matrix_report
+
+X86_LOG = """\
+[23:00:20] Elapsed time: 18.431s total, 0.002s configuring, 13.389s building, 5.000s running
+
+kunit results: /work/main/results/kunit/20261126T230039Z-63bcae6532b8-x86_64-default
+kunit x86_64/default: 91 passed, 0 failed, 3 skipped
+"""
+MODULE_LOG = """\
+kunit results: /work/main/results/kunit/20261126T225747Z-85ed3e82ce52-x86_64-module
+kunit x86_64/module (modules): 78 passed, 0 failed, 2 skipped
+"""
+FAILED_LOG = """\
+[22:25:01] Elapsed time: 300.1s total, 1.0s configuring, 250.0s building, 49.1s running
+error: kunit ARCH=x86_64 CONFIG=kasan: kunit.py exited with status 1: tests failed (results: /r/k)
+"""
+
+
+def test_the_table_has_a_line_per_row_with_its_outcome(tmp_path: Path) -> None:
+    matrix = tmp_path / 'matrix'
+    matrix.write_text('# rows\nx86_64 default max\nx86_64 module max\nx86_64 kasan max\n'
+                      'i386 highmem max\n')
+    logs = tmp_path / 'logs'
+    logs.mkdir()
+    (logs / 'x86_64-default-max.log').write_text(X86_LOG)
+    (logs / 'x86_64-module-max.log').write_text(MODULE_LOG)
+    (logs / 'x86_64-kasan-max.log').write_text(FAILED_LOG)
+    joblog = tmp_path / 'joblog'
+    rows = 'x86_64 default max 0\nx86_64 module max 0\nx86_64 kasan max 1\n'
+    # The same command shape as ci/matrix.sh, run by the real GNU parallel.
+    subprocess.run(['parallel', '--colsep', ' ', '--joblog', str(joblog),
+                    'echo make kunit ARCH={1} CONFIG={2} QEMU_CPU={3} "|" tee x; exit {4}'],
+                   input=rows, text=True, capture_output=True, check=False)
+    table = matrix_report.table(matrix, joblog, logs).splitlines()
+    assert table[0].split()[:3] == ['row', 'build', 's']
+    default, module, kasan, highmem = table[1:]
+    assert default.split()[:8] == ['x86_64-default-max', '13', '5', default.split()[3], '91', '0',
+                                   '3', 'PASS']
+    assert default.endswith('20261126T230039Z-63bcae6532b8-x86_64-default')
+    assert module.split()[1:3] == ['-', '-'] and module.split()[4:8] == ['78', '0', '2', 'PASS']
+    assert 'FAIL: kunit.py exited with status 1: tests failed  ' in kasan
+    assert kasan.endswith('/r/k')
+    assert 'NOT RUN' in highmem
