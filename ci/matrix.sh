@@ -17,7 +17,8 @@ rows=$(grep -v '^#' ci/matrix | grep -vc '^$')
 echo "matrix: $rows rows, $jobs at a time; each row's log in $logs/"
 status=0
 grep -v '^#' ci/matrix | grep -v '^$' |
-	parallel --jobs "$jobs" --colsep ' ' --joblog "$joblog" --tag --line-buffer --progress \
+	parallel --jobs "$jobs" --colsep ' ' --joblog "$joblog" --tag --line-buffer \
+		"echo matrix: row {#} of $rows, started at \$(date -u +%T);" \
 		"make --no-print-directory kunit ARCH={1} CONFIG={2} QEMU_CPU={3} 2>&1 |" \
 		"tee $logs/{1}-{2}-{3}.log; exit \${PIPESTATUS[0]}" || status=$?
 echo "matrix: job log in $joblog"
