@@ -27,6 +27,7 @@
 #include <linux/bitmap.h>
 #include <linux/debugfs.h>
 #include <linux/grouped_pages.h>
+#include <linux/grouped_pages_testing.h>
 #include <linux/highmem.h>
 #include <linux/kasan.h>
 #include <linux/list.h>

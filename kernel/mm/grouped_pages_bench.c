@@ -11,6 +11,7 @@
 #include <linux/debugfs.h>
 #include <linux/fs.h>
 #include <linux/grouped_pages.h>
+#include <linux/grouped_pages_testing.h>
 #include <linux/init.h>
 #include <linux/ktime.h>
 #include <linux/mm.h>

@@ -9,6 +9,7 @@
 #include <linux/debugfs.h>
 #include <linux/fs.h>
 #include <linux/grouped_pages.h>
+#include <linux/grouped_pages_testing.h>
 #include <linux/init.h>
 #include <linux/mm.h>
 #include <linux/moduleparam.h>

@@ -10,6 +10,7 @@
 #include <linux/completion.h>
 #include <linux/delay.h>
 #include <linux/grouped_pages.h>
+#include <linux/grouped_pages_testing.h>
 #include <linux/kasan.h>
 #include <linux/kthread.h>
 #include <linux/mm.h>

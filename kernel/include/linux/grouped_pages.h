@@ -11,7 +11,6 @@
 #include <linux/numa.h>
 
 struct grouped_pages_cache;
-struct shrinker;
 
 /**
  * struct grouped_pages_prot - the direct-map protection a cache's blocks share
@@ -93,19 +92,6 @@ void grouped_pages_get_stats(struct grouped_pages_cache *cache,
 unsigned long grouped_pages_direct_map_size(struct page *page);
 unsigned int grouped_pages_collapse_direct_map(struct page *page, unsigned int nr_pages);
 
-/* For the KUnit suite and the benchmark (CONFIG_GROUPED_PAGES_BENCH) only. */
-struct shrinker *grouped_pages_cache_shrinker(struct grouped_pages_cache *cache);
-void grouped_pages_set_failing_orders(struct grouped_pages_cache *cache,
-				      unsigned long order_mask);
-void grouped_pages_flush_refill(struct grouped_pages_cache *cache);
-unsigned int grouped_pages_block_order(void);
-unsigned long grouped_pages_break_partial(struct grouped_pages_cache *cache, int nid,
-					  unsigned long nr_pages);
-#if IS_ENABLED(CONFIG_KUNIT)
-/* Static (VISIBLE_IF_KUNIT) in kernels without KUnit. */
-gfp_t grouped_pages_block_gfp(gfp_t gfp, unsigned int order);
-#endif
-
 #else /* !CONFIG_GROUPED_PAGES */
 
 static inline struct grouped_pages_cache *
@@ -144,36 +130,6 @@ static inline void grouped_pages_get_stats(struct grouped_pages_cache *cache,
 static inline unsigned long grouped_pages_direct_map_size(struct page *page)
 {
 	return 0;
-}
-
-static inline struct shrinker *grouped_pages_cache_shrinker(struct grouped_pages_cache *cache)
-{
-	return NULL;
-}
-
-static inline void grouped_pages_set_failing_orders(struct grouped_pages_cache *cache,
-						    unsigned long order_mask)
-{
-}
-
-static inline void grouped_pages_flush_refill(struct grouped_pages_cache *cache)
-{
-}
-
-static inline unsigned int grouped_pages_block_order(void)
-{
-	return 0;
-}
-
-static inline unsigned long grouped_pages_break_partial(struct grouped_pages_cache *cache,
-							int nid, unsigned long nr_pages)
-{
-	return 0;
-}
-
-static inline gfp_t grouped_pages_block_gfp(gfp_t gfp, unsigned int order)
-{
-	return gfp;
 }
 
 #endif /* CONFIG_GROUPED_PAGES */

@@ -16,6 +16,7 @@
 
 #include <linux/debugfs.h>
 #include <linux/grouped_pages.h>
+#include <linux/grouped_pages_testing.h>
 #include <linux/init.h>
 #include <linux/memcontrol.h>
 #include <linux/mm.h>

@@ -7,6 +7,7 @@
 
 #include <kunit/test.h>
 #include <linux/grouped_pages.h>
+#include <linux/grouped_pages_testing.h>
 #include <linux/kthread.h>
 #include <linux/mman.h>
 #include <linux/mm.h>
