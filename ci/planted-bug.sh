@@ -38,15 +38,24 @@ trap restore EXIT
 rsync -a --exclude=.git --exclude=results "$repo/" "$copy/"
 patch -d "$copy" -p1 --quiet < "$patch"
 
-if [[ -n $kunit_case ]]; then
+# Run `make ARGS...` in the copy and keep the LOG it left under results/KIND/ in
+# results/planted-bugs/. Sets status (make's), log (in the copy, or empty) and kept.
+run_and_keep() {
+	local kind=$1 logname=$2
+	shift 2
 	status=0
-	make -C "$copy" --no-print-directory kunit ARCH=x86_64 KUNIT_ARGS="$kunit_case" || status=$?
-	ktap=$(find "$copy/results/kunit" -name ktap.log | head -n 1)
+	make -C "$copy" --no-print-directory "$@" || status=$?
+	log=$(find "$copy/results/$kind" -name "$logname" | head -n 1)
 	mkdir -p "$repo/results/planted-bugs"
 	kept="$repo/results/planted-bugs/$name-$(date -u +%Y%m%dT%H%M%SZ).log"
-	if [[ -n $ktap ]]; then
-		cp "$ktap" "$kept"
+	if [[ -n $log ]]; then
+		cp "$log" "$kept"
 	fi
+}
+
+if [[ -n $kunit_case ]]; then
+	run_and_keep kunit ktap.log kunit ARCH=x86_64 KUNIT_ARGS="$kunit_case"
+	ktap=$log
 	if ((status == 0)); then
 		echo "planted bug $name: NOT caught, $kunit_case passed"
 		exit 1
@@ -59,14 +68,8 @@ if [[ -n $kunit_case ]]; then
 	exit 1
 fi
 
-status=0
-make -C "$copy" --no-print-directory selftests || status=$?
-console=$(find "$copy/results/selftests" -name console.log | head -n 1)
-mkdir -p "$repo/results/planted-bugs"
-kept="$repo/results/planted-bugs/$name-$(date -u +%Y%m%dT%H%M%SZ).log"
-if [[ -n $console ]]; then
-	cp "$console" "$kept"
-fi
+run_and_keep selftests console.log selftests
+console=$log
 if ((status == 0)); then
 	echo "planted bug $name: NOT caught, the selftests passed"
 	exit 1

@@ -177,6 +177,23 @@ def store_results(req: RunRequest, console: str, meta: dict[str, object]) -> Pat
                                                           *cpu_suffix(req)), fill)
 
 
+def last_summary(lines: list[str]) -> re.Match[str] | None:
+    """kunit.py's closing "Testing complete. Ran N tests: ..." line."""
+    return next((m for m in map(SUMMARY.search, reversed(lines)) if m), None)
+
+
+def print_counts(req: RunRequest, stored: Path, summary: re.Match[str], how: str = '') -> None:
+    """The run's last two lines: where its results are, and what passed; none ran is an error."""
+    if summary.group(1) == '0':
+        raise HarnessError(f'kunit ARCH={req.arch} CONFIG={req.config}: ran no test '
+                           f'(filters too narrow, or the suite is not built) (results: {stored})')
+    counts = dict(re.findall(r'(passed|failed|crashed|skipped|errors): (\d+)', summary.group(2)))
+    print(f'kunit results: {stored}')
+    print(f'kunit {req.arch}/{req.config}{how}: {counts.get("passed", "0")} passed, '
+          f'{int(counts.get("failed", 0)) + int(counts.get("crashed", 0))} failed, '
+          f'{counts.get("skipped", "0")} skipped')
+
+
 def cpu_suffix(req: RunRequest) -> tuple[str, ...]:
     """Rows that differ only in QEMU's CPU build one kernel: their results must not look alike."""
     return () if req.arch == 'um' or req.qemu_cpu == 'max' else (req.qemu_cpu,)
@@ -210,8 +227,7 @@ def run_as_modules(req: RunRequest) -> int:
                              f'--json={req.build_dir / "kunit.json"}'],
                             cwd=req.tree.path, input=loaded, capture_output=True, text=True)
     sys.stdout.write(parsed.stdout)
-    summary = next((m for m in map(SUMMARY.search, reversed(parsed.stdout.splitlines())) if m),
-                   None)
+    summary = last_summary(parsed.stdout.splitlines())
     report = kernel_report(console)
     insmod_failed = re.findall(r'^GP-KUNIT-INSMOD-FAILED (\S+)', console, re.M)
     meta: dict[str, object] = {
@@ -241,11 +257,7 @@ def run_as_modules(req: RunRequest) -> int:
     if parsed.returncode != 0 or summary is None:
         raise HarnessError(f'{where}: {diagnose(req, parsed.stdout, parsed.returncode)} '
                            f'(results: {stored})')
-    counts = dict(re.findall(r'(passed|failed|crashed|skipped|errors): (\d+)', summary.group(2)))
-    print(f'kunit results: {stored}')
-    print(f'kunit {req.arch}/{req.config} (modules): {counts.get("passed", "0")} passed, '
-          f'{int(counts.get("failed", 0)) + int(counts.get("crashed", 0))} failed, '
-          f'{counts.get("skipped", "0")} skipped')
+    print_counts(req, stored, summary, ' (modules)')
     return 0
 
 
@@ -265,7 +277,7 @@ def run(req: RunRequest) -> int:
         lines.append(line)
     status = proc.wait()
     console = ''.join(lines)
-    summary = next((m for m in map(SUMMARY.search, reversed(lines)) if m), None)
+    summary = last_summary(lines)
     meta: dict[str, object] = {
         **repo_commit(req.repo),
         'base': base_meta(req.tree),
@@ -278,13 +290,14 @@ def run(req: RunRequest) -> int:
         'summary': summary.group(0) if summary else None,
     }
     raw_log = req.build_dir / 'test.log'
-    report = kernel_report(raw_log.read_text(errors='replace')) \
+    # A log from an earlier run of this build directory is not this run's.
+    raw = raw_log.read_text(errors='replace') \
         if raw_log.is_file() and raw_log.stat().st_mtime >= started else None
+    report = kernel_report(raw) if raw is not None else None
     meta['kernel_report'] = report
     config_path = req.build_dir / '.config'
-    missing = boot_selftests_not_passed(config_path.read_text(errors='replace'),
-                                        raw_log.read_text(errors='replace')) \
-        if config_path.is_file() and raw_log.is_file() and report is None and status == 0 else []
+    missing = boot_selftests_not_passed(config_path.read_text(errors='replace'), raw) \
+        if config_path.is_file() and raw is not None and report is None and status == 0 else []
     meta['boot_selftests_not_passed'] = missing
     stored = store_results(req, console, meta)
     if report:
@@ -296,12 +309,5 @@ def run(req: RunRequest) -> int:
     if status != 0 or summary is None:
         raise HarnessError(f'kunit ARCH={req.arch} CONFIG={req.config}: '
                            f'{diagnose(req, console, status)} (results: {stored})')
-    counts = dict(re.findall(r'(passed|failed|crashed|skipped|errors): (\d+)', summary.group(2)))
-    if summary.group(1) == '0':
-        raise HarnessError(f'kunit ARCH={req.arch} CONFIG={req.config}: ran no test '
-                           f'(filters too narrow, or the suite is not built) (results: {stored})')
-    print(f'kunit results: {stored}')
-    print(f'kunit {req.arch}/{req.config}: {counts.get("passed", "0")} passed, '
-          f'{int(counts.get("failed", 0)) + int(counts.get("crashed", 0))} failed, '
-          f'{counts.get("skipped", "0")} skipped')
+    print_counts(req, stored, summary)
     return 0

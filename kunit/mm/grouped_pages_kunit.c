@@ -1688,31 +1688,47 @@ static void gp_test_x86_shrink_restores_mapping(struct kunit *test)
 }
 
 /*
+ * Take order-0 fallback pages until one comes from a mapping that was large:
+ * they often come from mappings split already. The last page taken is that one
+ * (ctx->last_apply_pfn); @splits_before, if given, gets the split count from
+ * just before it. Skips the case when 64 pages in a row were mapped at 4K.
+ *
+ * Return: how many pages were taken.
+ */
+static unsigned int gp_get_fallback_from_large(struct gp_ctx *ctx, unsigned long *splits_before)
+{
+	unsigned int tries;
+
+	grouped_pages_set_failing_orders(ctx->cache, GENMASK(grouped_pages_block_order(), 1));
+	for (tries = 0; tries < 64; tries++) {
+		if (splits_before)
+			*splits_before = gp_stats(ctx).direct_map_splits;
+		gp_get_ok(ctx);
+		if (ctx->size_before_apply >= PMD_SIZE)
+			return tries + 1;
+	}
+	kunit_skip(ctx->test, "64 order-0 pages were all mapped at 4K already");
+	return tries;
+}
+
+/*
  * A fallback page splits the 2M mapping around it while protected; once it
  * goes back, the mapping around it is large again.
  */
 static void gp_test_x86_fallback_block_mapped_large_again(struct kunit *test)
 {
 	struct gp_ctx *ctx = gp_make_cache(test, &grouped_pages_prot_read_only, 0);
-	unsigned int tries, level;
-	struct page *page;
+	unsigned int taken, level;
 	unsigned long pfn;
 
-	grouped_pages_set_failing_orders(ctx->cache, GENMASK(grouped_pages_block_order(), 1));
-	/* Order-0 pages often come from mappings already split: find one that was not. */
-	for (tries = 0; tries < 64; tries++) {
-		page = gp_get_ok(ctx);
-		if (ctx->size_before_apply >= PMD_SIZE)
-			break;
-	}
-	if (tries == 64)
-		kunit_skip(test, "64 order-0 pages were all mapped at 4K already");
-	pfn = page_to_pfn(page);
-	KUNIT_ASSERT_NOT_NULL(test, lookup_address((unsigned long)page_address(page), &level));
+	taken = gp_get_fallback_from_large(ctx, NULL);
+	pfn = ctx->last_apply_pfn;
+	KUNIT_ASSERT_NOT_NULL(test, lookup_address((unsigned long)page_address(pfn_to_page(pfn)),
+						   &level));
 	KUNIT_ASSERT_EQ(test, PG_LEVEL_4K, level);
 	while (ctx->nr_pages)
 		gp_put(ctx, ctx->pages[0]);
-	KUNIT_EXPECT_EQ(test, tries + 1, gp_scan(ctx, GFP_KERNEL, ULONG_MAX));
+	KUNIT_EXPECT_EQ(test, taken, gp_scan(ctx, GFP_KERNEL, ULONG_MAX));
 	gp_expect_block_mapping(test, pfn, 1, PMD_SIZE, _PAGE_PRESENT | _PAGE_RW, 0);
 	KUNIT_EXPECT_GE(test, gp_stats(ctx).direct_map_collapses, 1);
 }
@@ -1765,18 +1781,9 @@ static void gp_test_x86_fallback_split_is_counted(struct kunit *test)
 {
 	struct gp_ctx *ctx = gp_make_cache(test, &grouped_pages_prot_read_only, 0);
 	unsigned long splits, pfn;
-	unsigned int level, tries;
+	unsigned int level;
 
-	grouped_pages_set_failing_orders(ctx->cache, GENMASK(grouped_pages_block_order(), 1));
-	/* Order-0 pages often come from mappings already split: find one that was not. */
-	for (tries = 0; tries < 64; tries++) {
-		splits = gp_stats(ctx).direct_map_splits;
-		gp_get_ok(ctx);
-		if (ctx->size_before_apply >= PMD_SIZE)
-			break;
-	}
-	if (tries == 64)
-		kunit_skip(test, "64 order-0 pages were all mapped at 4K already");
+	gp_get_fallback_from_large(ctx, &splits);
 	pfn = ctx->last_apply_pfn;
 	KUNIT_EXPECT_EQ(test, splits + 1, gp_stats(ctx).direct_map_splits);
 	KUNIT_ASSERT_NOT_NULL(test, lookup_address((unsigned long)page_address(pfn_to_page(pfn)),
