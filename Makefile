@@ -34,7 +34,7 @@ BENCH_CMDLINE  ?=
 help:
 	@echo 'make kunit     run our KUnit suites with kunit.py (ARCH=um|x86_64|i386, CONFIG=...)'
 	@echo 'make test      everything CI runs: pytest, shellcheck, checkpatch, KUnit (um, x86_64 max and qemu64), selftests, a bench smoke run'
-	@echo 'make selftests boot the patched kernel in QEMU and run the kselftest stress tests'
+	@echo 'make selftests boot the patched kernel in QEMU and run the kselftest stress tests (TEST=name...: only those)'
 	@echo 'make bench     boot the QEMU kernel with gp_bench; results in results/bench/ (BENCH_MODE, BENCH_WORKLOAD, RUNS)'
 	@echo 'make compare   A=<rev|results dir> B=<rev|results dir> [RUNS=5]: what changed from A to B (results/compare/)'
 	@echo 'make trend     plot every stored bench metric over the commit history (results/trend/)'
@@ -62,7 +62,8 @@ kunit: deps
 
 selftests: deps
 	@$(GPTOOL) selftests --config=$(CONFIG) --jobs=$(JOBS) --qemu-cpu=$(QEMU_CPU) \
-		--smp=$(SMP) --memory=$(MEMORY) --timeout=$(SELFTEST_TIMEOUT)
+		--smp=$(SMP) --memory=$(MEMORY) --timeout=$(SELFTEST_TIMEOUT) \
+		$(foreach test,$(TEST),--test=$(test))
 
 bench: deps
 	@$(GPTOOL) bench --config=$(CONFIG) --jobs=$(JOBS) --qemu-cpu=$(QEMU_CPU) \

@@ -40,6 +40,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     st.add_argument('--memory', type=int, default=1024, help='guest memory in MiB')
     st.add_argument('--timeout', type=int, default=900, help='seconds before the guest counts as hung')
     st.add_argument('--cmdline', default='', help='extra kernel command line')
+    st.add_argument('--test', action='append', default=[], metavar='NAME',
+                    help='run only this test of gp_stress (repeatable); all when absent')
     st.add_argument('--results', type=Path, default=None)
     bn = sub.add_parser('bench', help='boot the QEMU kernel with gp_bench and store its metrics')
     bn.add_argument('--config', default='default')
@@ -114,7 +116,7 @@ def run_on_tree(args: argparse.Namespace) -> int:
             repo=args.repo, tree=prepared, work=args.work, config=args.config,
             jobs=args.jobs, qemu_cpu=args.qemu_cpu, smp=args.smp, memory_mb=args.memory,
             timeout=args.timeout, results=args.results or args.repo / 'results',
-            cmdline=args.cmdline))
+            cmdline=args.cmdline, tests=args.test))
     extra = args.kunit_args[1:] if args.kunit_args[:1] == ['--'] else args.kunit_args
     return kunit_run.run(kunit_run.RunRequest(
         repo=args.repo, tree=prepared, work=args.work, arch=args.arch, config=args.config,

@@ -90,7 +90,7 @@ bench)
 	;;
 *)
 	echo GP-SELFTESTS-BEGIN
-	/gp_stress
+	/gp_stress $args
 	echo "GP-SELFTESTS-EXIT $?"
 	;;
 esac

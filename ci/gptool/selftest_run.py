@@ -19,6 +19,8 @@ from .tree import Tree
 
 TAP_RESULT = re.compile(r'^(not ok|ok) (\d+) (\S+)(.*)$')
 TAP_PLAN = re.compile(r'^1\.\.(\d+)$', re.MULTILINE)
+TEST_DEFINITION = re.compile(r'^TEST_F(?:_TIMEOUT)?\(gp, (\w+)', re.MULTILINE)
+STRESS_SOURCE = 'tools/testing/selftests/grouped_pages/gp_stress.c'
 
 
 @dataclass
@@ -34,7 +36,8 @@ class SelftestRequest:
     timeout: int
     results: Path
     cmdline: str = ''
-    counts: dict[str, int] = field(default_factory=dict)
+    # Only these tests (gp_stress -t NAME); all of them when empty.
+    tests: list[str] = field(default_factory=list)
 
     @property
     def kernel(self) -> kbuild.QemuKernel:
@@ -114,7 +117,36 @@ def run_meta(req: SelftestRequest, started: float) -> dict[str, object]:
     }
 
 
+def test_names(tree: Path) -> list[str]:
+    """The tests gp_stress defines, from its source in the prepared tree."""
+    try:
+        return TEST_DEFINITION.findall((tree / STRESS_SOURCE).read_text(errors='replace'))
+    except OSError as err:
+        raise HarnessError(f'cannot read {tree / STRESS_SOURCE}: {err.strerror}') from err
+
+
+def check_request(req: SelftestRequest) -> None:
+    """Refuse a selection the guest could not honour, before anything is built."""
+    if 'gp.run=' in req.cmdline or 'gp.args=' in req.cmdline:
+        raise HarnessError('the selftests command line may not set gp.run= or gp.args=: '
+                           'choose tests with TEST= (--test)', 2)
+    if req.tests:
+        known = test_names(req.tree.path)
+        unknown = [name for name in req.tests if name not in known]
+        if unknown:
+            raise HarnessError(f'no selftest named {", ".join(unknown)}: valid are '
+                               f'{", ".join(known)}', 2)
+
+
+def guest_cmdline(req: SelftestRequest) -> str:
+    words = ['gp.run=selftests']
+    if req.tests:
+        words.append('gp.args=' + ':'.join(f'-t:{name}' for name in req.tests))
+    return ' '.join(words + ([req.cmdline] if req.cmdline else []))
+
+
 def run(req: SelftestRequest) -> int:
+    check_request(req)
     kernel = req.kernel
     kernel.build_dir.mkdir(parents=True, exist_ok=True)
     kernel.log.write_text('')
@@ -129,14 +161,14 @@ def run(req: SelftestRequest) -> int:
                        build_log=kernel.log)
         raise HarnessError(f'{err} (build log kept: {stored / "build.log"})', err.status) from err
     machine = qemu.Machine(cpu=req.qemu_cpu, smp=req.smp, memory_mb=req.memory_mb)
-    cmd = qemu.command(machine, image, initramfs, f'gp.run=selftests {req.cmdline}')
+    cmd = qemu.command(machine, image, initramfs, guest_cmdline(req))
     console, timed_out = qemu.boot(cmd, req.timeout)
     verdict = judge(console, timed_out, req.timeout)
     meta: dict[str, object] = {
         **run_meta(req, started),
         'qemu': cmd, 'timed_out': timed_out,
         'passed': verdict.passed, 'failed': verdict.failed, 'skipped': verdict.skipped,
-        'problems': verdict.problems,
+        'problems': verdict.problems, 'tests': req.tests or 'all',
     }
     stored = store(req, console, meta)
     print(f'selftests results: {stored}')

@@ -100,3 +100,35 @@ def test_a_kernel_that_does_not_build_keeps_its_log_with_the_results(tmp_path: P
     meta = json.loads((stored / 'meta.json').read_text())
     assert meta['build_failed'].startswith('kernel build failed')
     assert meta['config'] == 'default'
+
+
+def selection(tmp_path: Path, tests: list[str], cmdline: str = '') -> selftest_run.SelftestRequest:
+    """A request on a tree holding only our gp_stress.c: enough to check a selection."""
+    source = tmp_path / selftest_run.STRESS_SOURCE
+    source.parent.mkdir(parents=True)
+    source.write_text((REPO / 'selftests/grouped_pages/gp_stress.c').read_text())
+    prepared = tree.Tree(tmp_path, tree.Base(key='k', version='6.12', origin={}))
+    return selftest_run.SelftestRequest(
+        repo=REPO, tree=prepared, work=tmp_path, config='default', jobs=1, qemu_cpu='max',
+        smp=2, memory_mb=1024, timeout=60, results=tmp_path / 'results', cmdline=cmdline,
+        tests=tests)
+
+
+def test_selected_tests_go_to_gp_stress(tmp_path: Path) -> None:
+    req = selection(tmp_path, ['refill_splits_nothing', 'shrinker_races'], 'nokaslr')
+    selftest_run.check_request(req)
+    assert selftest_run.guest_cmdline(req) == \
+        'gp.run=selftests gp.args=-t:refill_splits_nothing:-t:shrinker_races nokaslr'
+    assert 'gp.args' not in selftest_run.guest_cmdline(selection(tmp_path / 'all', []))
+
+
+def test_unknown_test_is_refused_with_the_valid_names(tmp_path: Path) -> None:
+    with pytest.raises(HarnessError, match=r'no selftest named nonesuch: valid are .*'
+                       r'memory_pressure.*refill_splits_nothing') as err:
+        selftest_run.check_request(selection(tmp_path, ['nonesuch']))
+    assert err.value.status == 2
+
+
+def test_cmdline_may_not_choose_the_run(tmp_path: Path) -> None:
+    with pytest.raises(HarnessError, match='may not set gp.run= or gp.args='):
+        selftest_run.check_request(selection(tmp_path, [], 'gp.args=-t:x'))

@@ -333,6 +333,35 @@ TEST_F_TIMEOUT(gp, memory_pressure, 240)
 		EXPECT_EQ(dm4k_before, read_field("/proc/meminfo", "DirectMap4k"));
 }
 
+/*
+ * A refill protects its block with one call: a 2M block from the page
+ * allocator keeps its 2M direct-map mapping, so refills that get whole
+ * blocks split nothing. Protecting page by page would split every block.
+ */
+TEST_F(gp, refill_splits_nothing)
+{
+	struct gp_test_stats s;
+	unsigned int i;
+	__u64 first;
+
+	/* An empty cache: the allocations below must refill. */
+	gp_shrink(self->fd, 1ULL << 30);
+	ASSERT_EQ(0, gp_stats(self->fd, &self->start));
+	ASSERT_EQ(0, self->start.pages_cached);
+	for (i = 0; i < 4; i++)
+		ASSERT_EQ(0, gp_alloc(self->fd, GP_TEST_MAX_BATCH, false, &first));
+	ASSERT_EQ(0, gp_stats(self->fd, &s));
+	ASSERT_LT(self->start.refills, s.refills);
+	if (s.fallback_pages != self->start.fallback_pages)
+		SKIP(return, "the page allocator had no free 2M block: %llu fallback pages",
+		     s.fallback_pages - self->start.fallback_pages);
+	EXPECT_EQ(self->start.direct_map_splits, s.direct_map_splits)
+		TH_LOG("%llu refills split %llu direct-map mappings",
+		       s.refills - self->start.refills,
+		       s.direct_map_splits - self->start.direct_map_splits);
+	EXPECT_EQ(0, s.pages_not_protected);
+}
+
 TEST_F_TIMEOUT(gp, shrinker_races, 120)
 {
 	struct churn churners[4];
