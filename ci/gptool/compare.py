@@ -17,22 +17,19 @@ directory results/compare/<time>-<a>-vs-<b>/. Exit status 1 if a metric regresse
 import datetime
 import json
 import math
-import os
 import re
 import shutil
 import statistics
-import subprocess
-import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import benchstore, stats
+from .revisions import (HARNESS_CI, Clock, ensure_worktree, harness_command, last_error,
+                        resolve_rev, run_logged)
 from .errors import HarnessError
 from .fsutil import publish_dir, write_json_atomic
 
-HARNESS_CI = Path(__file__).resolve().parents[1]
 RESULT_LINE = re.compile(r'^bench result: (.+?)\s*$', re.M)
 MODES = benchstore.MODES
 # What must match for two results to be comparable; the commit may differ between
@@ -94,81 +91,6 @@ def field_value(result: dict[str, Any], name: str) -> Any:
 
 
 # ---------------------------------------------------------------- revisions
-
-def git(repo: Path, *args: str, check: bool = True) -> str:
-    proc = subprocess.run(['git', '-C', str(repo), *args], capture_output=True, text=True)
-    if proc.returncode != 0:
-        if check:
-            raise HarnessError(f'git {" ".join(args)} in {repo} failed: {proc.stderr.strip()}')
-        return ''
-    return proc.stdout.strip()
-
-
-def resolve_rev(repo: Path, spec: str, label: str) -> str:
-    """The commit a revision names, or HarnessError(2) if @spec is not one."""
-    sha = '' if spec.startswith('-') or not spec else \
-        git(repo, 'rev-parse', '--verify', '--quiet', f'{spec}^{{commit}}', check=False)
-    if not re.fullmatch(r'[0-9a-f]{40}', sha):
-        raise HarnessError(f'{label}={spec} is neither a results directory nor a git revision '
-                           f'of {repo}', 2)
-    return sha
-
-
-def ensure_worktree(repo: Path, work: Path, sha: str) -> tuple[Path, bool]:
-    """A detached worktree of @repo at @sha under work/worktrees/<sha12>, made or reused
-    (reset to @sha if found elsewhere or modified); returns it and whether it was reused."""
-    worktree = work / 'worktrees' / sha[:12]
-    if worktree.exists():
-        top = git(worktree, 'rev-parse', '--show-toplevel', check=False)
-        if not top or Path(top).resolve() != worktree.resolve():
-            raise HarnessError(f'{worktree} exists but is not a git worktree: remove it and '
-                               'run again', 2)
-        head = git(worktree, 'rev-parse', 'HEAD', check=False)
-        if head != sha or git(worktree, 'status', '--porcelain', '--untracked-files=no', check=False):
-            git(worktree, 'checkout', '--quiet', '--detach', '--force', sha)
-        return worktree, True
-    worktree.parent.mkdir(parents=True, exist_ok=True)
-    git(repo, 'worktree', 'prune')
-    git(repo, 'worktree', 'add', '--quiet', '--detach', '--force', str(worktree), sha)
-    return worktree, False
-
-
-def harness_command(worktree: Path, work: Path) -> list[str]:
-    """This checkout's harness working on @worktree's code (PYTHONPATH from harness_env)."""
-    return [sys.executable, '-m', 'gptool', '--repo', str(worktree), '--work', str(work)]
-
-
-def harness_env() -> dict[str, str]:
-    return {**os.environ, 'PYTHONPATH': str(HARNESS_CI), 'PYTHONUNBUFFERED': '1'}
-
-
-def run_logged(cmd: list[str], log: Path) -> tuple[int, str]:
-    """Run @cmd with its output (stdout and stderr) kept in @log; (status, output)."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, 'w') as out:
-        out.write('$ ' + ' '.join(cmd) + '\n')
-        out.flush()
-        proc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, env=harness_env(),
-                              cwd=HARNESS_CI.parent)
-    return proc.returncode, log.read_text(errors='replace')
-
-
-def last_error(output: str) -> str:
-    """The line of a failed harness run that says why: its 'error:' line, else its last."""
-    lines = [line.strip() for line in output.splitlines() if line.strip()]
-    errors = [line for line in lines if line.startswith('error:')]
-    return (errors or lines or ['(no output)'])[-1]
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.start = time.monotonic()
-
-    def say(self, message: str) -> None:
-        elapsed = int(time.monotonic() - self.start)
-        print(f'[compare {elapsed // 3600:02d}:{elapsed // 60 % 60:02d}:{elapsed % 60:02d}] '
-              f'{message}', flush=True)
-
 
 def bench_revisions(req: CompareRequest, sides: list[Side], clock: Clock, logs: Path) -> None:
     """Build each revision side once, then run them interleaved RUNS times each."""
@@ -509,7 +431,7 @@ def run(req: CompareRequest) -> int:
     check_request(req)
     # The runs happen in other directories: paths the user gave relative are made whole.
     req.results, req.work = req.results.absolute(), req.work.absolute()
-    clock = Clock()
+    clock = Clock('compare')
     a, b = make_side(req, 'A', req.a), make_side(req, 'B', req.b)
     stored = [side for side in (a, b) if not side.sha]
     if a.sha or b.sha:

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from conftest import git
-from gptool import benchstore, compare
+from gptool import benchstore, compare, revisions
 from gptool.__main__ import main
 from gptool.errors import HarnessError
 
@@ -321,15 +321,15 @@ def test_unknown_revision_is_neither(small_repo: Path, tmp_path: Path,
 
 def test_worktrees_are_made_detached_and_reused(small_repo: Path, tmp_path: Path) -> None:
     work = tmp_path / 'work'
-    sha = compare.resolve_rev(small_repo, 'HEAD~1', 'A')
+    sha = revisions.resolve_rev(small_repo, 'HEAD~1', 'A')
     assert sha == git(small_repo, 'rev-parse', 'HEAD~1')
-    worktree, reused = compare.ensure_worktree(small_repo, work, sha)
+    worktree, reused = revisions.ensure_worktree(small_repo, work, sha)
     assert (worktree, reused) == (work / 'worktrees' / sha[:12], False)
     assert (worktree / 'cost').read_text() == '1200\n'
     assert git(worktree, 'rev-parse', 'HEAD') == sha
     assert git_check(worktree, 'symbolic-ref', '-q', 'HEAD') == ''  # detached
     (worktree / 'cost').write_text('edited by a build\n')
-    again, reused = compare.ensure_worktree(small_repo, work, sha)
+    again, reused = revisions.ensure_worktree(small_repo, work, sha)
     assert (again, reused) == (worktree, True)
     assert (worktree / 'cost').read_text() == '1200\n'
     # The user's checkout is untouched.
