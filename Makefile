@@ -29,7 +29,7 @@ BENCH_MEMORY   ?= 2048
 RUNS           ?= 1
 BENCH_CMDLINE  ?=
 
-.PHONY: help deps tree kunit selftests bench compare trend matrix pytest shellcheck checkpatch test
+.PHONY: help deps tree kunit selftests bench compare bisect trend matrix pytest shellcheck checkpatch test
 
 help:
 	@echo 'make kunit     run our KUnit suites with kunit.py (ARCH=um|x86_64|i386, CONFIG=...)'
@@ -37,6 +37,11 @@ help:
 	@echo 'make selftests boot the patched kernel in QEMU and run the kselftest stress tests (TEST=name...: only those)'
 	@echo 'make bench     boot the QEMU kernel with gp_bench; results in results/bench/ (BENCH_MODE, BENCH_WORKLOAD, RUNS)'
 	@echo 'make compare   A=<rev|results dir> B=<rev|results dir> [RUNS=5]: what changed from A to B (results/compare/)'
+	@echo 'make bisect    GOOD=<rev> BAD=<rev> CHECK=<check> [REPEAT=N] [ON=base KERNEL_SRC=..]:'
+	@echo '               the first bad commit and a reproduce.sh (results/bisect/); CHECK is one of'
+	@echo '               kunit:<suite.case glob> (with ARCH CONFIG QEMU_CPU), selftest:<name>,'
+	@echo '               bench:<metric><op><number> (bad when true, e.g. bench:fastpath.cpus2.ratio>1.3;'
+	@echo '               BENCH_WORKLOAD quick unless given), cmd:<shell command> (0 good, 125 skip)'
 	@echo 'make trend     plot every stored bench metric over the commit history (results/trend/)'
 	@echo 'make matrix    the CI matrix of KUnit runs (ci/matrix) with GNU parallel'
 	@echo 'make tree      prepare the kernel tree (base + kernel/ + kunit/ + kernel/patches/)'
@@ -81,6 +86,21 @@ compare: deps
 		--config=$(CONFIG) --mode=$(BENCH_MODE) --qemu-cpu=$(QEMU_CPU) --smp=$(SMP) \
 		--memory=$(BENCH_MEMORY) --workload=$(BENCH_WORKLOAD) --cmdline='$(BENCH_CMDLINE)' \
 		$(COMPARE_ARGS)
+
+# GOOD, BAD: revisions; CHECK: see `make help`. CHECK is read from the environment
+# (make exports command-line variables) so that any shell quoting in it survives.
+REPEAT ?= 1
+ON     ?= overlay
+bisect: deps
+	$(if $(and $(GOOD),$(BAD),$(CHECK)),,$(error make bisect needs GOOD=<rev> BAD=<rev> \
+		CHECK=<kunit:suite.case-glob | selftest:name | bench:metric>number | cmd:command>, \
+		e.g. make bisect GOOD=v1 BAD=HEAD CHECK=kunit:grouped_pages.gp_test_apply_once_per_block))
+	@$(GPTOOL) bisect --good='$(GOOD)' --bad='$(BAD)' --check="$$CHECK" \
+		--repeat='$(REPEAT)' --on='$(ON)' --arch=$(ARCH) --config=$(CONFIG) \
+		--qemu-cpu=$(QEMU_CPU) --smp=$(SMP) --memory=$(MEMORY) --bench-memory=$(BENCH_MEMORY) \
+		--bench-mode=$(BENCH_MODE) \
+		--bench-workload=$(if $(filter file,$(origin BENCH_WORKLOAD)),quick,$(BENCH_WORKLOAD)) \
+		--kunit-timeout=$(KUNIT_TIMEOUT) --selftest-timeout=$(SELFTEST_TIMEOUT)
 
 trend: deps
 	@$(GPTOOL) trend

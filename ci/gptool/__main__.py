@@ -1,12 +1,13 @@
-"""Command line: python3 -m gptool {tree,kunit,selftests,bench,compare,trend} ..."""
+"""Command line: python3 -m gptool {tree,kunit,selftests,bench,compare,trend,bisect,...} ..."""
 import argparse
+import errno
 import os
 import sys
 from pathlib import Path
 
-from . import (bench, compare, fsutil, kbuild, kunit_run, matrix_report, qemu, selftest_run,
-               tree, trend)
-from .errors import HarnessError
+from . import (bench, bisect, checks, compare, fsutil, kbuild, kunit_run, matrix_report, qemu,
+               selftest_run, tree, trend)
+from .errors import FAILURE, INFRASTRUCTURE, HarnessError
 
 
 def default_work() -> Path:
@@ -21,6 +22,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
                         help='trees and build directories (outside the repo)')
     parser.add_argument('--kernel-src', default=os.environ.get('KERNEL_SRC') or None,
                         help='a kernel git tree to use as the base instead of the Debian tarball')
+    parser.add_argument('--outcome', type=Path, default=None,
+                        help='write {status, kind, message} of the run to this JSON file')
     sub = parser.add_subparsers(dest='command', required=True)
     sub.add_parser('tree', help='prepare the source tree and print its path')
     run = sub.add_parser('kunit', help='run our KUnit suites with kunit.py')
@@ -79,10 +82,46 @@ def parse(argv: list[str]) -> argparse.Namespace:
     tr.add_argument('--results', type=Path, default=None)
     tr.add_argument('--metric', action='extend', nargs='+', default=[], metavar='GLOB',
                     help='only the metrics matching these shell patterns')
+    bs = sub.add_parser('bisect', help='the first commit where a check goes bad (git bisect run)')
+    bs.add_argument('--good', required=True, metavar='REV')
+    bs.add_argument('--bad', required=True, metavar='REV')
+    bs.add_argument('--check', required=True, help=checks.FORMS)
+    bs.add_argument('--repeat', type=int, default=1, help='runs per step (flaky checks)')
+    bs.add_argument('--on', default='overlay', help='overlay (our commits) or base (KERNEL_SRC)')
+    bs.add_argument('--arch', default='um', help='kunit checks')
+    bs.add_argument('--config', default='default')
+    bs.add_argument('--qemu-cpu', default='max')
+    bs.add_argument('--smp', type=int, default=2)
+    bs.add_argument('--memory', type=int, default=1024, help='selftest guest memory in MiB')
+    bs.add_argument('--bench-memory', type=int, default=2048, help='bench guest memory in MiB')
+    bs.add_argument('--bench-mode', default='tcg')
+    bs.add_argument('--bench-workload', default='quick')
+    bs.add_argument('--kunit-timeout', type=int, default=600)
+    bs.add_argument('--selftest-timeout', type=int, default=900)
+    bs.add_argument('--results', type=Path, default=None)
+    bst = sub.add_parser('bisect-step', help='one bisect step (run by git bisect run and '
+                         'reproduce.sh): exit 0 good, 1 bad, 125 skip, 128 abort')
+    bst.add_argument('--plan', type=Path, required=True)
+    bst.add_argument('--commit', default=None, help='test this commit, not the worktree HEAD')
+    bst.add_argument('--label', default=None)
+    bst.add_argument('--out', type=Path, default=None,
+                     help='where a plan without a bisect directory records its steps')
     mt = sub.add_parser('matrix-table', help="the table make matrix ends with, from its rows' logs")
     mt.add_argument('--joblog', type=Path, required=True)
     mt.add_argument('--logs', type=Path, required=True)
     return parser.parse_args(argv)
+
+
+def bisect_request(args: argparse.Namespace) -> bisect.BisectRequest:
+    return bisect.BisectRequest(
+        repo=args.repo, work=args.work, good=args.good, bad=args.bad, check=args.check,
+        repeat=args.repeat, on=args.on, kernel_src=args.kernel_src,
+        results=args.results or args.repo / 'results',
+        setup=checks.Setup(arch=args.arch, config=args.config, qemu_cpu=args.qemu_cpu,
+                           smp=args.smp, memory_mb=args.memory, bench_memory_mb=args.bench_memory,
+                           bench_mode=args.bench_mode, bench_workload=args.bench_workload,
+                           kunit_timeout=args.kunit_timeout,
+                           selftest_timeout=args.selftest_timeout))
 
 
 def run_on_tree(args: argparse.Namespace) -> int:
@@ -125,27 +164,53 @@ def run_on_tree(args: argparse.Namespace) -> int:
         results=args.results or args.repo / 'results', extra_args=extra))
 
 
+def write_outcome(path: Path | None, status: int, kind: str, message: str) -> None:
+    """For a caller that must know why a run failed (a bisect step), not only that it did."""
+    if path is not None:
+        fsutil.write_json_atomic(path, {'status': status, 'kind': kind, 'message': message})
+
+
 def main(argv: list[str]) -> int:
     args = parse(argv)
     try:
-        if args.command == 'compare':
-            return compare.run(compare.CompareRequest(
-                repo=args.repo, work=args.work, a=args.a, b=args.b, runs=args.runs,
-                alpha=args.alpha, min_effect=args.min_effect, config=args.config, mode=args.mode,
-                qemu_cpu=args.qemu_cpu, smp=args.smp, memory_mb=args.memory,
-                results=args.results or args.repo / 'results', force=args.force,
-                workload=args.workload, cmdline=args.cmdline))
-        if args.command == 'matrix-table':
-            print(matrix_report.table(args.repo / 'ci' / 'matrix', args.joblog, args.logs))
-            return 0
-        if args.command == 'trend':
-            return trend.run(trend.TrendRequest(repo=args.repo, results=args.results or
-                                                args.repo / 'results', metrics=args.metric))
-        with fsutil.work_lock(args.work, f'gptool {args.command}'):
-            return run_on_tree(args)
+        status = dispatch(args)
     except HarnessError as err:
         print(f'error: {err}', file=sys.stderr)
+        write_outcome(args.outcome, err.status, err.kind, str(err))
         return err.status
+    except OSError as err:
+        if err.errno != errno.ENOSPC:
+            raise
+        message = f'disk full: {err}'
+        print(f'error: {message}', file=sys.stderr)
+        write_outcome(args.outcome, 1, INFRASTRUCTURE, message)
+        return 1
+    write_outcome(args.outcome, status, 'passed' if status == 0 else FAILURE,
+                  '' if status == 0 else f'gptool {args.command} exited with status {status}')
+    return status
+
+
+def dispatch(args: argparse.Namespace) -> int:
+    if args.command == 'bisect':
+        return bisect.run(bisect_request(args))
+    if args.command == 'bisect-step':
+        return bisect.step(args.plan, args.commit, args.label, repo=args.repo, work=args.work,
+                           out=args.out)
+    if args.command == 'compare':
+        return compare.run(compare.CompareRequest(
+            repo=args.repo, work=args.work, a=args.a, b=args.b, runs=args.runs,
+            alpha=args.alpha, min_effect=args.min_effect, config=args.config, mode=args.mode,
+            qemu_cpu=args.qemu_cpu, smp=args.smp, memory_mb=args.memory,
+            results=args.results or args.repo / 'results', force=args.force,
+            workload=args.workload, cmdline=args.cmdline))
+    if args.command == 'matrix-table':
+        print(matrix_report.table(args.repo / 'ci' / 'matrix', args.joblog, args.logs))
+        return 0
+    if args.command == 'trend':
+        return trend.run(trend.TrendRequest(repo=args.repo, results=args.results or
+                                            args.repo / 'results', metrics=args.metric))
+    with fsutil.work_lock(args.work, f'gptool {args.command}'):
+        return run_on_tree(args)
 
 
 if __name__ == '__main__':

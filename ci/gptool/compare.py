@@ -424,7 +424,8 @@ def make_side(req: CompareRequest, label: str, spec: str) -> Side:
         side = Side(label, spec)
         side.results = [benchstore.load(path) for path in benchstore.find(Path(spec))]
         return side
-    return Side(label, spec, sha=resolve_rev(req.repo, spec, label))
+    return Side(label, spec, sha=resolve_rev(req.repo, spec, label,
+                                            'a results directory or a git revision'))
 
 
 def run(req: CompareRequest) -> int:

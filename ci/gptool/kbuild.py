@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import kconfig
-from .errors import HarnessError
+from .errors import INFRASTRUCTURE, UNTESTABLE, HarnessError
 from .fsutil import write_atomic
 from .tree import Tree
 
@@ -124,10 +124,11 @@ def check_choice(repo: Path, arch: str, config: str) -> ConfigFragment:
     fragments = config_fragments(repo)
     if config not in fragments:
         raise HarnessError(f'unknown CONFIG={config!r}: valid are {", ".join(fragments)} '
-                           '(files in configs/)', 2)
+                           '(files in configs/)', 2, UNTESTABLE)
     fragment = fragments[config]
     if arch not in fragment.arches:
-        raise HarnessError(f'CONFIG={config} is for ARCH={" or ".join(fragment.arches)}, not {arch}', 2)
+        raise HarnessError(f'CONFIG={config} is for ARCH={" or ".join(fragment.arches)}, not {arch}',
+                           2, UNTESTABLE)
     return fragment
 
 
@@ -189,7 +190,7 @@ def _make(kernel: QemuKernel, *targets: str) -> None:
     if status != 0:
         raise HarnessError(f'kernel build failed (make {" ".join(targets)}): '
                            f'{first_error(kernel.log.read_text(errors="replace"))} '
-                           f'(log: {kernel.log})')
+                           f'(log: {kernel.log})', kind=UNTESTABLE)
 
 
 def build_kernel(kernel: QemuKernel) -> Path:
@@ -206,7 +207,7 @@ def build_kernel(kernel: QemuKernel) -> Path:
         wrong = kconfig.mismatches(wanted, dotconfig, kernel.tree.path, 'x86_64')
         if wrong:
             raise HarnessError('config options did not land: ' + '; '.join(
-                f'{m.option}={m.wanted} is {m.got}: {m.reason}' for m in wrong), 2)
+                f'{m.option}={m.wanted} is {m.got}: {m.reason}' for m in wrong), 2, UNTESTABLE)
         write_atomic(stamp, fragment.encode())
     _make(kernel, 'bzImage')
     if modules_enabled(kernel):
@@ -237,13 +238,15 @@ def build_programs(kernel: QemuKernel) -> dict[str, Path]:
     for name in PROGRAMS:
         source = source_dir / f'{name}.c'
         if not source.is_file():
-            raise HarnessError(f'{source} is missing: this revision has no {name}')
+            raise HarnessError(f'{source} is missing: this revision has no {name}',
+                               kind=UNTESTABLE)
         binary = out_dir / name
         proc = subprocess.run(['gcc', '-Wall', '-O2', '-pthread', '-static',
                                '-idirafter', str(kernel.tree.path / 'include/uapi'),
                                str(source), '-o', str(binary)], capture_output=True, text=True)
         if proc.returncode != 0:
-            raise HarnessError(f'cannot build {source.name}: {first_error(proc.stderr)}')
+            raise HarnessError(f'cannot build {source.name}: {first_error(proc.stderr)}',
+                               kind=UNTESTABLE)
         built[name] = binary
     return built
 
@@ -253,7 +256,8 @@ def build_initramfs(kernel: QemuKernel) -> Path:
     programs = build_programs(kernel)
     busybox = Path('/bin/busybox')
     if not busybox.is_file():
-        raise HarnessError('/bin/busybox missing: run `make deps` (busybox-static)', 2)
+        raise HarnessError('/bin/busybox missing: run `make deps` (busybox-static)', 2,
+                           INFRASTRUCTURE)
     with tempfile.TemporaryDirectory(prefix='gp-initramfs-') as tmp:
         root = Path(tmp)
         for sub in ('bin', 'proc', 'sys', 'dev', 'tmp'):
@@ -263,7 +267,7 @@ def build_initramfs(kernel: QemuKernel) -> Path:
             os.mknod(root / 'dev/console', 0o600 | stat.S_IFCHR, os.makedev(5, 1))
         except PermissionError as err:
             raise HarnessError('the initramfs needs a /dev/console device node, and creating '
-                               'one needs root: run it as root') from err
+                               'one needs root: run it as root', kind=INFRASTRUCTURE) from err
         shutil.copy2(busybox, root / 'bin/busybox')
         for name, binary in programs.items():
             shutil.copy2(binary, root / name)
@@ -280,7 +284,8 @@ def build_initramfs(kernel: QemuKernel) -> Path:
                                 input=files, capture_output=True)
         if packed.returncode != 0:
             raise HarnessError('cpio could not pack the initramfs: ' +
-                               first_error(packed.stderr.decode(errors='replace')))
+                               first_error(packed.stderr.decode(errors='replace')),
+                               kind=INFRASTRUCTURE)
         cpio = packed.stdout
     image = kernel.build_dir / 'selftests' / 'initramfs.cpio.gz'
     write_atomic(image, gzip.compress(cpio, compresslevel=1))

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import kbuild, kconfig, provenance, qemu
-from .errors import HarnessError
+from .errors import FAILURE, INFRASTRUCTURE, UNTESTABLE, USAGE, HarnessError
 from .fsutil import publish_dir, write_json_atomic
 from .kbuild import cached_compiler, check_choice
 from .provenance import base_meta, repo_commit, result_name
@@ -131,6 +131,8 @@ def merged_kunitconfig(req: RunRequest) -> dict[str, str]:
 
 def diagnose(req: RunRequest, output: str, status: int) -> str:
     """One line naming why kunit.py failed, for the cases users keep asking about."""
+    if 'No space left on device' in output:
+        return f'disk full: "No space left on device" while building or running (GP_WORK={req.work})'
     if rejected := re.search(r'^kunit\.py: error: (.*)$', output, re.M):
         return f'kunit.py rejected its arguments: {rejected.group(1)} (see kunit.py run --help)'
     if conflict := re.search(r'ConfigError: (Multiple values specified for \d+ options in '
@@ -151,11 +153,26 @@ def diagnose(req: RunRequest, output: str, status: int) -> str:
     if re.search(r'^\[.*\] Building KUnit Kernel|ERROR:root:', output, re.M) and \
             'Starting KUnit Kernel' not in output:
         return f'kernel build failed for ARCH={req.arch} CONFIG={req.config}'
+    qemu_error = re.search(r'^(qemu-system-\S+: .*)$', output, re.M)
+    if qemu_error and 'Linux version' not in output:
+        return f'QEMU did not start: {qemu_error.group(1)}'
     if re.search(r'could not find any ktap output|no ktap output', output, re.I):
         return 'the kernel printed no KTAP: it did not boot or crashed early'
     if re.search(r'\b0 tests run!|Ran 0 tests', output):
         return 'ran no test (filters too narrow, or the suite is not built)'
     return f'kunit.py exited with status {status}: tests failed'
+
+
+def diagnosis_kind(diagnosis: str) -> str:
+    """Whether a diagnosis says the revision failed, could not be tested, or the machine broke."""
+    if diagnosis.startswith(('kernel build failed', 'kunitconfig options did not land',
+                             'the kunitconfig fragments disagree')):
+        return UNTESTABLE
+    if diagnosis.startswith(('QEMU did not start', 'disk full')):
+        return INFRASTRUCTURE
+    if diagnosis.startswith('kunit.py rejected its arguments'):
+        return USAGE
+    return FAILURE
 
 
 def store_results(req: RunRequest, console: str, meta: dict[str, object]) -> Path:
@@ -255,8 +272,9 @@ def run_as_modules(req: RunRequest) -> int:
         raise HarnessError(f'{where}: the initramfs never finished loading the modules '
                            f'(results: {stored})')
     if parsed.returncode != 0 or summary is None:
-        raise HarnessError(f'{where}: {diagnose(req, parsed.stdout, parsed.returncode)} '
-                           f'(results: {stored})')
+        diagnosis = diagnose(req, parsed.stdout, parsed.returncode)
+        raise HarnessError(f'{where}: {diagnosis} (results: {stored})',
+                           kind=diagnosis_kind(diagnosis))
     print_counts(req, stored, summary, ' (modules)')
     return 0
 
@@ -307,7 +325,8 @@ def run(req: RunRequest) -> int:
         raise HarnessError(f'kunit ARCH={req.arch} CONFIG={req.config}: {", ".join(missing)} '
                            f'did not report passing in the kernel log (results: {stored})')
     if status != 0 or summary is None:
-        raise HarnessError(f'kunit ARCH={req.arch} CONFIG={req.config}: '
-                           f'{diagnose(req, console, status)} (results: {stored})')
+        diagnosis = diagnose(req, console, status)
+        raise HarnessError(f'kunit ARCH={req.arch} CONFIG={req.config}: {diagnosis} '
+                           f'(results: {stored})', kind=diagnosis_kind(diagnosis))
     print_counts(req, stored, summary)
     return 0

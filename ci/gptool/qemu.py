@@ -9,6 +9,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import INFRASTRUCTURE, HarnessError
+
 # Reports that mean the kernel went wrong even when every test passed.
 KERNEL_REPORT = re.compile(r'BUG:|Oops|Kernel panic|possible circular locking|inconsistent lock state'
                            r'|possible recursive locking|suspicious RCU usage|UBSAN:|KASAN:'
@@ -44,8 +46,12 @@ def command(machine: Machine, kernel: Path, initramfs: Path, cmdline: str) -> li
 def boot(cmd: list[str], timeout: int, echo: bool = True) -> tuple[str, bool]:
     """Run QEMU; return the console and whether it hit the hard timeout."""
     print('$ ' + ' '.join(cmd), flush=True)
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL)
+    try:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL)
+    except OSError as err:
+        raise HarnessError(f'QEMU did not start: {cmd[0]}: {err.strerror} (run `make deps`)',
+                           kind=INFRASTRUCTURE) from err
     assert proc.stdout is not None
     lines: list[str] = []
     deadline = time.monotonic() + timeout
@@ -72,7 +78,12 @@ def boot(cmd: list[str], timeout: int, echo: bool = True) -> tuple[str, bool]:
         time.sleep(0.05)
     if pending:
         lines.append(pending.decode(errors='replace'))
-    return '\n'.join(lines) + '\n', timed_out
+    console = '\n'.join(lines) + '\n'
+    refusal = re.search(r'^(qemu-system-\S+: .*)$', console, re.M)
+    if not timed_out and proc.returncode != 0 and refusal and 'Linux version' not in console:
+        # QEMU refused to run (bad option, missing file): nothing was tested.
+        raise HarnessError(f'QEMU did not start: {refusal.group(1)}', kind=INFRASTRUCTURE)
+    return console, timed_out
 
 
 def kernel_problem(console: str) -> str | None:

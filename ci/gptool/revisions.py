@@ -26,13 +26,13 @@ def git(repo: Path, *args: str, check: bool = True) -> str:
     return proc.stdout.strip()
 
 
-def resolve_rev(repo: Path, spec: str, label: str) -> str:
-    """The commit a revision names, or HarnessError(2) if @spec is not one."""
+def resolve_rev(repo: Path, spec: str, label: str,
+                expected: str = 'a git revision') -> str:
+    """The commit a revision names, or HarnessError(2) saying @spec is not @expected."""
     sha = '' if spec.startswith('-') or not spec else \
         git(repo, 'rev-parse', '--verify', '--quiet', f'{spec}^{{commit}}', check=False)
     if not re.fullmatch(r'[0-9a-f]{40}', sha):
-        raise HarnessError(f'{label}={spec} is neither a results directory nor a git revision '
-                           f'of {repo}', 2)
+        raise HarnessError(f'{label}={spec} is not {expected} of {repo}', 2)
     return sha
 
 

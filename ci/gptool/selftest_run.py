@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import kbuild, provenance, qemu
-from .errors import HarnessError
+from .errors import UNTESTABLE, HarnessError
 from .fsutil import publish_dir, write_json_atomic
 from .tree import Tree
 
@@ -135,7 +135,7 @@ def check_request(req: SelftestRequest) -> None:
         unknown = [name for name in req.tests if name not in known]
         if unknown:
             raise HarnessError(f'no selftest named {", ".join(unknown)}: valid are '
-                               f'{", ".join(known)}', 2)
+                               f'{", ".join(known)}', 2, UNTESTABLE)
 
 
 def guest_cmdline(req: SelftestRequest) -> str:
@@ -159,7 +159,8 @@ def run(req: SelftestRequest) -> int:
         # Nothing booted, but the failure is a result: keep its log with the others.
         stored = store(req, '', {**run_meta(req, started), 'build_failed': str(err)},
                        build_log=kernel.log)
-        raise HarnessError(f'{err} (build log kept: {stored / "build.log"})', err.status) from err
+        raise HarnessError(f'{err} (build log kept: {stored / "build.log"})', err.status,
+                           err.kind) from err
     machine = qemu.Machine(cpu=req.qemu_cpu, smp=req.smp, memory_mb=req.memory_mb)
     cmd = qemu.command(machine, image, initramfs, guest_cmdline(req))
     console, timed_out = qemu.boot(cmd, req.timeout)

@@ -14,7 +14,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import HarnessError
+from .errors import INFRASTRUCTURE, UNTESTABLE, HarnessError
 from .fsutil import read_bytes_or_none, write_atomic, write_json_atomic
 
 DEFAULT_TARBALL = Path('/usr/src/linux-source-6.12.tar.xz')
@@ -79,7 +79,7 @@ def describe_tarball(tarball: Path) -> Base:
         st = tarball.stat()
     except FileNotFoundError:
         raise HarnessError(f'kernel source tarball {tarball} not found: run `make deps` (installs '
-                           'linux-source-6.12) or set KERNEL_SRC=<kernel git tree>', 2)
+                           'linux-source-6.12) or set KERNEL_SRC=<kernel git tree>', 2, INFRASTRUCTURE)
     ident = hashlib.sha256(f'{tarball.resolve()}:{st.st_size}:{st.st_mtime_ns}'.encode()).hexdigest()
     package = subprocess.run(['dpkg-query', '-W', '-f=${Package} ${Version}', 'linux-source-6.12'],
                              capture_output=True, text=True).stdout.strip()
@@ -94,13 +94,13 @@ def _extract_git(src: Path, commit: str, dest: Path) -> None:
     assert archive.stdout is not None
     archive.stdout.close()
     if archive.wait() != 0 or untar.returncode != 0:
-        raise HarnessError(f'could not export {commit} from KERNEL_SRC={src}')
+        raise HarnessError(f'could not export {commit} from KERNEL_SRC={src}', kind=INFRASTRUCTURE)
 
 
 def _extract_tarball(tarball: Path, dest: Path) -> None:
     proc = subprocess.run(['tar', '-x', '-f', str(tarball), '-C', str(dest)], capture_output=True, text=True)
     if proc.returncode != 0:
-        raise HarnessError(f'could not extract {tarball}: {proc.stderr.strip()}')
+        raise HarnessError(f'could not extract {tarball}: {proc.stderr.strip()}', kind=INFRASTRUCTURE)
     tops = [p for p in dest.iterdir()]
     if len(tops) != 1 or not tops[0].is_dir():
         raise HarnessError(f'{tarball} does not hold one top directory: not a linux-source tarball')
@@ -237,7 +237,8 @@ class Tree:
             where = f'{missing.group(1)} (file not in the base)'
         else:
             where = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else 'unknown file'
-        raise HarnessError(f'patch {patch.name} does not apply to {where} of base {self.base.version}')
+        raise HarnessError(f'patch {patch.name} does not apply to {where} of base {self.base.version}',
+                           kind=UNTESTABLE)
 
     def sync(self, repo: Path) -> list[str]:
         """Bring the tree to the desired state; return the kernel-tree paths that changed."""

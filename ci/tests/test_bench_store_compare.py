@@ -315,7 +315,7 @@ def test_unknown_revision_is_neither(small_repo: Path, tmp_path: Path,
     status = main(['--repo', str(small_repo), '--work', str(tmp_path / 'work'), 'compare',
                    '--a', 'no-such-rev', '--b', 'HEAD'])
     assert status == 2
-    assert (f'A=no-such-rev is neither a results directory nor a git revision of {small_repo}'
+    assert (f'A=no-such-rev is not a results directory or a git revision of {small_repo}'
             in capsys.readouterr().err)
 
 
