@@ -232,11 +232,6 @@ def run_logged(cmd: list[str], log: Path, cwd: Path, env: dict[str, str],
             return -1
 
 
-def cache_env(work: Path) -> dict[str, str]:
-    """ccache hits across trees at different paths: relative paths below GP_WORK, no cwd hash."""
-    return {**harness_env(), 'CCACHE_BASEDIR': str(work.parent), 'CCACHE_NOHASHDIR': '1'}
-
-
 def run_once(check: Check, setup: Setup, worktree: Path, work: Path, out: Path,
              kernel_src: Path | None = None) -> Run:
     """One run of @check on the code in @worktree; its log and results go under @out."""
@@ -276,7 +271,7 @@ def run_once(check: Check, setup: Setup, worktree: Path, work: Path, out: Path,
                         '--smp', str(setup.smp), '--memory', str(setup.bench_memory_mb),
                         '--mode', setup.bench_mode, '--workload', setup.bench_workload,
                         '--runs', '1', '--results', str(results)]
-    run_logged(cmd, log, worktree, cache_env(work))
+    run_logged(cmd, log, worktree, harness_env())
     took = round(time.monotonic() - started, 1)
     outcome = harness_outcome(outcome_file)
     result = newest_dir(results)
