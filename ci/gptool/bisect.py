@@ -23,6 +23,7 @@ import json
 import math
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -106,10 +107,8 @@ def subject(repo: Path, sha: str) -> str:
 
 def describe_base(work: Path, kernel_src: str | None) -> dict[str, Any]:
     base = tree.resolve_base(kernel_src)
-    info = work / 'trees' / base.key / 'base.json'
-    version = base.version
-    if not version and info.is_file():
-        version = json.loads(info.read_text()).get('version', '')
+    extracted = work / 'trees' / base.key / 'linux'
+    version = base.version or (tree.kernel_version(extracted) if extracted.is_dir() else '')
     return {'key': base.key, 'version': version, 'origin': base.origin}
 
 
@@ -276,7 +275,7 @@ def run(req: BisectRequest) -> int:
         id=bisect_id, check=check.spec, repeat=req.repeat, setup=asdict(req.setup), on=req.on,
         good=good, bad=bad, harness_commit=str(harness['commit']),
         harness_dirty=bool(harness['dirty']), base=describe_base(req.work, req.kernel_src),
-        overlay_commit=str(harness['commit']) if req.on == 'base' else None,
+        overlay_commit=git(req.repo, 'rev-parse', 'HEAD') if req.on == 'base' else None,
         commits=commits, started_epoch=time.time(), dir=str(plan_dir), worktree=str(worktree),
         step_work=str(req.work / 'bisect'), repeat_rule=checks.REPEAT_RULE[check.kind],
         extra={'good_spec': req.good, 'bad_spec': req.bad, 'host': os.uname().nodename,
@@ -286,7 +285,7 @@ def run(req: BisectRequest) -> int:
     git(source, 'worktree', 'add', '--quiet', '--detach', str(worktree), bad)
     if req.on == 'base':
         overlay = worktrees / f'bisect-{bisect_id}-overlay'
-        git(req.repo, 'worktree', 'add', '--quiet', '--detach', str(overlay), 'HEAD')
+        git(req.repo, 'worktree', 'add', '--quiet', '--detach', str(overlay), str(plan.overlay_commit))
         plan.overlay_worktree = str(overlay)
     write_json_atomic(plan_path, asdict(plan))
     say(plan, f'bisect {check.spec}: {commits} commits from GOOD={req.good} ({good[:12]}) to '
@@ -410,6 +409,7 @@ REPRODUCER = """\
 # directory> runs that harness instead of the recorded one (say so when you report).
 # Exit status: 0 reproduced, 1 not reproduced, 2 cannot run (missing commits or tools).
 set -euo pipefail
+check={check_quoted}
 clone=$(cd "${{1:-.}}" && git rev-parse --show-toplevel)
 work=${{GP_WORK:-${{XDG_CACHE_HOME:-$HOME/.cache}}/grouped-pages}}
 needed="{overlay_sha}{repo_shas}"
@@ -446,10 +446,10 @@ if ((bad_status == 128 || parent_status == 128)); then
 	exit 2
 fi
 if ((bad_status == 1 && parent_status == 0)); then
-	echo "REPRODUCED: {first_bad12} is bad and its parent {parent12} is good under {check}"
+	echo "REPRODUCED: {first_bad12} is bad and its parent {parent12} is good under $check"
 	exit 0
 fi
-echo "NOT REPRODUCED under {check}" >&2
+echo "NOT REPRODUCED under $check" >&2
 exit 1
 """
 
@@ -459,7 +459,8 @@ def write_reproducer(plan: Plan, first_bad: str, parent: str, title: str) -> Non
                 'step_work': None, 'started_epoch': 0.0}
     repo_shas = '' if plan.on == 'base' else f' {first_bad} {parent}'
     text = REPRODUCER.format(
-        id=plan.id, check=plan.check, repeat=plan.repeat, first_bad=first_bad,
+        id=plan.id, check=plan.check.replace('\n', ' '), check_quoted=shlex.quote(plan.check),
+        repeat=plan.repeat, first_bad=first_bad,
         first_bad12=first_bad[:12], parent=parent, parent12=parent[:12],
         subject=title.replace('\n', ' '),
         base=f'{plan.base.get("version") or "?"} ({plan.base.get("key")}, '

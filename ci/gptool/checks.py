@@ -234,13 +234,16 @@ def run_logged(cmd: list[str], log: Path, cwd: Path, env: dict[str, str],
 
 def run_once(check: Check, setup: Setup, worktree: Path, work: Path, out: Path,
              kernel_src: Path | None = None) -> Run:
-    """One run of @check on the code in @worktree; its log and results go under @out."""
+    """One run of @check on our code in @worktree (and the kernel in @kernel_src when the
+    kernel base is what varies); its log and results go under @out. A cmd: check runs in
+    the tree being bisected: ours, or the kernel's (our overlay is then in GP_OVERLAY)."""
     out.mkdir(parents=True, exist_ok=True)
     log = out / 'run.log'
     started = time.monotonic()
     if check.kind == 'cmd':
-        env = {**os.environ, 'GP_WORK': str(work)}
-        status = run_logged(['bash', '-c', check.target], log, worktree, env, setup.cmd_timeout)
+        env = {**os.environ, 'GP_WORK': str(work), 'GP_OVERLAY': str(worktree)}
+        status = run_logged(['bash', '-c', check.target], log, kernel_src or worktree, env,
+                            setup.cmd_timeout)
         took = round(time.monotonic() - started, 1)
         # What the command said, without the line that shows the command.
         text = log.read_text(errors='replace').partition('\n')[2] or '(no output)'

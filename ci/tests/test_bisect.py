@@ -258,3 +258,35 @@ def test_make_bisect_names_what_is_missing() -> None:
 def test_step_exit_statuses_are_what_git_bisect_run_reads() -> None:
     assert bisect.EXIT == {'good': 0, 'bad': 1, 'skip': 125, 'abort': 128}
     assert sys.executable  # the step runs under this interpreter
+
+
+def test_on_base_bisects_the_kernel_tree_with_our_overlay_held(tmp_path: Path,
+                                                                kernel_git: Path) -> None:
+    """ON=base: the commits searched are KERNEL_SRC's; the step sees our overlay fixed."""
+    states = ['good', 'good', 'bad', 'bad']
+    shas = []
+    for number, state in enumerate(states):
+        (kernel_git / 'state').write_text(state + '\n')
+        (kernel_git / 'counter').write_text(f'{number}\n')
+        git(kernel_git, 'add', '-A')
+        git(kernel_git, 'commit', '-q', '-m', f'kernel {number}: {state}')
+        shas.append(git(kernel_git, 'rev-parse', 'HEAD'))
+    ours = tmp_path / 'ours'
+    history(ours, ['good'])
+    check = 'cmd:test -f "$GP_OVERLAY/state" && ' + CHECK[len('cmd:'):]
+    status = main(['--repo', str(ours), '--work', str(tmp_path / 'work'), '--kernel-src',
+                   str(kernel_git), 'bisect', '--good', shas[0], '--bad', shas[-1], '--check',
+                   check, '--on', 'base', '--results', str(tmp_path / 'results')])
+    assert status == 0
+    result = sorted((tmp_path / 'results' / 'bisect').iterdir())[-1]
+    summary = json.loads((result / 'summary.json').read_text())
+    assert summary['first_bad'] == shas[2] and summary['on'] == 'base'
+    plan = json.loads((result / 'plan.json').read_text())
+    assert plan['overlay_commit'] == git(ours, 'rev-parse', 'HEAD')
+    assert plan['base']['origin']['kind'] == 'git'
+    env = {**os.environ, 'GP_WORK': str(tmp_path / 'work2'), 'GP_HARNESS': str(REPO / 'ci'),
+           'KERNEL_SRC': str(kernel_git)}
+    proc = subprocess.run(['bash', str(result / 'reproduce.sh'), str(ours)],
+                          capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert 'REPRODUCED' in proc.stdout
