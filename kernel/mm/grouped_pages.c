@@ -54,6 +54,14 @@
  * enough to split the direct map for the free pages of partly used blocks.
  */
 #define GP_BREAK_PRIORITY	(DEF_PRIORITY - 2)
+
+/*
+ * Free pages each CPU keeps per node of a cache, and how many move between a
+ * CPU and its node at once: as the page allocator's per-CPU lists, they keep
+ * an allocation and a free off the node's lock, which two CPUs would bounce.
+ */
+#define GP_PCP_HIGH		16
+#define GP_PCP_BATCH		8
 /*
  * The nodes a cache serves: blocks are taken with GFP_KERNEL | __GFP_THISNODE,
  * which a node whose memory is all ZONE_MOVABLE can never satisfy.
@@ -84,6 +92,7 @@ struct gp_node {
 	struct list_head full;
 	unsigned long nr_free;
 	unsigned long nr_blocks;
+	struct gp_pcp __percpu *pcp;
 	/* An allocation that could not refill asked the refill work for this node. */
 	bool refill_wanted;
 	/* One refill at a time, so racing callers do not each take a block. */
@@ -98,8 +107,21 @@ struct gp_node {
 	struct mutex shrink_lock;
 };
 
+/*
+ * Free pages a CPU keeps of one node, with their blocks: a block stays while
+ * it has a page here, as such a page is not free in it.
+ */
+struct gp_pcp {
+	/* Taken by its CPU, and by others only to drain the list: rarely contended. */
+	spinlock_t lock;
+	unsigned int count;
+	struct {
+		struct page *page;
+		struct gp_block *block;
+	} free[GP_PCP_HIGH];
+};
+
 struct gp_counters {
-	atomic_long_t pages_in_use;
 	atomic_long_t fallback_pages;
 	atomic_long_t refills;
 	atomic_long_t direct_map_splits;
@@ -127,6 +149,8 @@ struct grouped_pages_cache {
 	atomic_t next_node;
 	unsigned long failing_orders;
 	struct gp_counters counters;
+	/* Pages handed out: per CPU, not an atomic that every call would bounce. */
+	long __percpu *in_use;
 	struct dentry *debugfs;
 	struct list_head caches;
 	struct gp_node *nodes[];
@@ -156,32 +180,144 @@ static void gp_relist(struct gp_node *node, struct gp_block *block)
 		list_move(&block->list, &node->partial);
 }
 
+/*
+ * page->private of a free page (on a node or on a CPU's list): the cache's
+ * address, odd. Users get pages with it 0, and no value they store there
+ * (a page table's lock or its pointer) is odd, so a page freed twice is
+ * caught without a lock.
+ */
+static unsigned long gp_free_mark(const struct grouped_pages_cache *cache)
+{
+	return (unsigned long)cache | 1;
+}
+
+/*
+ * Move up to GP_PCP_BATCH free pages of @node onto @pcp, keeping @keep on
+ * the node. A caller below the reserve takes one page at a time, so the
+ * reserve is not drawn into a CPU's list. Called with @pcp->lock held.
+ */
+static void gp_pcp_fill(struct grouped_pages_cache *cache, struct gp_node *node,
+			struct gp_pcp *pcp, unsigned long keep)
+{
+	unsigned long idx, batch = GP_PCP_BATCH;
+	struct gp_block *block;
+
+	spin_lock(&node->lock);
+	if (node->nr_free <= cache->reserve + GP_PCP_BATCH)
+		batch = 1;
+	while (batch-- && node->nr_free > keep && pcp->count < GP_PCP_HIGH) {
+		block = list_first_entry_or_null(&node->partial, struct gp_block, list);
+		if (!block)
+			block = list_first_entry(&node->whole_free, struct gp_block, list);
+		idx = find_first_bit(block->free, gp_block_pages(block));
+		__clear_bit(idx, block->free);
+		block->nr_free--;
+		node->nr_free--;
+		gp_relist(node, block);
+		if (node->nr_free < cache->reserve)
+			atomic_long_inc(&cache->counters.reserve_allocs);
+		pcp->free[pcp->count].page = pfn_to_page(block->pfn + idx);
+		pcp->free[pcp->count++].block = block;
+	}
+	spin_unlock(&node->lock);
+}
+
+/* Give up to @nr pages of @pcp back to their blocks. Called with @pcp->lock held. */
+static void gp_pcp_drain(struct grouped_pages_cache *cache, struct gp_node *node,
+			 struct gp_pcp *pcp, unsigned int nr)
+{
+	struct gp_block *block;
+	unsigned int i;
+
+	nr = min(nr, pcp->count);
+	if (!nr)
+		return;
+	spin_lock(&node->lock);
+	/* The oldest: the newest are the likeliest to be in the CPU's caches. */
+	for (i = 0; i < nr; i++) {
+		block = pcp->free[i].block;
+		__set_bit(page_to_pfn(pcp->free[i].page) - block->pfn, block->free);
+		block->nr_free++;
+		gp_relist(node, block);
+	}
+	node->nr_free += nr;
+	spin_unlock(&node->lock);
+	pcp->count -= nr;
+	memmove(&pcp->free[0], &pcp->free[nr], pcp->count * sizeof(pcp->free[0]));
+}
+
+/* Every CPU's list of @node back to its blocks: before counting or freeing them. */
+static void gp_drain_node(struct grouped_pages_cache *cache, struct gp_node *node)
+{
+	unsigned long flags;
+	int cpu;
+
+	for_each_possible_cpu(cpu) {
+		struct gp_pcp *pcp = per_cpu_ptr(node->pcp, cpu);
+
+		spin_lock_irqsave(&pcp->lock, flags);
+		gp_pcp_drain(cache, node, pcp, pcp->count);
+		spin_unlock_irqrestore(&pcp->lock, flags);
+	}
+}
+
+static unsigned long gp_pcp_pages(struct gp_node *node)
+{
+	unsigned long pages = 0;
+	int cpu;
+
+	for_each_possible_cpu(cpu)
+		pages += READ_ONCE(per_cpu_ptr(node->pcp, cpu)->count);
+	return pages;
+}
+
+/* A page waiting on another CPU's list, for when the node has none to give. */
+static struct page *gp_take_from_other_cpus(struct gp_node *node)
+{
+	struct page *page = NULL;
+	unsigned long flags;
+	int cpu;
+
+	for_each_possible_cpu(cpu) {
+		struct gp_pcp *pcp = per_cpu_ptr(node->pcp, cpu);
+
+		spin_lock_irqsave(&pcp->lock, flags);
+		if (pcp->count)
+			page = pcp->free[--pcp->count].page;
+		spin_unlock_irqrestore(&pcp->lock, flags);
+		if (page)
+			break;
+	}
+	return page;
+}
+
+/*
+ * A free page of @node, keeping @keep free on the node: from this CPU's list,
+ * refilled from the node, else from another CPU's list, so that every page
+ * the stats count as cached can be had (an atomic caller may need the last).
+ */
 static struct page *gp_take(struct grouped_pages_cache *cache, struct gp_node *node,
 			    unsigned long keep)
 {
-	struct gp_block *block;
-	unsigned long flags, idx;
-	struct page *page;
+	struct page *page = NULL;
+	struct gp_pcp *pcp;
+	unsigned long flags;
 
-	spin_lock_irqsave(&node->lock, flags);
-	if (node->nr_free <= keep) {
-		spin_unlock_irqrestore(&node->lock, flags);
+	/* Moved to another CPU after this? Its list serves as well. */
+	pcp = raw_cpu_ptr(node->pcp);
+	spin_lock_irqsave(&pcp->lock, flags);
+	if (!pcp->count)
+		gp_pcp_fill(cache, node, pcp, keep);
+	if (pcp->count)
+		page = pcp->free[--pcp->count].page;
+	spin_unlock_irqrestore(&pcp->lock, flags);
+	if (!page)
+		page = gp_take_from_other_cpus(node);
+	if (!page)
 		return NULL;
-	}
-	block = list_first_entry_or_null(&node->partial, struct gp_block, list);
-	if (!block)
-		block = list_first_entry(&node->whole_free, struct gp_block, list);
-	idx = find_first_bit(block->free, gp_block_pages(block));
-	__clear_bit(idx, block->free);
-	block->nr_free--;
-	node->nr_free--;
-	gp_relist(node, block);
-	if (node->nr_free < cache->reserve)
-		atomic_long_inc(&cache->counters.reserve_allocs);
-	page = pfn_to_page(block->pfn + idx);
-	spin_unlock_irqrestore(&node->lock, flags);
+	set_page_private(page, 0);
 	kasan_unpoison_pages(page, 0, false);
-	atomic_long_inc(&cache->counters.pages_in_use);
+	this_cpu_inc(*cache->in_use);
 	return page;
 }
 
@@ -382,7 +518,7 @@ static int gp_refill(struct grouped_pages_cache *cache, int nid, gfp_t gfp)
 	struct gp_node *node = cache->nodes[nid];
 	struct gp_block *block;
 	unsigned long flags;
-	unsigned int order, nr;
+	unsigned int order, nr, i;
 	unsigned int scope;
 	struct page *page;
 	int err;
@@ -415,6 +551,8 @@ static int gp_refill(struct grouped_pages_cache *cache, int nid, gfp_t gfp)
 	/* Free in the cache now: poisoned until handed out, as in the page allocator. */
 	kasan_poison_pages(page, order, false);
 	split_page(page, order);
+	for (i = 0; i < nr; i++)
+		set_page_private(page + i, gp_free_mark(cache));
 
 	spin_lock_irqsave(&node->lock, flags);
 	list_add(&block->list, &node->whole_free);
@@ -469,6 +607,9 @@ static int gp_pick_node(struct grouped_pages_cache *cache, int nid)
 			return -EINVAL;
 		return nid;
 	}
+	/* One node: no shared counter to bounce between the CPUs on every call. */
+	if (num_node_state(GP_NODES) == 1)
+		return first_node(node_states[GP_NODES]);
 	nth = (unsigned int)atomic_inc_return(&cache->next_node) % num_node_state(GP_NODES);
 	for_each_node_state(nid, GP_NODES)
 		if (!nth--)
@@ -524,7 +665,8 @@ static struct page *gp_take_or_refill(struct grouped_pages_cache *cache, int nid
  * Allocations from a task in reclaim (PF_MEMALLOC), such as the cache's own
  * shrinker resetting a protection, may also use the reserve and never refill.
  *
- * Return: a page whose direct-map entry carries the cache's protection, or NULL.
+ * Return: a page whose direct-map entry carries the cache's protection, with
+ * page->private 0, or NULL.
  */
 struct page *grouped_pages_alloc(struct grouped_pages_cache *cache, int nid, gfp_t gfp)
 {
@@ -592,49 +734,49 @@ static void gp_bad_free(struct grouped_pages_cache *cache, struct page *page, co
  * @cache: the cache that handed out @page
  * @page: the page
  *
- * The page keeps its protection while cached. Freeing a page that is not from
- * @cache, or freeing a page twice, is refused with a warning and changes nothing.
- * May be called from any context.
+ * The page keeps its protection while cached, first on this CPU's list of free
+ * pages (GP_PCP_HIGH of them per node), then in its block. Freeing a page that
+ * is not from @cache, or freeing a page twice, is refused with a warning and
+ * changes nothing: the cache keeps its own value in page->private while a page
+ * is free, so a user must not leave that value there (the cache's address with
+ * bit 0 set; no pointer or lock is). May be called from any context.
  */
 void grouped_pages_free(struct grouped_pages_cache *cache, struct page *page)
 {
-	unsigned long pfn = page_to_pfn(page), flags, idx;
+	unsigned long pfn = page_to_pfn(page), mark = gp_free_mark(cache), seen, flags;
 	struct gp_block *block;
 	struct gp_node *node;
+	struct gp_pcp *pcp;
 
 	rcu_read_lock();
 	block = xa_load(&cache->blocks, pfn);
-	if (!block) {
+	/* Stable for a page its caller holds: blocks change only around free pages. */
+	if (!block || READ_ONCE(block->dead) || !test_bit(pfn - block->pfn, block->present)) {
 		rcu_read_unlock();
 		gp_bad_free(cache, page, "not from this cache");
 		return;
 	}
 	node = cache->nodes[block->nid];
-	idx = pfn - block->pfn;
-	spin_lock_irqsave(&node->lock, flags);
-	if (block->dead || !test_bit(idx, block->present)) {
-		spin_unlock_irqrestore(&node->lock, flags);
-		rcu_read_unlock();
-		gp_bad_free(cache, page, "not from this cache");
-		return;
-	}
-	if (test_bit(idx, block->free)) {
-		spin_unlock_irqrestore(&node->lock, flags);
-		rcu_read_unlock();
+	rcu_read_unlock();
+	/* Of two frees of one page, racing or not, exactly one marks it. */
+	seen = READ_ONCE(page->private);
+	if (seen == mark || cmpxchg(&page->private, seen, mark) != seen) {
 		gp_bad_free(cache, page, "double free");
 		return;
 	}
-	/* Under the lock: once marked free, the page may be someone else's. */
+	/* Not on any list yet: nobody else can take it while it is cleared. */
 	if (cache->prot->direct_map_writable && want_init_on_free())
 		clear_highpage(page);
 	kasan_poison_pages(page, 0, false);
-	__set_bit(idx, block->free);
-	block->nr_free++;
-	node->nr_free++;
-	gp_relist(node, block);
-	spin_unlock_irqrestore(&node->lock, flags);
-	rcu_read_unlock();
-	atomic_long_dec(&cache->counters.pages_in_use);
+
+	pcp = raw_cpu_ptr(node->pcp);
+	spin_lock_irqsave(&pcp->lock, flags);
+	if (pcp->count == GP_PCP_HIGH)
+		gp_pcp_drain(cache, node, pcp, GP_PCP_BATCH);
+	pcp->free[pcp->count].page = page;
+	pcp->free[pcp->count++].block = block;
+	spin_unlock_irqrestore(&pcp->lock, flags);
+	this_cpu_dec(*cache->in_use);
 }
 EXPORT_SYMBOL_GPL(grouped_pages_free);
 
@@ -684,8 +826,10 @@ static unsigned long gp_release_runs(struct grouped_pages_cache *cache,
 			continue;
 		/* Before the pages can reach another block of this cache. */
 		gp_unindex_pages(cache, block->pfn + start, end - start);
-		for (i = start; i < end; i++)
+		for (i = start; i < end; i++) {
+			set_page_private(pfn_to_page(block->pfn + i), 0);
 			__free_page(pfn_to_page(block->pfn + i));
+		}
 		bitmap_clear(release, start, end - start);
 		freed += end - start;
 	}
@@ -834,6 +978,8 @@ static unsigned long gp_shrink_count(struct shrinker *shrinker, struct shrink_co
 	unsigned long whole = 0, avail, flags;
 	struct gp_block *block;
 
+	/* A CPU's free pages may complete a whole block: count them where they belong. */
+	gp_drain_node(cache, node);
 	spin_lock_irqsave(&node->lock, flags);
 	if (!node->nr_free) {
 		spin_unlock_irqrestore(&node->lock, flags);
@@ -893,6 +1039,7 @@ static unsigned long gp_shrink_scan(struct shrinker *shrinker, struct shrink_con
 		mutex_lock(&node->shrink_lock);
 	}
 	atomic_long_inc(&cache->counters.shrinker_scans);
+	gp_drain_node(cache, node);
 	/* Allocations made while resetting may use the reserve and must not refill. */
 	noreclaim = memalloc_noreclaim_save();
 	freed = gp_free_whole_blocks(cache, node, sc->nr_to_scan, cache->reserve, &stuck);
@@ -906,6 +1053,17 @@ static unsigned long gp_shrink_scan(struct shrinker *shrinker, struct shrink_con
 	return freed ? freed : SHRINK_STOP;
 }
 
+/* Exact when nothing is allocated or freed meanwhile (at destroy); a snapshot otherwise. */
+static unsigned long gp_pages_in_use(struct grouped_pages_cache *cache)
+{
+	long in_use = 0;
+	int cpu;
+
+	for_each_possible_cpu(cpu)
+		in_use += *per_cpu_ptr(cache->in_use, cpu);
+	return max(in_use, 0L);
+}
+
 /**
  * grouped_pages_get_stats() - read a cache's counters
  * @cache: the cache
@@ -917,7 +1075,6 @@ void grouped_pages_get_stats(struct grouped_pages_cache *cache, struct grouped_p
 	int nid;
 
 	*stats = (struct grouped_pages_stats){
-		.pages_in_use = atomic_long_read(&c->pages_in_use),
 		.fallback_pages = atomic_long_read(&c->fallback_pages),
 		.refills = atomic_long_read(&c->refills),
 		.direct_map_splits = atomic_long_read(&c->direct_map_splits),
@@ -931,10 +1088,12 @@ void grouped_pages_get_stats(struct grouped_pages_cache *cache, struct grouped_p
 		.reset_failures = atomic_long_read(&c->reset_failures),
 		.bad_frees = atomic_long_read(&c->bad_frees),
 		.reserve_allocs = atomic_long_read(&c->reserve_allocs),
+		.pages_in_use = gp_pages_in_use(cache),
 	};
 	for_each_node_state(nid, N_MEMORY) {
 		stats->blocks += READ_ONCE(cache->nodes[nid]->nr_blocks);
-		stats->pages_cached += READ_ONCE(cache->nodes[nid]->nr_free);
+		stats->pages_cached += READ_ONCE(cache->nodes[nid]->nr_free) +
+				       gp_pcp_pages(cache->nodes[nid]);
 	}
 }
 EXPORT_SYMBOL_GPL(grouped_pages_get_stats);
@@ -970,8 +1129,11 @@ static void gp_free_nodes(struct grouped_pages_cache *cache)
 {
 	int nid;
 
-	for_each_node(nid)
+	for_each_node(nid) {
+		if (cache->nodes[nid])
+			free_percpu(cache->nodes[nid]->pcp);
 		kfree(cache->nodes[nid]);
+	}
 }
 
 /**
@@ -991,7 +1153,7 @@ grouped_pages_cache_create(const char *name, const struct grouped_pages_prot *pr
 			   void *prot_data, unsigned int reserve_pages)
 {
 	struct grouped_pages_cache *cache;
-	int nid;
+	int nid, cpu;
 
 	if (!name || !prot || !prot->apply || !prot->reset ||
 	    reserve_pages > GROUPED_PAGES_MAX_RESERVE)
@@ -1005,19 +1167,27 @@ grouped_pages_cache_create(const char *name, const struct grouped_pages_prot *pr
 	cache->reserve = reserve_pages;
 	xa_init(&cache->blocks);
 	INIT_WORK(&cache->refill_work, gp_refill_work);
+	cache->in_use = alloc_percpu(long);
+	if (!cache->in_use)
+		goto out_nodes;
 	for_each_node(nid) {
 		struct gp_node *node = kzalloc_node(sizeof(*node), GFP_KERNEL,
 						    node_state(nid, N_MEMORY) ? nid : NUMA_NO_NODE);
 
 		if (!node)
 			goto out_nodes;
+		cache->nodes[nid] = node;
+		node->pcp = alloc_percpu(struct gp_pcp);
+		if (!node->pcp)
+			goto out_nodes;
+		for_each_possible_cpu(cpu)
+			spin_lock_init(&per_cpu_ptr(node->pcp, cpu)->lock);
 		spin_lock_init(&node->lock);
 		INIT_LIST_HEAD(&node->partial);
 		INIT_LIST_HEAD(&node->whole_free);
 		INIT_LIST_HEAD(&node->full);
 		mutex_init(&node->refill_lock);
 		mutex_init(&node->shrink_lock);
-		cache->nodes[nid] = node;
 	}
 	cache->shrinker = shrinker_alloc(SHRINKER_NUMA_AWARE, "grouped_pages-%s", name);
 	if (!cache->shrinker)
@@ -1036,6 +1206,7 @@ grouped_pages_cache_create(const char *name, const struct grouped_pages_prot *pr
 
 out_nodes:
 	gp_free_nodes(cache);
+	free_percpu(cache->in_use);
 	kfree(cache);
 	return NULL;
 }
@@ -1084,11 +1255,13 @@ static void gp_destroy_node(struct grouped_pages_cache *cache, struct gp_node *n
  */
 int grouped_pages_cache_destroy(struct grouped_pages_cache *cache)
 {
-	long in_use = atomic_long_read(&cache->counters.pages_in_use);
-	unsigned long kept_blocks = 0, kept_pages = 0;
+	unsigned long in_use, kept_blocks = 0, kept_pages = 0;
 	int nid;
 
-	if (WARN(in_use, "grouped_pages: %s: not destroyed, %ld pages in use\n",
+	for_each_node_state(nid, N_MEMORY)
+		gp_drain_node(cache, cache->nodes[nid]);
+	in_use = gp_pages_in_use(cache);
+	if (WARN(in_use, "grouped_pages: %s: not destroyed, %lu pages in use\n",
 		 cache->name, in_use))
 		return -EBUSY;
 	shrinker_free(cache->shrinker);
@@ -1107,6 +1280,7 @@ int grouped_pages_cache_destroy(struct grouped_pages_cache *cache)
 	rcu_barrier();
 	xa_destroy(&cache->blocks);
 	gp_free_nodes(cache);
+	free_percpu(cache->in_use);
 	kfree(cache);
 	return 0;
 }
@@ -1161,6 +1335,7 @@ unsigned long grouped_pages_break_partial(struct grouped_pages_cache *cache, int
 	unsigned long freed;
 
 	mutex_lock(&node->shrink_lock);
+	gp_drain_node(cache, node);
 	noreclaim = memalloc_noreclaim_save();
 	freed = gp_break_partial_blocks(cache, node, nr_pages, cache->reserve);
 	memalloc_noreclaim_restore(noreclaim);

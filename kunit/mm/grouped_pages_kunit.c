@@ -23,6 +23,7 @@
 #include <linux/slab.h>
 #include <linux/string.h>
 #include <linux/vmalloc.h>
+#include <linux/workqueue.h>
 
 #ifdef CONFIG_X86
 #include <asm/pgtable_types.h>
@@ -1138,6 +1139,64 @@ static void gp_test_double_free(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, ctx->block_pages - 1, gp_stats(ctx).pages_cached);
 }
 
+/* A page on a CPU's free list is free: freeing it again is refused there, and in its block. */
+static void gp_test_double_free_after_drain(struct kunit *test)
+{
+	struct gp_ctx *ctx = gp_make_cache(test, gp_plain(), 0);
+	struct page *page = gp_get_ok(ctx);
+
+	gp_get_ok(ctx);
+	gp_put(ctx, page);
+	grouped_pages_free(ctx->cache, page);
+	KUNIT_EXPECT_EQ(test, 1, gp_stats(ctx).bad_frees);
+	/* Counting moves every CPU's free pages back to their blocks. */
+	gp_count(ctx, GP_NODE);
+	grouped_pages_free(ctx->cache, page);
+	KUNIT_EXPECT_EQ(test, 2, gp_stats(ctx).bad_frees);
+	KUNIT_EXPECT_EQ(test, 1, gp_stats(ctx).pages_in_use);
+	KUNIT_EXPECT_EQ(test, ctx->block_pages - 1, gp_stats(ctx).pages_cached);
+	/* The cache's mark on a free page is gone once it is handed out again. */
+	KUNIT_EXPECT_EQ(test, 0UL, page_private(gp_get_ok(ctx)));
+}
+
+struct gp_remote_free {
+	struct work_struct work;
+	struct gp_ctx *ctx;
+};
+
+static void gp_remote_free_fn(struct work_struct *work)
+{
+	struct gp_remote_free *rf = container_of(work, struct gp_remote_free, work);
+
+	while (rf->ctx->nr_pages)
+		gp_put(rf->ctx, rf->ctx->pages[rf->ctx->nr_pages - 1]);
+}
+
+/* Pages freed on another CPU wait on its list: the shrinker still gives the block back whole. */
+static void gp_test_shrink_drains_other_cpus(struct kunit *test)
+{
+	struct gp_ctx *ctx = gp_make_cache(test, gp_plain(), 0);
+	struct gp_remote_free rf = { .ctx = ctx };
+	unsigned int i;
+	int other;
+
+	other = cpumask_any_but(cpu_online_mask, raw_smp_processor_id());
+	if (other >= nr_cpu_ids)
+		kunit_skip(test, "needs a second CPU");
+	for (i = 0; i < 4; i++)
+		gp_get_ok(ctx);
+	INIT_WORK_ONSTACK(&rf.work, gp_remote_free_fn);
+	schedule_work_on(other, &rf.work);
+	flush_work(&rf.work);
+	destroy_work_on_stack(&rf.work);
+	KUNIT_EXPECT_EQ(test, 0, gp_stats(ctx).pages_in_use);
+	KUNIT_EXPECT_EQ(test, ctx->block_pages, gp_stats(ctx).pages_cached);
+	KUNIT_EXPECT_EQ(test, ctx->block_pages, gp_scan(ctx, GFP_KERNEL, ctx->block_pages));
+	KUNIT_EXPECT_EQ(test, 1, gp_stats(ctx).whole_blocks_freed);
+	KUNIT_EXPECT_EQ(test, 0, gp_stats(ctx).pages_cached);
+	KUNIT_EXPECT_EQ(test, 0, gp_stats(ctx).blocks);
+}
+
 static void gp_test_free_to_wrong_cache(struct kunit *test)
 {
 	struct gp_ctx *a = gp_make_cache(test, gp_plain(), 0);
@@ -1850,6 +1909,8 @@ static struct kunit_case gp_test_cases[] = {
 	KUNIT_CASE(gp_test_atomic_may_use_reserve),
 	KUNIT_CASE(gp_test_free_foreign_page),
 	KUNIT_CASE(gp_test_double_free),
+	KUNIT_CASE(gp_test_double_free_after_drain),
+	KUNIT_CASE(gp_test_shrink_drains_other_cpus),
 	KUNIT_CASE(gp_test_free_to_wrong_cache),
 	KUNIT_CASE(gp_test_free_after_shrinker_took_it_back),
 	KUNIT_CASE(gp_test_destroy_busy_refused),
