@@ -19,7 +19,9 @@ status=0
 grep -v '^#' ci/matrix | grep -v '^$' |
 	parallel --jobs "$jobs" --colsep ' ' --joblog "$joblog" --tag --line-buffer \
 		"echo matrix: row {#} of $rows, started at \$(date -u +%T);" \
-		"make --no-print-directory kunit ARCH={1} CONFIG={2} QEMU_CPU={3} 2>&1 |" \
+		"if [[ {1} == selftests ]]; then" \
+		"make --no-print-directory selftests CONFIG={2} QEMU_CPU={3};" \
+		"else make --no-print-directory kunit ARCH={1} CONFIG={2} QEMU_CPU={3}; fi 2>&1 |" \
 		"tee $logs/{1}-{2}-{3}.log; exit \${PIPESTATUS[0]}" || status=$?
 echo "matrix: job log in $joblog"
 PYTHONPATH="$repo/ci" /usr/bin/python3 -m gptool --repo "$repo" matrix-table \

@@ -105,6 +105,8 @@ class ConfigFragment:
     arches: tuple[str, ...]
     # '# kunit: modules': the KUnit suites are modules loaded in the QEMU initramfs.
     kunit_as_modules: bool = False
+    # '# selftests may skip: NAME...': tests that skip by design with this fragment.
+    selftests_may_skip: tuple[str, ...] = ()
 
 
 def config_fragments(repo: Path) -> dict[str, ConfigFragment]:
@@ -114,7 +116,9 @@ def config_fragments(repo: Path) -> dict[str, ConfigFragment]:
         match = re.search(r'^# arches:\s*(.+)$', path.read_text(), re.M)
         arches = tuple(match.group(1).split()) if match else ARCHES
         modules = re.search(r'^# kunit:\s*modules\s*$', path.read_text(), re.M) is not None
-        fragments[path.stem] = ConfigFragment(path.stem, path, arches, modules)
+        may_skip = re.search(r'^# selftests may skip:\s*(.+)$', path.read_text(), re.M)
+        fragments[path.stem] = ConfigFragment(path.stem, path, arches, modules,
+                                              tuple(may_skip.group(1).split()) if may_skip else ())
     return fragments
 
 

@@ -1,7 +1,8 @@
 """The table `make matrix` ends with: one line per row, read from each row's own log.
 
-Each row is a `make kunit` whose output ci/matrix.sh keeps in <logs>/<ARCH>-<CONFIG>-<CPU>.log;
-GNU parallel's job log gives each row's exit status and wall time.
+Each row is a `make kunit` (or, for "selftests" rows, a `make selftests`) whose output
+ci/matrix.sh keeps in <logs>/<ARCH or selftests>-<CONFIG>-<CPU>.log; GNU parallel's job
+log gives each row's exit status and wall time, and names the row by that log.
 """
 import re
 from dataclasses import dataclass
@@ -9,9 +10,11 @@ from pathlib import Path
 
 ELAPSED = re.compile(r'Elapsed time: [\d.]+s total, [\d.]+s configuring, ([\d.]+)s building, '
                      r'([\d.]+)s running')
-COUNTS = re.compile(r'^kunit \S+/\S+(?: \(modules\))?: (\d+) passed, (\d+) failed, (\d+) skipped',
-                    re.M)
-RESULTS = re.compile(r'(?:kunit results: |\(results: )(\S+?)\)?$', re.M)
+COUNTS = re.compile(r'^(?:kunit|selftests) \S+/\S+(?: \(modules\))?: (\d+) passed, (\d+) failed, '
+                    r'(\d+) skipped', re.M)
+RESULTS = re.compile(r'(?:(?:kunit|selftests) results: |\((?:results|console log): )(\S+?)\)?$',
+                     re.M)
+ROW_LOG = re.compile(r'tee \S*?([^/\s]+)\.log')
 ERROR = re.compile(r'^error: (.*)$', re.M)
 
 
@@ -51,14 +54,13 @@ def read_row(name: str, log: str, exit_status: int | None, wall_s: float | None)
 
 
 def read_joblog(joblog: Path) -> dict[str, tuple[int, float]]:
-    """Row name (ARCH-CONFIG-CPU) -> (exit status, wall seconds), from parallel --joblog."""
+    """Row name (its log's name) -> (exit status, wall seconds), from parallel --joblog."""
     rows: dict[str, tuple[int, float]] = {}
     for line in joblog.read_text().splitlines()[1:]:
         fields = line.split('\t')
-        if len(fields) < 9:
-            continue
-        args = re.findall(r"(?:ARCH|CONFIG|QEMU_CPU)=(\S+?)'?(?:\s|$)", fields[8])
-        rows['-'.join(args)] = (int(fields[6]), float(fields[3]))
+        row = ROW_LOG.search(fields[8]) if len(fields) >= 9 else None
+        if row:
+            rows[row.group(1)] = (int(fields[6]), float(fields[3]))
     return rows
 
 

@@ -14,6 +14,11 @@ MODULE_LOG = """\
 kunit results: /work/main/results/kunit/20261126T225747Z-85ed3e82ce52-x86_64-module
 kunit x86_64/module (modules): 78 passed, 0 failed, 2 skipped
 """
+SELFTESTS_LOG = """\
+selftests results: /work/main/results/selftests/20261127T003021Z-f629684afbf0-x86_64-lockdep
+selftests x86_64/lockdep: 5 passed, 1 failed, 0 skipped
+error: selftests: 1 tests failed (console log: /r/s/console.log)
+"""
 FAILED_LOG = """\
 [22:25:01] Elapsed time: 300.1s total, 1.0s configuring, 250.0s building, 49.1s running
 error: kunit ARCH=x86_64 CONFIG=kasan: kunit.py exited with status 1: tests failed (results: /r/k)
@@ -23,21 +28,27 @@ error: kunit ARCH=x86_64 CONFIG=kasan: kunit.py exited with status 1: tests fail
 def test_the_table_has_a_line_per_row_with_its_outcome(tmp_path: Path) -> None:
     matrix = tmp_path / 'matrix'
     matrix.write_text('# rows\nx86_64 default max\nx86_64 module max\nx86_64 kasan max\n'
-                      'i386 highmem max\n')
+                      'i386 highmem max\nselftests lockdep max\n')
     logs = tmp_path / 'logs'
     logs.mkdir()
     (logs / 'x86_64-default-max.log').write_text(X86_LOG)
     (logs / 'x86_64-module-max.log').write_text(MODULE_LOG)
     (logs / 'x86_64-kasan-max.log').write_text(FAILED_LOG)
+    (logs / 'selftests-lockdep-max.log').write_text(SELFTESTS_LOG)
     joblog = tmp_path / 'joblog'
-    rows = 'x86_64 default max 0\nx86_64 module max 0\nx86_64 kasan max 1\n'
+    rows = ('x86_64 default max 0\nx86_64 module max 0\nx86_64 kasan max 1\n'
+            'selftests lockdep max 1\n')
     # The same command shape as ci/matrix.sh, run by the real GNU parallel.
     subprocess.run(['parallel', '--colsep', ' ', '--joblog', str(joblog),
-                    'echo make kunit ARCH={1} CONFIG={2} QEMU_CPU={3} "|" tee x; exit {4}'],
+                    f'echo make kunit ARCH={{1}} CONFIG={{2}} QEMU_CPU={{3}} "|" tee {logs}/'
+                    '{1}-{2}-{3}.log; exit {4}'],
                    input=rows, text=True, capture_output=True, check=False)
     table = matrix_report.table(matrix, joblog, logs).splitlines()
     assert table[0].split()[:3] == ['row', 'build', 's']
-    default, module, kasan, highmem = table[1:]
+    default, module, kasan, highmem, selftests = table[1:]
+    assert selftests.split()[:8] == ['selftests-lockdep-max', '-', '-', selftests.split()[3], '5',
+                                     '1', '0', 'FAIL:']
+    assert 'FAIL: 1 tests failed (console log: /r/s/console.log)' in selftests
     assert default.split()[:8] == ['x86_64-default-max', '13', '5', default.split()[3], '91', '0',
                                    '3', 'PASS']
     assert default.endswith('20261126T230039Z-63bcae6532b8-x86_64-default')

@@ -132,3 +132,21 @@ def test_unknown_test_is_refused_with_the_valid_names(tmp_path: Path) -> None:
 def test_cmdline_may_not_choose_the_run(tmp_path: Path) -> None:
     with pytest.raises(HarnessError, match='may not set gp.run= or gp.args='):
         selftest_run.check_request(selection(tmp_path, [], 'gp.args=-t:x'))
+
+
+def test_a_skip_the_config_expects_is_no_problem() -> None:
+    console = GOOD.replace('ok 2 gp.shrinker_races', 'ok 2 gp.shrinker_races # SKIP no PKS')
+    assert judge(console, False, 60).problems == ['skipped: gp.shrinker_races # SKIP no PKS']
+    verdict = judge(console, False, 60, may_skip=('shrinker_races',))
+    assert verdict.problems == [] and verdict.skipped == 1 and verdict.passed == 1
+    # Another test's skip still fails the run.
+    assert judge(console, False, 60, may_skip=('memory_pressure',)).problems
+
+
+def test_no_pks_config_names_its_expected_skips() -> None:
+    from gptool import kbuild
+    fragment = kbuild.config_fragments(REPO)['no-pks']
+    known = selftest_run.TEST_DEFINITION.findall(
+        (REPO / 'selftests/grouped_pages/gp_stress.c').read_text())
+    assert fragment.selftests_may_skip == ('pks_pgtables', 'pks_pgtables_memcg_accounting')
+    assert set(fragment.selftests_may_skip) <= set(known)
