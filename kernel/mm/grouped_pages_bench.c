@@ -44,6 +44,8 @@ static struct gp_bench_pages gp_bench_aged;
 static struct gp_bench_pages gp_bench_held;
 static unsigned int gp_bench_held_mode;
 static unsigned int gp_bench_held_prot;
+/* 2M blocks taken so that refills fall back, on their lru. */
+static LIST_HEAD(gp_bench_taken_2m);
 
 static unsigned long gp_bench_addr(struct page *page)
 {
@@ -510,6 +512,47 @@ static long gp_bench_block_prot(struct gp_bench_block_prot __user *uarg)
 	return copy_to_user(uarg, &arg, sizeof(arg)) ? -EFAULT : 0;
 }
 
+static unsigned long gp_bench_give_2m(void)
+{
+	struct page *block, *next;
+	unsigned long given = 0;
+
+	list_for_each_entry_safe(block, next, &gp_bench_taken_2m, lru) {
+		list_del(&block->lru);
+		__free_pages(block, PMD_ORDER);
+		given++;
+	}
+	return given;
+}
+
+static long gp_bench_take_2m(struct gp_bench_take_2m __user *uarg)
+{
+	/* What is free now, nothing reclaimed or compacted to make more. */
+	const gfp_t gfp = (GFP_KERNEL & ~__GFP_RECLAIM) | __GFP_NORETRY | __GFP_NOWARN;
+	struct gp_bench_take_2m arg;
+	struct page *block;
+
+	if (copy_from_user(&arg, uarg, sizeof(arg)))
+		return -EFAULT;
+	if (arg.give > 1 || arg.pad)
+		return -EINVAL;
+	if (arg.give) {
+		arg.blocks = gp_bench_give_2m();
+	} else {
+		if (!list_empty(&gp_bench_taken_2m))
+			return -EBUSY;
+		/* Pages on the per-CPU lists may complete a 2M block: into the buddy first. */
+		drain_all_pages(NULL);
+		for (arg.blocks = 0; !fatal_signal_pending(current); arg.blocks++) {
+			block = alloc_pages(gfp, PMD_ORDER);
+			if (!block)
+				break;
+			list_add(&block->lru, &gp_bench_taken_2m);
+		}
+	}
+	return copy_to_user(uarg, &arg, sizeof(arg)) ? -EFAULT : 0;
+}
+
 static void gp_bench_reset(void)
 {
 	struct gp_bench_release ignored;
@@ -518,6 +561,7 @@ static void gp_bench_reset(void)
 		gp_bench_release_held(&ignored);
 	if (gp_bench_aged.pages)
 		gp_bench_unage();
+	gp_bench_give_2m();
 }
 
 static long gp_bench_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
@@ -544,6 +588,9 @@ static long gp_bench_ioctl(struct file *file, unsigned int cmd, unsigned long ar
 	case GP_BENCH_RESET:
 		gp_bench_reset();
 		ret = 0;
+		break;
+	case GP_BENCH_TAKE_2M:
+		ret = gp_bench_take_2m(uarg);
 		break;
 	default:
 		ret = -ENOTTY;

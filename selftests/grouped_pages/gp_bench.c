@@ -354,6 +354,65 @@ static void bench_fragmentation(unsigned int prot, unsigned int mode, unsigned i
 			    "shrinker time per block given back whole");
 }
 
+/*
+ * With no 2M block free, a refill falls back to smaller blocks, whose
+ * protection splits the 2M mappings around them. Once the pages are freed and
+ * the cache shrunk, collapse must map those regions at 2M again.
+ */
+static void bench_fallback(unsigned int prot, unsigned int nr)
+{
+	struct gp_bench_hold hold = { .mode = GP_BENCH_GROUPED, .prot = prot, .nr_pages = nr };
+	struct gp_bench_take_2m take = {}, give = { .give = 1 };
+	struct gp_bench_release rel = {};
+	struct snapshot before, held, after;
+	char prefix[96], label[128];
+	int held_ok;
+
+	snprintf(prefix, sizeof(prefix), "fallback.%s.n%u", prot_names[prot], nr);
+	drop_caches();
+	snap(&before);
+	if (ioctl(bench_fd, GP_BENCH_TAKE_2M, &take)) {
+		fail("%s: taking the free 2M blocks: %s", prefix, strerror(errno));
+		return;
+	}
+	held_ok = ioctl(bench_fd, GP_BENCH_HOLD, &hold);
+	snap(&held);
+	if (held_ok == 0 && ioctl(bench_fd, GP_BENCH_RELEASE, &rel))
+		held_ok = -1;
+	if (ioctl(bench_fd, GP_BENCH_TAKE_2M, &give))
+		fail("%s: giving the 2M blocks back: %s", prefix, strerror(errno));
+	if (held_ok) {
+		fail("%s: hold or release with no 2M block free: %s", prefix, strerror(errno));
+		return;
+	}
+	drop_caches();
+	snap(&after);
+	info("fallback", "%s: took %llu free 2M blocks, gave back %llu", prefix,
+	     (unsigned long long)take.blocks, (unsigned long long)give.blocks);
+	snprintf(label, sizeof(label), "%s before", prefix);
+	print_snapshot(label, &before);
+	snprintf(label, sizeof(label), "%s held", prefix);
+	print_snapshot(label, &held);
+	snprintf(label, sizeof(label), "%s after", prefix);
+	print_snapshot(label, &after);
+	frag_metric(prefix, "fallback_pages", "pages", "higher", MIN_EFFECT_EVENTS,
+		    hold.fallback_pages, "pages from blocks smaller than 2M (the scenario needs > 0)");
+	frag_metric(prefix, "splits", "splits", "lower", MIN_EFFECT_EVENTS, hold.splits + rel.splits,
+		    "direct-map mappings the fallback blocks' protection split");
+	frag_metric(prefix, "directmap4k_held_kb", "kB", "lower", MIN_EFFECT_EVENTS,
+		    held.dm4k - before.dm4k,
+		    "DirectMap4k while the fallback pages are held, minus before");
+	frag_metric(prefix, "directmap4k_after_kb", "kB", "lower", MIN_EFFECT_EVENTS,
+		    after.dm4k - before.dm4k,
+		    "DirectMap4k after free, shrink, 2M blocks back and drop_caches, minus before");
+	if (before.l2_collapses >= 0)
+		frag_metric(prefix, "system_level2_collapses", "collapses", "higher",
+			    MIN_EFFECT_EVENTS, after.l2_collapses - before.l2_collapses,
+			    "2M mappings made whole again, in /proc/vmstat, over the same");
+	frag_metric(prefix, "pages_left_after_shrink", "pages", "lower", MIN_EFFECT_EVENTS,
+		    rel.pages_left, "pages the cache still held after the shrinker ran to the end");
+}
+
 struct fastpath_job {
 	pthread_t thread;
 	int cpu;
@@ -653,6 +712,9 @@ int main(int argc, char **argv)
 			for (s = 0; s < opt.nr_sizes; s++)
 				bench_fragmentation(prot, GP_BENCH_BASELINE, opt.sizes[s]);
 		}
+	/* Read-only stands for the others: a fallback block is split by any of them. */
+	if (opt.prots & (1U << GP_BENCH_PROT_RO))
+		bench_fallback(GP_BENCH_PROT_RO, 1024);
 	if (opt.fastpath) {
 		bench_fastpath(1, &opt);
 		if (cpus == 2)

@@ -79,6 +79,16 @@ struct gp_bench_block_prot {
 	__u64 mapped_2m;	/* out: 1 if the block was still mapped at 2M or more */
 };
 
+/*
+ * Take every free 2M block (without reclaim or compaction), so that refills can
+ * only fall back to smaller blocks; @give: give them back.
+ */
+struct gp_bench_take_2m {
+	__u32 give;
+	__u32 pad;
+	__u64 blocks;		/* out: blocks taken, or given back */
+};
+
 #define GP_BENCH_IOC_MAGIC	'b'
 #define GP_BENCH_AGE		_IOWR(GP_BENCH_IOC_MAGIC, 1, struct gp_bench_age)
 #define GP_BENCH_HOLD		_IOWR(GP_BENCH_IOC_MAGIC, 2, struct gp_bench_hold)
@@ -86,5 +96,6 @@ struct gp_bench_block_prot {
 #define GP_BENCH_FASTPATH	_IOWR(GP_BENCH_IOC_MAGIC, 4, struct gp_bench_fastpath)
 #define GP_BENCH_BLOCK_PROT	_IOWR(GP_BENCH_IOC_MAGIC, 5, struct gp_bench_block_prot)
 #define GP_BENCH_RESET		_IO(GP_BENCH_IOC_MAGIC, 6)
+#define GP_BENCH_TAKE_2M	_IOWR(GP_BENCH_IOC_MAGIC, 7, struct gp_bench_take_2m)
 
 #endif /* _UAPI_LINUX_GROUPED_PAGES_BENCH_H */
