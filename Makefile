@@ -29,7 +29,7 @@ BENCH_MEMORY   ?= 2048
 RUNS           ?= 1
 BENCH_CMDLINE  ?=
 
-.PHONY: help deps tree kunit selftests bench compare bisect trend matrix pytest shellcheck checkpatch test
+.PHONY: help deps tree kunit selftests bench compare bisect trend matrix cell pytest shellcheck checkpatch test
 
 help:
 	@echo 'make kunit     run our KUnit suites with kunit.py (ARCH=um|x86_64|i386, CONFIG=...)'
@@ -43,7 +43,8 @@ help:
 	@echo '               bench:<metric><op><number> (bad when true, e.g. bench:fastpath.cpus2.ratio>1.3;'
 	@echo '               BENCH_WORKLOAD quick unless given), cmd:<shell command> (0 good, 125 skip)'
 	@echo 'make trend     plot every stored bench metric over the commit history (results/trend/)'
-	@echo 'make matrix    the CI matrix of KUnit runs (ci/matrix) with GNU parallel'
+	@echo 'make matrix    the CI matrix (ci/matrix: KUnit and selftests rows) with GNU parallel'
+	@echo 'make cell      ROW=<ARCH-CONFIG-CPU>: one matrix row, as the matrix and GitLab run it'
 	@echo 'make tree      prepare the kernel tree (base + kernel/ + kunit/ + kernel/patches/)'
 	@echo 'make deps      install the Debian packages the harness needs'
 	@echo 'make checkpatch   scripts/checkpatch.pl --strict on our kernel files'
@@ -107,6 +108,12 @@ trend: deps
 
 matrix: deps
 	@bash ci/matrix.sh
+
+# One row of the matrix (and of GitLab's jobs), run as the matrix runs it.
+cell: deps
+	$(if $(ROW),,$(error make cell needs ROW=<ARCH-CONFIG-CPU>, a row of ci/matrix, \
+		e.g. ROW=x86_64-kasan-max or ROW=selftests-lockdep-max))
+	@bash ci/matrix.sh $(ROW)
 
 pytest: deps
 	@cd ci && GP_WORK=$(GP_WORK) $(PYTHON) -m pytest -q tests

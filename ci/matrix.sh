@@ -2,21 +2,36 @@
 # Run the CI matrix (ci/matrix) here with GNU parallel. Kernel builds already use
 # every core, so one row at a time unless MATRIX_JOBS says otherwise. Every row
 # runs; the exit status says whether all passed, and results/matrix-<time>.log
-# lists each row's outcome.
+# lists each row's outcome. Arguments name rows (ARCH-CONFIG-CPU, as in the
+# table): only those run, the same way (make cell ROW=...).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
 jobs=${MATRIX_JOBS:-1}
+all_rows=$(grep -v '^#' ci/matrix | grep -v '^$')
+selected=$all_rows
+if (($# > 0)); then
+	selected=
+	for row in "$@"; do
+		line=$(awk -v row="$row" '{ name = $1 "-" $2 "-" $3 } name == row' <<<"$all_rows")
+		if [[ -z $line ]]; then
+			echo "error: no matrix row '$row'; valid are:" \
+				"$(awk '{ printf "%s-%s-%s ", $1, $2, $3 }' <<<"$all_rows")" >&2
+			exit 2
+		fi
+		selected+=$line$'\n'
+	done
+fi
 mkdir -p results
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 joblog="results/matrix-$stamp.log"
 # Each row's own output, for the table at the end: <ARCH>-<CONFIG>-<CPU>.log.
 logs="results/matrix-$stamp"
 mkdir -p "$logs"
-rows=$(grep -v '^#' ci/matrix | grep -vc '^$')
+rows=$(grep -vc '^$' <<<"$selected")
 echo "matrix: $rows rows, $jobs at a time; each row's log in $logs/"
 status=0
-grep -v '^#' ci/matrix | grep -v '^$' |
+grep -v '^$' <<<"$selected" |
 	parallel --jobs "$jobs" --colsep ' ' --joblog "$joblog" --tag --line-buffer \
 		"echo matrix: row {#} of $rows, started at \$(date -u +%T);" \
 		"if [[ {1} == selftests ]]; then" \

@@ -56,3 +56,12 @@ def test_the_table_has_a_line_per_row_with_its_outcome(tmp_path: Path) -> None:
     assert 'FAIL: kunit.py exited with status 1: tests failed  ' in kasan
     assert kasan.endswith('/r/k')
     assert 'NOT RUN' in highmem
+
+
+def test_cell_refuses_a_row_that_is_not_in_the_matrix() -> None:
+    repo = Path(__file__).resolve().parents[2]
+    proc = subprocess.run(['bash', str(repo / 'ci/matrix.sh'), 'x86_64-nonesuch-max'],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "no matrix row 'x86_64-nonesuch-max'; valid are:" in proc.stderr
+    assert 'x86_64-kasan-max' in proc.stderr and 'selftests-no-pks-max' in proc.stderr
