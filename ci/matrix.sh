@@ -29,6 +29,7 @@ joblog="results/matrix-$stamp.log"
 logs="results/matrix-$stamp"
 mkdir -p "$logs"
 rows=$(grep -vc '^$' <<<"$selected")
+grep -v '^$' <<<"$selected" >"$logs/rows"
 echo "matrix: $rows rows, $jobs at a time; each row's log in $logs/"
 status=0
 grep -v '^$' <<<"$selected" |
@@ -40,6 +41,6 @@ grep -v '^$' <<<"$selected" |
 		"tee $logs/{1}-{2}-{3}.log; exit \${PIPESTATUS[0]}" || status=$?
 echo "matrix: job log in $joblog"
 PYTHONPATH="$repo/ci" /usr/bin/python3 -m gptool --repo "$repo" matrix-table \
-	--joblog "$joblog" --logs "$logs" | tee "$logs/table.txt"
+	--joblog "$joblog" --logs "$logs" --matrix "$logs/rows" | tee "$logs/table.txt"
 awk 'NR > 1 { total++; if ($7 == 0) ok++ } END { printf "matrix: %d passed, %d failed\n", ok, total - ok }' "$joblog"
 exit "$status"

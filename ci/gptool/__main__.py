@@ -109,6 +109,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     mt = sub.add_parser('matrix-table', help="the table make matrix ends with, from its rows' logs")
     mt.add_argument('--joblog', type=Path, required=True)
     mt.add_argument('--logs', type=Path, required=True)
+    mt.add_argument('--matrix', type=Path, default=None,
+                    help='the rows that ran (default: ci/matrix)')
     return parser.parse_args(argv)
 
 
@@ -204,7 +206,8 @@ def dispatch(args: argparse.Namespace) -> int:
             results=args.results or args.repo / 'results', force=args.force,
             workload=args.workload, cmdline=args.cmdline))
     if args.command == 'matrix-table':
-        print(matrix_report.table(args.repo / 'ci' / 'matrix', args.joblog, args.logs))
+        print(matrix_report.table(args.matrix or args.repo / 'ci' / 'matrix', args.joblog,
+                                  args.logs))
         return 0
     if args.command == 'trend':
         return trend.run(trend.TrendRequest(repo=args.repo, results=args.results or
