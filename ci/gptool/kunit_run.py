@@ -4,6 +4,7 @@ kunit.py does the work; this module only chooses its arguments (build dir, kunit
 ccache, QEMU CPU), keeps its JSON and raw KTAP log under results/ with the commit, base
 and config they belong to, and turns its failures into one line that says what broke.
 """
+import json
 import os
 import re
 import shlex
@@ -14,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import kbuild, kconfig, provenance, qemu
+from . import junit, kbuild, kconfig, provenance, qemu
 from .errors import FAILURE, INFRASTRUCTURE, UNTESTABLE, USAGE, HarnessError
 from .fsutil import publish_dir, write_json_atomic
 from .kbuild import cached_compiler, check_choice
@@ -175,8 +176,10 @@ def diagnosis_kind(diagnosis: str) -> str:
     return FAILURE
 
 
-def store_results(req: RunRequest, console: str, meta: dict[str, object]) -> Path:
-    """console.log, ktap.log, kunit.json, config and meta.json of this run, in a new directory."""
+def store_results(req: RunRequest, console: str, meta: dict[str, object],
+                  problem: str | None = None) -> Path:
+    """console.log, ktap.log, kunit.json, junit.xml, config and meta.json of this run, in a
+    new directory; @problem: why the run failed, if it did."""
     def fill(staging: Path) -> None:
         (staging / 'console.log').write_text(console)
         for name, dest in (('test.log', 'ktap.log'), ('kunit.json', 'kunit.json')):
@@ -189,6 +192,13 @@ def store_results(req: RunRequest, console: str, meta: dict[str, object]) -> Pat
         config = req.build_dir / '.config'
         if config.is_file():
             shutil.copyfile(config, staging / 'config')
+        try:
+            cases = json.loads((staging / 'kunit.json').read_text())
+        except (OSError, ValueError):
+            cases = {}
+        (staging / 'junit.xml').write_text(junit.from_kunit(
+            cases, f'kunit {req.arch}/{req.config}', problem or
+            (None if meta.get('summary') else 'no KUnit summary: the run did not finish')))
         write_json_atomic(staging / 'meta.json', meta)
     return publish_dir(req.results / 'kunit', result_name(req.arch, req.config, meta,
                                                           *cpu_suffix(req)), fill)
@@ -258,7 +268,12 @@ def run_as_modules(req: RunRequest) -> int:
         'timed_out': timed_out, 'insmod_failed': insmod_failed,
     }
     shutil.copyfile(kernel.build_dir / '.config', req.build_dir / '.config')
-    stored = store_results(req, console, meta)
+    problem = ('the kernel did not finish (hang?)' if timed_out else
+               f'the kernel reported "{report}"' if report else
+               f'insmod failed for {", ".join(insmod_failed)}' if insmod_failed else
+               diagnose(req, parsed.stdout, parsed.returncode)
+               if parsed.returncode != 0 or summary is None else None)
+    stored = store_results(req, console, meta, problem)
     where = f'kunit ARCH={req.arch} CONFIG={req.config}'
     if timed_out:
         raise HarnessError(f'{where}: the kernel did not finish within {req.timeout} s (hang?): '
@@ -317,7 +332,10 @@ def run(req: RunRequest) -> int:
     missing = boot_selftests_not_passed(config_path.read_text(errors='replace'), raw) \
         if config_path.is_file() and raw is not None and report is None and status == 0 else []
     meta['boot_selftests_not_passed'] = missing
-    stored = store_results(req, console, meta)
+    problem = (f'the kernel reported "{report}"' if report else
+               f'{", ".join(missing)} did not report passing' if missing else
+               diagnose(req, console, status) if status != 0 or summary is None else None)
+    stored = store_results(req, console, meta, problem)
     if report:
         raise HarnessError(f'kunit ARCH={req.arch} CONFIG={req.config}: the kernel reported '
                            f'"{report}" (results: {stored})')

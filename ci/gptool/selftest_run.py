@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import kbuild, provenance, qemu
+from . import junit, kbuild, provenance, qemu
 from .errors import UNTESTABLE, HarnessError
 from .fsutil import publish_dir, write_json_atomic
 from .tree import Tree
@@ -91,9 +91,11 @@ def judge(console: str, timed_out: bool, timeout: int, may_skip: tuple[str, ...]
 
 
 def store(req: SelftestRequest, console: str, meta: dict[str, object],
-          build_log: Path | None = None) -> Path:
+          build_log: Path | None = None, problem: str | None = None) -> Path:
     def fill(staging: Path) -> None:
         (staging / 'console.log').write_text(console)
+        (staging / 'junit.xml').write_text(
+            junit.from_tap(console, f'selftests x86_64/{req.config}', problem))
         if build_log is not None and build_log.is_file():
             shutil.copyfile(build_log, staging / 'build.log')
         config = req.kernel.build_dir / '.config'
@@ -160,7 +162,7 @@ def run(req: SelftestRequest) -> int:
     except HarnessError as err:
         # Nothing booted, but the failure is a result: keep its log with the others.
         stored = store(req, '', {**run_meta(req, started), 'build_failed': str(err)},
-                       build_log=kernel.log)
+                       build_log=kernel.log, problem=str(err))
         raise HarnessError(f'{err} (build log kept: {stored / "build.log"})', err.status,
                            err.kind) from err
     machine = qemu.Machine(cpu=req.qemu_cpu, smp=req.smp, memory_mb=req.memory_mb)
@@ -174,7 +176,7 @@ def run(req: SelftestRequest) -> int:
         'passed': verdict.passed, 'failed': verdict.failed, 'skipped': verdict.skipped,
         'problems': verdict.problems, 'tests': req.tests or 'all',
     }
-    stored = store(req, console, meta)
+    stored = store(req, console, meta, problem='; '.join(verdict.problems) or None)
     print(f'selftests results: {stored}')
     failed = verdict.failed + (1 if verdict.problems and not verdict.failed else 0)
     print(f'selftests x86_64/{req.config}: {verdict.passed} passed, {failed} failed, '

@@ -218,3 +218,21 @@ def test_rows_that_differ_only_in_the_cpu_have_their_own_result_names(tmp_path: 
     assert kunit_run.cpu_suffix(request('x86_64', 'max')) == ()
     assert kunit_run.cpu_suffix(request('x86_64', 'qemu64')) == ('qemu64',)
     assert kunit_run.cpu_suffix(request('um', 'qemu64')) == ()
+
+
+def test_gitlab_ci_gates_merges_and_reports_every_case() -> None:
+    """What GitLab needs to gate a merge request, read from the YAML it reads."""
+    import yaml
+    ci = yaml.safe_load((REPO / '.gitlab-ci.yml').read_text())
+    rules = ci['workflow']['rules']
+    assert any('merge_request_event' in rule.get('if', '') for rule in rules)
+    assert any('CI_DEFAULT_BRANCH' in rule.get('if', '') for rule in rules)
+    jobs = {name: job for name, job in ci.items() if isinstance(job, dict) and 'script' in job}
+    assert set(jobs) == {'pytest', 'shellcheck', 'checkpatch', 'kunit', 'selftests'}
+    for name in ('kunit', 'selftests'):
+        artifacts = jobs[name]['artifacts']
+        assert artifacts['when'] == 'always' and artifacts['expire_in']
+        assert artifacts['reports']['junit'] == f'results/{name}/*/junit.xml'
+    # The selftests wait for the lint jobs only, not for every KUnit row.
+    assert set(jobs['selftests']['needs']) == {'pytest', 'shellcheck', 'checkpatch'}
+    assert all(jobs[need]['stage'] == 'lint' for need in jobs['selftests']['needs'])

@@ -1,0 +1,82 @@
+"""JUnit XML for CI: GitLab shows each case of a run (`artifacts: reports: junit`).
+
+kunit.py 6.12 writes no JUnit; it is made here from its JSON, and for the selftests
+from the TAP on the console. A run that ended badly without any case failing (a
+crash, a hang, a WARN the harness caught) gets one more case that fails with why,
+so the report never looks green when the run was not.
+"""
+import re
+import xml.etree.ElementTree as ET
+from typing import Any
+
+TAP_RESULT = re.compile(r'^(not ok|ok) \d+ (\S+)(.*)$')
+
+
+def _case(suite: ET.Element, classname: str, name: str, status: str, message: str = '') -> None:
+    case = ET.SubElement(suite, 'testcase', classname=classname, name=name)
+    if status == 'FAIL':
+        ET.SubElement(case, 'failure', message=message or 'failed')
+    elif status == 'ERROR':
+        ET.SubElement(case, 'error', message=message or 'crashed')
+    elif status == 'SKIP':
+        ET.SubElement(case, 'skipped', message=message)
+
+
+def _finish(root: ET.Element) -> str:
+    for suite in root.iter('testsuite'):
+        cases = suite.findall('testcase')
+        suite.set('tests', str(len(cases)))
+        suite.set('failures', str(sum(1 for c in cases if c.find('failure') is not None)))
+        suite.set('errors', str(sum(1 for c in cases if c.find('error') is not None)))
+        suite.set('skipped', str(sum(1 for c in cases if c.find('skipped') is not None)))
+    ET.indent(root)
+    return ET.tostring(root, encoding='unicode', xml_declaration=True) + '\n'
+
+
+def _kunit_cases(group: dict[str, Any], prefix: str) -> list[tuple[str, str, str]]:
+    """(suite path, case, status) of every leaf case; parameters are cases of their own."""
+    name = f'{prefix}.{group.get("name")}' if prefix else str(group.get('name') or '')
+    cases = [(name, str(case.get('name')), str(case.get('status')))
+             for case in group.get('test_cases', [])]
+    for sub in group.get('sub_groups', []):
+        cases += _kunit_cases(sub, name)
+    return cases
+
+
+def from_kunit(data: dict[str, Any], run: str, problem: str | None) -> str:
+    """@data: kunit.py's JSON (None-safe); @run: e.g. 'kunit x86_64/default'."""
+    root = ET.Element('testsuites', name=run)
+    suites: dict[str, ET.Element] = {}
+    failed = False
+    for path, case, status in _kunit_cases(data, ''):
+        failed |= status in ('FAIL', 'ERROR')
+        # The top group is kunit.py's own ("KUnit Test Group"): suites start below it.
+        suite_name = path.split('.', 1)[1] if '.' in path else path
+        if suite_name not in suites:
+            suites[suite_name] = ET.SubElement(root, 'testsuite', name=suite_name)
+        _case(suites[suite_name], suite_name, case, status)
+    if problem and not failed:
+        _case(ET.SubElement(root, 'testsuite', name='harness'), 'harness', run, 'ERROR', problem)
+    return _finish(root)
+
+
+def from_tap(console: str, run: str, problem: str | None) -> str:
+    """The kselftest TAP of a console; @problem: why the run failed beyond its cases."""
+    root = ET.Element('testsuites', name=run)
+    suite = ET.SubElement(root, 'testsuite', name='grouped_pages')
+    failed = False
+    for line in console.splitlines():
+        match = TAP_RESULT.match(line.strip())
+        if not match:
+            continue
+        rest = match.group(3)
+        if match.group(1) == 'not ok':
+            failed = True
+            _case(suite, 'grouped_pages', match.group(2), 'FAIL', rest.strip(' #'))
+        elif '# SKIP' in rest:
+            _case(suite, 'grouped_pages', match.group(2), 'SKIP', rest.split('# SKIP', 1)[1].strip())
+        else:
+            _case(suite, 'grouped_pages', match.group(2), 'PASS')
+    if problem and not failed:
+        _case(ET.SubElement(root, 'testsuite', name='harness'), 'harness', run, 'ERROR', problem)
+    return _finish(root)
