@@ -264,13 +264,26 @@ static void frag_metric(const char *prefix, const char *what, const char *unit,
 		metric(name, unit, direction, false, kind, &value, 1, description);
 }
 
+static void print_snapshots(const char *prefix, const struct snapshot *before,
+			    const struct snapshot *held, const struct snapshot *after)
+{
+	char label[128];
+
+	snprintf(label, sizeof(label), "%s before", prefix);
+	print_snapshot(label, before);
+	snprintf(label, sizeof(label), "%s held", prefix);
+	print_snapshot(label, held);
+	snprintf(label, sizeof(label), "%s after", prefix);
+	print_snapshot(label, after);
+}
+
 /* Protect @nr pages, hold them, give them back: what the direct map went through. */
 static void bench_fragmentation(unsigned int prot, unsigned int mode, unsigned int nr)
 {
 	struct gp_bench_hold hold = { .mode = mode, .prot = prot, .nr_pages = nr };
 	struct gp_bench_release rel = {};
 	struct snapshot before, held, after;
-	char prefix[96], label[128];
+	char prefix[96];
 
 	snprintf(prefix, sizeof(prefix), "frag.%s.n%u.%s", prot_names[prot], nr, mode_names[mode]);
 	drop_caches();
@@ -286,12 +299,7 @@ static void bench_fragmentation(unsigned int prot, unsigned int mode, unsigned i
 	}
 	drop_caches();
 	snap(&after);
-	snprintf(label, sizeof(label), "%s before", prefix);
-	print_snapshot(label, &before);
-	snprintf(label, sizeof(label), "%s held", prefix);
-	print_snapshot(label, &held);
-	snprintf(label, sizeof(label), "%s after", prefix);
-	print_snapshot(label, &after);
+	print_snapshots(prefix, &before, &held, &after);
 
 	frag_metric(prefix, "splits", "splits", "lower", MIN_EFFECT_COUNT,
 		    hold.splits + rel.splits,
@@ -365,7 +373,7 @@ static void bench_fallback(unsigned int prot, unsigned int nr)
 	struct gp_bench_take_2m take = {}, give = { .give = 1 };
 	struct gp_bench_release rel = {};
 	struct snapshot before, held, after;
-	char prefix[96], label[128];
+	char prefix[96];
 	int held_ok;
 
 	snprintf(prefix, sizeof(prefix), "fallback.%s.n%u", prot_names[prot], nr);
@@ -389,12 +397,7 @@ static void bench_fallback(unsigned int prot, unsigned int nr)
 	snap(&after);
 	info("fallback", "%s: took %llu free 2M blocks, gave back %llu", prefix,
 	     (unsigned long long)take.blocks, (unsigned long long)give.blocks);
-	snprintf(label, sizeof(label), "%s before", prefix);
-	print_snapshot(label, &before);
-	snprintf(label, sizeof(label), "%s held", prefix);
-	print_snapshot(label, &held);
-	snprintf(label, sizeof(label), "%s after", prefix);
-	print_snapshot(label, &after);
+	print_snapshots(prefix, &before, &held, &after);
 	frag_metric(prefix, "fallback_pages", "pages", "higher", MIN_EFFECT_EVENTS,
 		    hold.fallback_pages, "pages from blocks smaller than 2M (the scenario needs > 0)");
 	frag_metric(prefix, "splits", "splits", "lower", MIN_EFFECT_EVENTS, hold.splits + rel.splits,
