@@ -246,6 +246,19 @@ def validate(req: BisectRequest) -> checks.Check:
     return check
 
 
+def new_bisect_dir(root: Path, name: str) -> tuple[str, Path]:
+    """A directory of its own (name, name.1, ...): two bisects never share one."""
+    root.mkdir(parents=True, exist_ok=True)
+    for attempt in range(100):
+        bisect_id = name if attempt == 0 else f'{name}.{attempt}'
+        try:
+            (root / bisect_id).mkdir()
+            return bisect_id, root / bisect_id
+        except FileExistsError:
+            continue
+    raise HarnessError(f'too many bisects named {name} in {root}')
+
+
 def count_commits(req: BisectRequest, source: Path, good: str, bad: str) -> int:
     """Commits in GOOD..BAD, or HarnessError(2) if that is no range to bisect."""
     if subprocess.run(['git', '-C', str(source), 'merge-base', '--is-ancestor', good, bad],
@@ -266,9 +279,7 @@ def run(req: BisectRequest) -> int:
     commits = count_commits(req, source, good, bad)
     # The harness is the instrument: the commit it runs from, not the one it tests.
     harness = provenance.repo_commit(HARNESS_CI.parent)
-    bisect_id = f'{stamp()}-{slug(check.spec)}'
-    plan_dir = req.results / 'bisect' / bisect_id
-    plan_dir.mkdir(parents=True)
+    bisect_id, plan_dir = new_bisect_dir(req.results / 'bisect', f'{stamp()}-{slug(check.spec)}')
     worktrees = req.work / 'worktrees'
     worktree = worktrees / f'bisect-{bisect_id}'
     plan = Plan(

@@ -290,3 +290,10 @@ def test_on_base_bisects_the_kernel_tree_with_our_overlay_held(tmp_path: Path,
                           capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert 'REPRODUCED' in proc.stdout
+
+
+def test_two_bisects_started_in_one_second_get_their_own_directories(tmp_path: Path) -> None:
+    first = bisect.new_bisect_dir(tmp_path, '20261127T000000Z-cmd-x')
+    second = bisect.new_bisect_dir(tmp_path, '20261127T000000Z-cmd-x')
+    assert first[0] == '20261127T000000Z-cmd-x' and second[0] == '20261127T000000Z-cmd-x.1'
+    assert first[1].is_dir() and second[1].is_dir()
