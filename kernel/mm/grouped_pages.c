@@ -223,8 +223,7 @@ static void gp_pcp_fill(struct grouped_pages_cache *cache, struct gp_node *node,
 }
 
 /* Give up to @nr pages of @pcp back to their blocks. Called with @pcp->lock held. */
-static void gp_pcp_drain(struct grouped_pages_cache *cache, struct gp_node *node,
-			 struct gp_pcp *pcp, unsigned int nr)
+static void gp_pcp_drain(struct gp_node *node, struct gp_pcp *pcp, unsigned int nr)
 {
 	struct gp_block *block;
 	unsigned int i;
@@ -247,7 +246,7 @@ static void gp_pcp_drain(struct grouped_pages_cache *cache, struct gp_node *node
 }
 
 /* Every CPU's list of @node back to its blocks: before counting or freeing them. */
-static void gp_drain_node(struct grouped_pages_cache *cache, struct gp_node *node)
+static void gp_drain_node(struct gp_node *node)
 {
 	unsigned long flags;
 	int cpu;
@@ -256,7 +255,7 @@ static void gp_drain_node(struct grouped_pages_cache *cache, struct gp_node *nod
 		struct gp_pcp *pcp = per_cpu_ptr(node->pcp, cpu);
 
 		spin_lock_irqsave(&pcp->lock, flags);
-		gp_pcp_drain(cache, node, pcp, pcp->count);
+		gp_pcp_drain(node, pcp, pcp->count);
 		spin_unlock_irqrestore(&pcp->lock, flags);
 	}
 }
@@ -772,7 +771,7 @@ void grouped_pages_free(struct grouped_pages_cache *cache, struct page *page)
 	pcp = raw_cpu_ptr(node->pcp);
 	spin_lock_irqsave(&pcp->lock, flags);
 	if (pcp->count == GP_PCP_HIGH)
-		gp_pcp_drain(cache, node, pcp, GP_PCP_BATCH);
+		gp_pcp_drain(node, pcp, GP_PCP_BATCH);
 	pcp->free[pcp->count].page = page;
 	pcp->free[pcp->count++].block = block;
 	spin_unlock_irqrestore(&pcp->lock, flags);
@@ -979,7 +978,7 @@ static unsigned long gp_shrink_count(struct shrinker *shrinker, struct shrink_co
 	struct gp_block *block;
 
 	/* A CPU's free pages may complete a whole block: count them where they belong. */
-	gp_drain_node(cache, node);
+	gp_drain_node(node);
 	spin_lock_irqsave(&node->lock, flags);
 	if (!node->nr_free) {
 		spin_unlock_irqrestore(&node->lock, flags);
@@ -1039,7 +1038,7 @@ static unsigned long gp_shrink_scan(struct shrinker *shrinker, struct shrink_con
 		mutex_lock(&node->shrink_lock);
 	}
 	atomic_long_inc(&cache->counters.shrinker_scans);
-	gp_drain_node(cache, node);
+	gp_drain_node(node);
 	/* Allocations made while resetting may use the reserve and must not refill. */
 	noreclaim = memalloc_noreclaim_save();
 	freed = gp_free_whole_blocks(cache, node, sc->nr_to_scan, cache->reserve, &stuck);
@@ -1259,7 +1258,7 @@ int grouped_pages_cache_destroy(struct grouped_pages_cache *cache)
 	int nid;
 
 	for_each_node_state(nid, N_MEMORY)
-		gp_drain_node(cache, cache->nodes[nid]);
+		gp_drain_node(cache->nodes[nid]);
 	in_use = gp_pages_in_use(cache);
 	if (WARN(in_use, "grouped_pages: %s: not destroyed, %lu pages in use\n",
 		 cache->name, in_use))
@@ -1335,7 +1334,7 @@ unsigned long grouped_pages_break_partial(struct grouped_pages_cache *cache, int
 	unsigned long freed;
 
 	mutex_lock(&node->shrink_lock);
-	gp_drain_node(cache, node);
+	gp_drain_node(node);
 	noreclaim = memalloc_noreclaim_save();
 	freed = gp_break_partial_blocks(cache, node, nr_pages, cache->reserve);
 	memalloc_noreclaim_restore(noreclaim);
