@@ -34,7 +34,7 @@ from typing import Any
 
 from . import checks, kbuild, provenance, tree
 from .errors import HarnessError
-from .fsutil import write_atomic, write_json_atomic
+from .fsutil import reserve_dir, write_atomic, write_json_atomic
 from .revisions import HARNESS_CI, ensure_worktree, git, harness_env, resolve_rev
 
 ONS = ('overlay', 'base')
@@ -124,14 +124,19 @@ def check_machine(work: Path, results: Path) -> str | None:
     return None
 
 
-def record_step(plan_dir: Path, entry: dict[str, Any]) -> int:
-    """Append @entry to steps.json (rewritten whole, atomically); its number."""
+def read_steps(plan_dir: Path) -> list[dict[str, Any]]:
+    """steps.json: one entry per step tested so far."""
     path = plan_dir / 'steps.json'
     steps: list[dict[str, Any]] = json.loads(path.read_text()) if path.is_file() else []
+    return steps
+
+
+def record_step(plan_dir: Path, entry: dict[str, Any]) -> None:
+    """Append @entry to steps.json (rewritten whole, atomically)."""
+    steps = read_steps(plan_dir)
     entry['number'] = len(steps) + 1
     steps.append(entry)
-    write_json_atomic(path, steps)
-    return len(steps)
+    write_json_atomic(plan_dir / 'steps.json', steps)
 
 
 def step(plan_path: Path, commit: str | None, label: str | None, repo: Path | None = None,
@@ -152,15 +157,18 @@ def step(plan_path: Path, commit: str | None, label: str | None, repo: Path | No
     source, overlay = source_and_overlay(plan, commit, repo, work)
     sha = git(source, 'rev-parse', 'HEAD')
     started = time.monotonic()
-    numbered = len(json.loads((record_dir / 'steps.json').read_text())) + 1 \
-        if (record_dir / 'steps.json').is_file() else 1
-    step_dir = record_dir / 'steps' / f'{numbered:02d}-{sha[:12]}'
+    done = read_steps(record_dir)
+    step_dir = record_dir / 'steps' / f'{len(done) + 1:02d}-{sha[:12]}'
     title = subject(source, sha)
+    # Steps git bisect asks for are 'bisect' in steps.json; the others carry their label.
+    recorded = label or 'bisect'
     if label is None:
-        searched = sum(1 for entry in json.loads((record_dir / 'steps.json').read_text())
-                       if entry['label'] == 'bisect') if (record_dir / 'steps.json').is_file() else 0
+        searched = sum(1 for entry in done if entry['label'] == 'bisect')
         label = f'step {searched + 1} of about {plan.estimate}'
     say(plan, f'{label}: testing {sha[:12]} {title}')
+    # ON=base: the commit under test is the kernel's; our code is the overlay's worktree.
+    ours, kernel = (overlay, source) if plan.on == 'base' else (source, None)
+    assert ours is not None
     runs: list[checks.Run] = []
     problem = check_machine(step_work, record_dir)
     if problem:
@@ -169,12 +177,8 @@ def step(plan_path: Path, commit: str | None, label: str | None, repo: Path | No
         for attempt in range(1, plan.repeat + 1):
             if plan.repeat > 1:
                 say(plan, f'  run {attempt} of {plan.repeat}')
-            if plan.on == 'base':
-                runs.append(checks.run_once(check, setup, overlay, step_work,
-                                            step_dir / f'run-{attempt}', kernel_src=source))
-            else:
-                runs.append(checks.run_once(check, setup, source, step_work,
-                                            step_dir / f'run-{attempt}'))
+            runs.append(checks.run_once(check, setup, ours, step_work,
+                                        step_dir / f'run-{attempt}', kernel_src=kernel))
             if checks.finished(check, runs):
                 break
         if plan.on == 'base':
@@ -182,7 +186,7 @@ def step(plan_path: Path, commit: str | None, label: str | None, repo: Path | No
     verdict, reason = checks.combine(check, runs)
     took = round(time.monotonic() - started, 1)
     record_step(record_dir, {
-        'label': 'bisect' if label.startswith('step ') else label, 'commit': sha, 'subject': title, 'verdict': verdict,
+        'label': recorded, 'commit': sha, 'subject': title, 'verdict': verdict,
         'reason': reason, 'duration_s': took, 'exit_status': EXIT[verdict],
         'runs': [checks.as_dict(run) for run in runs]})
     say(plan, f'{label}: {sha[:12]} is {verdict.upper()} ({reason}) '
@@ -246,19 +250,6 @@ def validate(req: BisectRequest) -> checks.Check:
     return check
 
 
-def new_bisect_dir(root: Path, name: str) -> tuple[str, Path]:
-    """A directory of its own (name, name.1, ...): two bisects never share one."""
-    root.mkdir(parents=True, exist_ok=True)
-    for attempt in range(100):
-        bisect_id = name if attempt == 0 else f'{name}.{attempt}'
-        try:
-            (root / bisect_id).mkdir()
-            return bisect_id, root / bisect_id
-        except FileExistsError:
-            continue
-    raise HarnessError(f'too many bisects named {name} in {root}')
-
-
 def count_commits(req: BisectRequest, source: Path, good: str, bad: str) -> int:
     """Commits in GOOD..BAD, or HarnessError(2) if that is no range to bisect."""
     if subprocess.run(['git', '-C', str(source), 'merge-base', '--is-ancestor', good, bad],
@@ -279,7 +270,8 @@ def run(req: BisectRequest) -> int:
     commits = count_commits(req, source, good, bad)
     # The harness is the instrument: the commit it runs from, not the one it tests.
     harness = provenance.repo_commit(HARNESS_CI.parent)
-    bisect_id, plan_dir = new_bisect_dir(req.results / 'bisect', f'{stamp()}-{slug(check.spec)}')
+    plan_dir = reserve_dir(req.results / 'bisect', f'{stamp()}-{slug(check.spec)}')
+    bisect_id = plan_dir.name
     worktrees = req.work / 'worktrees'
     worktree = worktrees / f'bisect-{bisect_id}'
     plan = Plan(
@@ -329,7 +321,7 @@ def search(plan: Plan, plan_path: Path, source: Path, good: str,
         status = step(plan_path, None, f'{label} check')
         verdict = next(v for v, code in EXIT.items() if code == status)
         if verdict != wanted:
-            last = json.loads((Path(plan.dir or '') / 'steps.json').read_text())[-1]
+            last = read_steps(Path(plan.dir or ''))[-1]
             return ('aborted', None, [],
                     f'{label}={plan.extra[label.lower() + "_spec"]} ({sha[:12]}) tested '
                     f'{verdict}, not {wanted}: {last["reason"]}')
@@ -354,7 +346,7 @@ def search(plan: Plan, plan_path: Path, source: Path, good: str,
     if "There are only 'skip'ped commits left to test" in output:
         candidates = re.findall(r'^([0-9a-f]{40})$', output.split("left to test", 1)[1], re.M)
         return 'ambiguous', None, candidates, 'skipped commits hide the first bad one'
-    steps = json.loads((Path(plan.dir or '') / 'steps.json').read_text())
+    steps = read_steps(Path(plan.dir or ''))
     aborted = [s for s in steps if s['verdict'] == checks.ABORT]
     why = aborted[-1]['reason'] if aborted else f'git bisect run exited with status {status}'
     return 'aborted', None, [], why
@@ -363,8 +355,7 @@ def search(plan: Plan, plan_path: Path, source: Path, good: str,
 def summarize(plan: Plan, source: Path, status: str, first_bad: str | None,
               candidates: list[str], reason: str) -> dict[str, Any]:
     plan_dir = Path(plan.dir or '')
-    steps: list[dict[str, Any]] = json.loads((plan_dir / 'steps.json').read_text()) \
-        if (plan_dir / 'steps.json').is_file() else []
+    steps = read_steps(plan_dir)
     summary: dict[str, Any] = {
         'id': plan.id, 'status': status, 'check': plan.check, 'repeat': plan.repeat,
         'repeat_rule': plan.repeat_rule, 'on': plan.on, 'good': plan.good, 'bad': plan.bad,

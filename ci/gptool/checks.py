@@ -25,7 +25,6 @@ import json
 import os
 import re
 import statistics
-import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -34,7 +33,7 @@ from typing import Any
 
 from . import errors
 from .errors import HarnessError
-from .revisions import harness_command, harness_env, last_error
+from .revisions import harness_command, last_error, run_logged
 
 GOOD, BAD, SKIP, ABORT = 'good', 'bad', 'skip', 'abort'
 KINDS = ('kunit', 'selftest', 'bench', 'cmd')
@@ -56,8 +55,6 @@ REPEAT_RULE = {
 }
 # Exit statuses of cmd: checks, as git bisect run reads them.
 CMD_SKIP = 125
-# What a bench run is read as: its newest result under the run's results directory.
-RESULT_LINE = re.compile(r'^bench result: (.+?)\s*$', re.M)
 
 
 @dataclass(frozen=True)
@@ -219,19 +216,6 @@ def bench_value(check: Check, result: Path) -> float | None:
     return float(statistics.median(metric['samples']))
 
 
-def run_logged(cmd: list[str], log: Path, cwd: Path, env: dict[str, str],
-               timeout: int | None = None) -> int:
-    with open(log, 'w') as out:
-        out.write('$ ' + ' '.join(cmd) + '\n')
-        out.flush()
-        try:
-            return subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=cwd, env=env,
-                                  timeout=timeout).returncode
-        except subprocess.TimeoutExpired:
-            out.write(f'\n(killed after {timeout} s)\n')
-            return -1
-
-
 def run_once(check: Check, setup: Setup, worktree: Path, work: Path, out: Path,
              kernel_src: Path | None = None) -> Run:
     """One run of @check on our code in @worktree (and the kernel in @kernel_src when the
@@ -242,11 +226,11 @@ def run_once(check: Check, setup: Setup, worktree: Path, work: Path, out: Path,
     started = time.monotonic()
     if check.kind == 'cmd':
         env = {**os.environ, 'GP_WORK': str(work), 'GP_OVERLAY': str(worktree)}
-        status = run_logged(['bash', '-c', check.target], log, kernel_src or worktree, env,
-                            setup.cmd_timeout)
+        status, output = run_logged(['bash', '-c', check.target], log, kernel_src or worktree,
+                                    env, setup.cmd_timeout)
         took = round(time.monotonic() - started, 1)
         # What the command said, without the line that shows the command.
-        text = log.read_text(errors='replace').partition('\n')[2] or '(no output)'
+        text = output.partition('\n')[2] or '(no output)'
         if status == 0:
             return Run(GOOD, 'the command exited with 0', str(log), took)
         if status == CMD_SKIP:
@@ -274,7 +258,7 @@ def run_once(check: Check, setup: Setup, worktree: Path, work: Path, out: Path,
                         '--smp', str(setup.smp), '--memory', str(setup.bench_memory_mb),
                         '--mode', setup.bench_mode, '--workload', setup.bench_workload,
                         '--runs', '1', '--results', str(results)]
-    run_logged(cmd, log, worktree, harness_env())
+    run_logged(cmd, log, worktree)
     took = round(time.monotonic() - started, 1)
     outcome = harness_outcome(outcome_file)
     result = newest_dir(results)

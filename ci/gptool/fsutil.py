@@ -68,19 +68,23 @@ def read_bytes_or_none(path: Path) -> bytes | None:
         return None
 
 
-def publish_dir(root: Path, name: str, fill: Callable[[Path], None]) -> Path:
-    """A new directory root/name (name.1, name.2... if taken), filled aside by @fill and
-    renamed into place, so it is never half-written and never reused or overwritten."""
+def reserve_dir(root: Path, name: str) -> Path:
+    """A new, empty directory root/name (name.1, name.2... if taken): never another run's."""
     root.mkdir(parents=True, exist_ok=True)
     for attempt in range(1000):
         final = root / (name if attempt == 0 else f'{name}.{attempt}')
         try:
             final.mkdir()  # reserves the name: fails if another run has it
-            break
+            return final
         except FileExistsError:
             continue
-    else:
-        raise FileExistsError(f'too many directories named {name} in {root}')
+    raise FileExistsError(f'too many directories named {name} in {root}')
+
+
+def publish_dir(root: Path, name: str, fill: Callable[[Path], None]) -> Path:
+    """A new directory root/name (name.1, name.2... if taken), filled aside by @fill and
+    renamed into place, so it is never half-written and never reused or overwritten."""
+    final = reserve_dir(root, name)
     staging = Path(tempfile.mkdtemp(dir=root, prefix='.partial-'))
     try:
         fill(staging)

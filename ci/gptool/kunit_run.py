@@ -268,28 +268,25 @@ def run_as_modules(req: RunRequest) -> int:
         'timed_out': timed_out, 'insmod_failed': insmod_failed,
     }
     shutil.copyfile(kernel.build_dir / '.config', req.build_dir / '.config')
-    problem = ('the kernel did not finish (hang?)' if timed_out else
-               f'the kernel reported "{report}"' if report else
-               f'insmod failed for {", ".join(insmod_failed)}' if insmod_failed else
-               diagnose(req, parsed.stdout, parsed.returncode)
-               if parsed.returncode != 0 or summary is None else None)
-    stored = store_results(req, console, meta, problem)
-    where = f'kunit ARCH={req.arch} CONFIG={req.config}'
+    # The first reason the run failed, if any, and its kind: stored (JUnit), then raised.
+    failure: tuple[str, str] | None = None
     if timed_out:
-        raise HarnessError(f'{where}: the kernel did not finish within {req.timeout} s (hang?): '
-                           f'console log kept (results: {stored})')
-    if report:
-        raise HarnessError(f'{where}: the kernel reported "{report}" (results: {stored})')
-    if insmod_failed:
-        raise HarnessError(f'{where}: insmod failed for {", ".join(insmod_failed)} '
-                           f'(results: {stored})')
-    if 'GP-KUNIT-END' not in console:
-        raise HarnessError(f'{where}: the initramfs never finished loading the modules '
-                           f'(results: {stored})')
-    if parsed.returncode != 0 or summary is None:
+        failure = (f'the kernel did not finish within {req.timeout} s (hang?): console log kept',
+                   FAILURE)
+    elif report:
+        failure = (f'the kernel reported "{report}"', FAILURE)
+    elif insmod_failed:
+        failure = (f'insmod failed for {", ".join(insmod_failed)}', FAILURE)
+    elif 'GP-KUNIT-END' not in console:
+        failure = ('the initramfs never finished loading the modules', FAILURE)
+    elif parsed.returncode != 0 or summary is None:
         diagnosis = diagnose(req, parsed.stdout, parsed.returncode)
-        raise HarnessError(f'{where}: {diagnosis} (results: {stored})',
-                           kind=diagnosis_kind(diagnosis))
+        failure = (diagnosis, diagnosis_kind(diagnosis))
+    stored = store_results(req, console, meta, failure[0] if failure else None)
+    if failure:
+        raise HarnessError(f'kunit ARCH={req.arch} CONFIG={req.config}: {failure[0]} '
+                           f'(results: {stored})', kind=failure[1])
+    assert summary is not None
     print_counts(req, stored, summary, ' (modules)')
     return 0
 
@@ -332,19 +329,18 @@ def run(req: RunRequest) -> int:
     missing = boot_selftests_not_passed(config_path.read_text(errors='replace'), raw) \
         if config_path.is_file() and raw is not None and report is None and status == 0 else []
     meta['boot_selftests_not_passed'] = missing
-    problem = (f'the kernel reported "{report}"' if report else
-               f'{", ".join(missing)} did not report passing' if missing else
-               diagnose(req, console, status) if status != 0 or summary is None else None)
-    stored = store_results(req, console, meta, problem)
+    failure: tuple[str, str] | None = None
     if report:
-        raise HarnessError(f'kunit ARCH={req.arch} CONFIG={req.config}: the kernel reported '
-                           f'"{report}" (results: {stored})')
-    if missing:
-        raise HarnessError(f'kunit ARCH={req.arch} CONFIG={req.config}: {", ".join(missing)} '
-                           f'did not report passing in the kernel log (results: {stored})')
-    if status != 0 or summary is None:
+        failure = (f'the kernel reported "{report}"', FAILURE)
+    elif missing:
+        failure = (f'{", ".join(missing)} did not report passing in the kernel log', FAILURE)
+    elif status != 0 or summary is None:
         diagnosis = diagnose(req, console, status)
-        raise HarnessError(f'kunit ARCH={req.arch} CONFIG={req.config}: {diagnosis} '
-                           f'(results: {stored})', kind=diagnosis_kind(diagnosis))
+        failure = (diagnosis, diagnosis_kind(diagnosis))
+    stored = store_results(req, console, meta, failure[0] if failure else None)
+    if failure:
+        raise HarnessError(f'kunit ARCH={req.arch} CONFIG={req.config}: {failure[0]} '
+                           f'(results: {stored})', kind=failure[1])
+    assert summary is not None
     print_counts(req, stored, summary)
     return 0

@@ -64,15 +64,22 @@ def harness_env() -> dict[str, str]:
     return {**os.environ, 'PYTHONPATH': str(HARNESS_CI), 'PYTHONUNBUFFERED': '1'}
 
 
-def run_logged(cmd: list[str], log: Path) -> tuple[int, str]:
-    """Run @cmd with its output (stdout and stderr) kept in @log; (status, output)."""
+def run_logged(cmd: list[str], log: Path, cwd: Path | None = None,
+               env: dict[str, str] | None = None, timeout: int | None = None) -> tuple[int, str]:
+    """Run @cmd with its output (stdout and stderr) kept in @log, by default as the harness
+    (its environment, from its checkout); (status, output). Past @timeout s the status is -1."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, 'w') as out:
         out.write('$ ' + ' '.join(cmd) + '\n')
         out.flush()
-        proc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, env=harness_env(),
-                              cwd=HARNESS_CI.parent)
-    return proc.returncode, log.read_text(errors='replace')
+        try:
+            status = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT,
+                                    env=env or harness_env(), cwd=cwd or HARNESS_CI.parent,
+                                    timeout=timeout).returncode
+        except subprocess.TimeoutExpired:
+            out.write(f'\n(killed after {timeout} s)\n')
+            status = -1
+    return status, log.read_text(errors='replace')
 
 
 def last_error(output: str) -> str:

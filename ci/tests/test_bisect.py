@@ -13,24 +13,30 @@ from conftest import REPO, git
 from gptool import bisect, checks
 from gptool.__main__ import main
 from gptool.errors import HarnessError
+from gptool.fsutil import reserve_dir
 
 # A commit's state file says what the check should find there.
 CHECK = ('cmd:case $(cat state) in good) exit 0;; bad) exit 1;; broken) exit 125;; '
          'machine-broke) exit 200;; esac')
 
 
-def history(path: Path, states: list[str]) -> list[str]:
-    """A repo with one commit per state (oldest first); their shas."""
-    path.mkdir()
-    git(path, 'init', '-q', '-b', 'main')
+def commit_states(path: Path, states: list[str], what: str = 'commit') -> list[str]:
+    """One commit per state (oldest first) in the repo at @path; their shas."""
     shas = []
     for number, state in enumerate(states):
         (path / 'state').write_text(state + '\n')
         (path / 'counter').write_text(f'{number}\n')
         git(path, 'add', '-A')
-        git(path, 'commit', '-q', '-m', f'commit {number}: {state}')
+        git(path, 'commit', '-q', '-m', f'{what} {number}: {state}')
         shas.append(git(path, 'rev-parse', 'HEAD'))
     return shas
+
+
+def history(path: Path, states: list[str]) -> list[str]:
+    """A new repo with one commit per state (oldest first); their shas."""
+    path.mkdir()
+    git(path, 'init', '-q', '-b', 'main')
+    return commit_states(path, states)
 
 
 def run_bisect(repo: Path, tmp: Path, good: str, bad: str, check: str = CHECK,
@@ -263,14 +269,7 @@ def test_step_exit_statuses_are_what_git_bisect_run_reads() -> None:
 def test_on_base_bisects_the_kernel_tree_with_our_overlay_held(tmp_path: Path,
                                                                 kernel_git: Path) -> None:
     """ON=base: the commits searched are KERNEL_SRC's; the step sees our overlay fixed."""
-    states = ['good', 'good', 'bad', 'bad']
-    shas = []
-    for number, state in enumerate(states):
-        (kernel_git / 'state').write_text(state + '\n')
-        (kernel_git / 'counter').write_text(f'{number}\n')
-        git(kernel_git, 'add', '-A')
-        git(kernel_git, 'commit', '-q', '-m', f'kernel {number}: {state}')
-        shas.append(git(kernel_git, 'rev-parse', 'HEAD'))
+    shas = commit_states(kernel_git, ['good', 'good', 'bad', 'bad'], 'kernel')
     ours = tmp_path / 'ours'
     history(ours, ['good'])
     check = 'cmd:test -f "$GP_OVERLAY/state" && ' + CHECK[len('cmd:'):]
@@ -293,7 +292,7 @@ def test_on_base_bisects_the_kernel_tree_with_our_overlay_held(tmp_path: Path,
 
 
 def test_two_bisects_started_in_one_second_get_their_own_directories(tmp_path: Path) -> None:
-    first = bisect.new_bisect_dir(tmp_path, '20261127T000000Z-cmd-x')
-    second = bisect.new_bisect_dir(tmp_path, '20261127T000000Z-cmd-x')
-    assert first[0] == '20261127T000000Z-cmd-x' and second[0] == '20261127T000000Z-cmd-x.1'
-    assert first[1].is_dir() and second[1].is_dir()
+    first = reserve_dir(tmp_path, '20261127T000000Z-cmd-x')
+    second = reserve_dir(tmp_path, '20261127T000000Z-cmd-x')
+    assert first.name == '20261127T000000Z-cmd-x' and second.name == '20261127T000000Z-cmd-x.1'
+    assert first.is_dir() and second.is_dir()
