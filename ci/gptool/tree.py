@@ -116,7 +116,10 @@ def ensure_base(work: Path, base: Base) -> tuple[Path, Base]:
     info = root / 'base.json'
     if not info.is_file():
         root.mkdir(parents=True, exist_ok=True)
+        # What a killed extraction left: a half tree, or a whole one never recorded.
         shutil.rmtree(tree, ignore_errors=True)
+        for stale in root.glob('.extract-*'):
+            shutil.rmtree(stale, ignore_errors=True)
         staging = Path(tempfile.mkdtemp(dir=root, prefix='.extract-'))
         try:
             if base.origin['kind'] == 'git':
@@ -191,12 +194,15 @@ class Tree:
         return read_bytes_or_none(self.path / rel)
 
     def remember_original(self, rel: str) -> None:
+        """Keep the base's rel before its first change, and say so on disk at once: a sync
+        killed after changing rel must not take the changed file for the base next time."""
         if rel in self.manifest:
             return
         original = read_bytes_or_none(self.path / rel)
         if original is not None:
             write_atomic(self.state / 'orig' / rel, original)
         self.manifest[rel] = original is not None
+        write_json_atomic(self.manifest_path, self.manifest)
 
     def desired_files(self, repo: Path) -> dict[str, tuple[bytes, int]]:
         """What every file we manage must hold: overlay files, then patches applied in order."""
@@ -253,16 +259,16 @@ class Tree:
             changed.append(rel)
         for rel in sorted(set(self.manifest) - set(desired)):
             target = self.path / rel
+            original = self.state / 'orig' / rel
             if self.manifest[rel]:
-                original = self.state / 'orig' / rel
                 write_atomic(target, original.read_bytes())
-                original.unlink()
             else:
                 target.unlink(missing_ok=True)
+            # Forget rel on disk before its copy goes, for the same reason.
             del self.manifest[rel]
-            changed.append(rel)
-        if changed:
             write_json_atomic(self.manifest_path, self.manifest)
+            original.unlink(missing_ok=True)
+            changed.append(rel)
         return changed
 
 

@@ -135,3 +135,51 @@ def test_an_empty_extraversion_does_not_take_the_next_line(tmp_path: Path) -> No
 
 def test_the_real_base_version_is_read_right(real_kernel_files: Path) -> None:
     assert re.fullmatch(r'6\.12\.\d+', tree.kernel_version(real_kernel_files))
+
+
+class Interrupted(BaseException):
+    """What a ^C or a killed make looks like to the code it interrupts."""
+
+
+@pytest.mark.parametrize('writes_before_kill', [1, 3, 6])
+def test_a_sync_killed_half_way_recovers_by_itself(writes_before_kill: int, kernel_git: Path,
+                                                   repo_copy: Path, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    real_write = tree.write_atomic
+    writes = 0
+
+    def dying_write(*args: object, **kwargs: object) -> None:
+        nonlocal writes
+        writes += 1
+        if writes > writes_before_kill:
+            raise Interrupted()
+        real_write(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(tree, 'write_atomic', dying_write)
+    with pytest.raises(Interrupted):
+        tree.prepare(repo_copy, tmp_path / 'work', str(kernel_git))
+    monkeypatch.setattr(tree, 'write_atomic', real_write)
+    recovered = tree.prepare(repo_copy, tmp_path / 'work', str(kernel_git))
+    fresh = tree.prepare(repo_copy, tmp_path / 'fresh', str(kernel_git))
+    assert mtimes(recovered.path).keys() == mtimes(fresh.path).keys()
+    for rel in mtimes(fresh.path):
+        assert (recovered.path / rel).read_bytes() == (fresh.path / rel).read_bytes(), rel
+    # And it still knows the base: dropping our files gives the pristine tree back.
+    for patch in (repo_copy / 'kernel/patches').glob('*.patch'):
+        patch.unlink()
+    tree.Tree(recovered.path, recovered.base).sync(repo_copy)
+    assert (recovered.path / 'mm/Kconfig').read_bytes() == (kernel_git / 'mm/Kconfig').read_bytes()
+
+
+def test_an_extraction_killed_half_way_is_redone_and_its_copy_removed(
+        kernel_git: Path, repo_copy: Path, tmp_path: Path) -> None:
+    # What `kill -9` during the first `make tree` leaves: a half-extracted copy, no base.json.
+    first = tree.prepare(repo_copy, tmp_path / 'work', str(kernel_git))
+    root = first.path.parent
+    (root / 'base.json').unlink()
+    (root / '.extract-killed').mkdir()
+    (root / '.extract-killed' / 'Makefile').write_text('half')
+    (first.path / 'mm/Kconfig').write_text('half')
+    prepared = tree.prepare(repo_copy, tmp_path / 'work', str(kernel_git))
+    assert sorted(p.name for p in root.iterdir()) == ['base.json', 'linux']
+    assert 'config GROUPED_PAGES\n' in (prepared.path / 'mm/Kconfig').read_text()
