@@ -5,11 +5,10 @@ from the TAP on the console. A run that ended badly without any case failing (a
 crash, a hang, a WARN the harness caught) gets one more case that fails with why,
 so the report never looks green when the run was not.
 """
-import re
 import xml.etree.ElementTree as ET
 from typing import Any
 
-TAP_RESULT = re.compile(r'^(not ok|ok) \d+ (\S+)(.*)$')
+from . import ktap
 
 
 def _case(suite: ET.Element, classname: str, name: str, status: str, message: str = '') -> None:
@@ -64,19 +63,9 @@ def from_tap(console: str, run: str, problem: str | None) -> str:
     """The kselftest TAP of a console; @problem: why the run failed beyond its cases."""
     root = ET.Element('testsuites', name=run)
     suite = ET.SubElement(root, 'testsuite', name='grouped_pages')
-    failed = False
-    for line in console.splitlines():
-        match = TAP_RESULT.match(line.strip())
-        if not match:
-            continue
-        rest = match.group(3)
-        if match.group(1) == 'not ok':
-            failed = True
-            _case(suite, 'grouped_pages', match.group(2), 'FAIL', rest.strip(' #'))
-        elif '# SKIP' in rest:
-            _case(suite, 'grouped_pages', match.group(2), 'SKIP', rest.split('# SKIP', 1)[1].strip())
-        else:
-            _case(suite, 'grouped_pages', match.group(2), 'PASS')
-    if problem and not failed:
+    cases = ktap.parse(console).cases
+    for case in cases:
+        _case(suite, 'grouped_pages', case.name, case.status, case.detail)
+    if problem and not any(case.status == 'FAIL' for case in cases):
         _case(ET.SubElement(root, 'testsuite', name='harness'), 'harness', run, 'ERROR', problem)
     return _finish(root)

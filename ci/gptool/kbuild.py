@@ -51,8 +51,22 @@ CONFIG_GROUPED_PAGES_BENCH=y
 CONFIG_PKS_PG_TABLES=y
 """
 
-# Programs of selftests/grouped_pages/ packed into the initramfs.
-PROGRAMS = ('gp_stress', 'gp_bench')
+# Where the kselftest install of selftests/grouped_pages/ goes in the initramfs.
+KSELFTEST_DIR = 'kselftest'
+
+# kselftest's runner times a test out with coreutils' `timeout --foreground N`, which
+# it looks for in /usr/bin. busybox's timeout has no --foreground and exits 143, not
+# the 124 the runner takes for a timeout: translate, so settings' timeout= works.
+TIMEOUT_SHIM = """\
+#!/bin/busybox sh
+[ "$1" = --foreground ] && shift
+seconds=$1
+shift
+/bin/busybox timeout "$seconds" "$@"
+status=$?
+[ $status -eq 143 ] && status=124
+exit $status
+"""
 
 INIT_SCRIPT = """\
 #!/bin/busybox sh
@@ -61,6 +75,11 @@ mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t debugfs debugfs /sys/kernel/debug
 mount -t devtmpfs devtmpfs /dev
+# devtmpfs has no /dev/stdout: kselftest's runner writes the tests' TAP there.
+ln -s /proc/self/fd /dev/fd
+ln -s /proc/self/fd/0 /dev/stdin
+ln -s /proc/self/fd/1 /dev/stdout
+ln -s /proc/self/fd/2 /dev/stderr
 exec </dev/console >/dev/console 2>&1
 run=selftests
 args=
@@ -81,7 +100,7 @@ kunit-modules)
 	;;
 bench)
 	echo GP-BENCH-RUN
-	/gp_bench $args
+	/kselftest/grouped_pages/gp_bench $args
 	status=$?
 	# Let deferred frees (RCU, vfree work) run: a report they cause belongs to this run.
 	echo 3 > /proc/sys/vm/drop_caches
@@ -90,7 +109,9 @@ bench)
 	;;
 *)
 	echo GP-SELFTESTS-BEGIN
-	/gp_stress $args
+	# kselftest's runner, as a kselftest user runs it: it applies settings' timeout.
+	cd /kselftest
+	KSELFTEST_GP_STRESS_ARGS="$args" ./run_kselftest.sh
 	echo "GP-SELFTESTS-EXIT $?"
 	;;
 esac
@@ -233,39 +254,49 @@ def built_modules(kernel: QemuKernel) -> list[Path]:
     return sorted(kernel.build_dir.glob('**/*_kunit.ko')) if modules_enabled(kernel) else []
 
 
-def build_programs(kernel: QemuKernel) -> dict[str, Path]:
-    """The static test and bench programs, built from the prepared tree's selftests."""
-    source_dir = kernel.tree.path / 'tools/testing/selftests/grouped_pages'
-    out_dir = kernel.build_dir / 'selftests'
-    out_dir.mkdir(exist_ok=True)
-    built = {}
-    for name in PROGRAMS:
-        source = source_dir / f'{name}.c'
-        if not source.is_file():
-            raise HarnessError(f'{source} is missing: this revision has no {name}',
-                               kind=UNTESTABLE)
-        binary = out_dir / name
-        proc = subprocess.run(['gcc', '-Wall', '-O2', '-pthread', '-static',
-                               '-idirafter', str(kernel.tree.path / 'include/uapi'),
-                               str(source), '-o', str(binary)], capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise HarnessError(f'cannot build {source.name}: {first_error(proc.stderr)}',
-                               kind=UNTESTABLE)
-        built[name] = binary
-    return built
+def build_kselftests(kernel: QemuKernel) -> Path:
+    """Build and install selftests/grouped_pages the kselftest way; return the install.
+
+    `make headers` exports our uapi headers into the build directory, then the
+    kselftest build (`make -C tools/testing/selftests TARGETS=grouped_pages install`)
+    builds gp_stress and gp_bench statically with them and installs them with
+    run_kselftest.sh, the runner and the settings file.
+    """
+    if not (kernel.tree.path / 'tools/testing/selftests/grouped_pages/Makefile').is_file():
+        raise HarnessError('this revision has no tools/testing/selftests/grouped_pages/Makefile',
+                           kind=UNTESTABLE)
+    _make(kernel, 'headers')
+    install = kernel.build_dir / 'kselftest_install'
+    shutil.rmtree(install, ignore_errors=True)
+    compiler = cached_compiler()
+    cmd = ['make', '-C', str(kernel.tree.path / 'tools/testing/selftests'),
+           f'O={kernel.build_dir}', 'TARGETS=grouped_pages', f'CC={compiler}',
+           'LDFLAGS=-static', f'KSFT_INSTALL_PATH={install}', 'install']
+    with kernel.log.open('a') as out:
+        out.write('$ ' + ' '.join(cmd) + '\n')
+        out.flush()
+        status = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT).returncode
+    missing = [name for name in ('run_kselftest.sh', 'grouped_pages/gp_stress',
+                                 'grouped_pages/gp_bench', 'grouped_pages/settings')
+               if not (install / name).is_file()]
+    if status != 0 or missing:
+        raise HarnessError(f'the kselftest build of grouped_pages failed: '
+                           f'{first_error(kernel.log.read_text(errors="replace")) if status else "missing " + ", ".join(missing)} '
+                           f'(log: {kernel.log})', kind=UNTESTABLE)
+    return install
 
 
 def build_initramfs(kernel: QemuKernel) -> Path:
-    """busybox, our programs and an init that runs what gp.run= names, as a gzipped cpio."""
-    programs = build_programs(kernel)
+    """busybox, the kselftest install and an init that runs what gp.run= names, as a gzipped cpio."""
+    kselftests = build_kselftests(kernel)
     busybox = Path('/bin/busybox')
     if not busybox.is_file():
         raise HarnessError('/bin/busybox missing: run `make deps` (busybox-static)', 2,
                            INFRASTRUCTURE)
     with tempfile.TemporaryDirectory(prefix='gp-initramfs-') as tmp:
         root = Path(tmp)
-        for sub in ('bin', 'proc', 'sys', 'dev', 'tmp'):
-            (root / sub).mkdir()
+        for sub in ('bin', 'proc', 'sys', 'dev', 'tmp', 'usr/bin'):
+            (root / sub).mkdir(parents=True)
         # The kernel opens /dev/console for init before devtmpfs is mounted.
         try:
             os.mknod(root / 'dev/console', 0o600 | stat.S_IFCHR, os.makedev(5, 1))
@@ -273,8 +304,9 @@ def build_initramfs(kernel: QemuKernel) -> Path:
             raise HarnessError('the initramfs needs a /dev/console device node, and creating '
                                'one needs root: run it as root', kind=INFRASTRUCTURE) from err
         shutil.copy2(busybox, root / 'bin/busybox')
-        for name, binary in programs.items():
-            shutil.copy2(binary, root / name)
+        shutil.copytree(kselftests, root / KSELFTEST_DIR, symlinks=True)
+        (root / 'usr/bin/timeout').write_text(TIMEOUT_SHIM)
+        (root / 'usr/bin/timeout').chmod(0o755)
         modules = built_modules(kernel)
         if modules:
             (root / 'modules').mkdir()

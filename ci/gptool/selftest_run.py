@@ -12,13 +12,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import junit, kbuild, provenance, qemu
+from . import junit, kbuild, ktap, provenance, qemu
 from .errors import UNTESTABLE, HarnessError
 from .fsutil import publish_dir, write_json_atomic
 from .tree import Tree
 
-TAP_RESULT = re.compile(r'^(not ok|ok) (\d+) (\S+)(.*)$')
-TAP_PLAN = re.compile(r'^1\.\.(\d+)$', re.MULTILINE)
 TEST_DEFINITION = re.compile(r'^TEST_F(?:_TIMEOUT)?\(gp, (\w+)', re.MULTILINE)
 STRESS_SOURCE = 'tools/testing/selftests/grouped_pages/gp_stress.c'
 
@@ -55,38 +53,35 @@ class Verdict:
 def judge(console: str, timed_out: bool, timeout: int, may_skip: tuple[str, ...] = ()) -> Verdict:
     """Results from the console: TAP lines, plus any sign the kernel went wrong. A skip is
     a problem, unless the config says that test skips by design (@may_skip: names)."""
-    passed = failed = skipped = 0
-    problems = []
-    for line in console.splitlines():
-        match = TAP_RESULT.match(line.strip())
-        if not match:
-            continue
-        if match.group(1) == 'not ok':
-            failed += 1
-        elif '# SKIP' in match.group(4):
-            skipped += 1
-            if match.group(3).removeprefix('gp.') not in may_skip:
-                problems.append(f'skipped: {match.group(3)}{match.group(4)}')
-        else:
-            passed += 1
+    tap = ktap.parse(console)
+    passed = sum(1 for case in tap.cases if case.status == 'PASS')
+    failed = sum(1 for case in tap.cases if case.status == 'FAIL')
+    skipped = sum(1 for case in tap.cases if case.status == 'SKIP')
+    problems = [f'skipped: {case.name} # SKIP {case.detail}' for case in tap.cases
+                if case.status == 'SKIP' and case.name.removeprefix('gp.') not in may_skip]
     problem = qemu.kernel_problem(console)
     if problem:
         problems.append(f'kernel: {problem}')
     if timed_out:
         problems.append(f'hang: no end within {timeout} s')
     exit_line = re.search(r'GP-SELFTESTS-EXIT (\d+)', console)
-    if not exit_line:
+    if not exit_line or (tap.through_runner and tap.runner_status is None):
         problems.append('the tests did not finish (crash, panic or hang before the end)')
+    elif tap.through_runner:
+        if 'TIMEOUT' in tap.runner_detail:
+            problems.append(f'gp_stress was stopped by kselftest: {tap.runner_detail} '
+                            '(selftests/grouped_pages/settings)')
+        elif tap.runner_status == 'FAIL' and not failed:
+            problems.append(f'kselftest reported gp_stress failed: {tap.runner_detail or "no reason"}')
     elif exit_line.group(1) != '0' and not failed:
         problems.append(f'gp_stress exited with {exit_line.group(1)}')
     results = passed + failed + skipped
     if results == 0:
         problems.append('no test result in the console')
-    plan = TAP_PLAN.search(console)
-    if not plan:
+    if tap.plan is None:
         problems.append('no TAP plan (1..N) in the console')
-    elif int(plan.group(1)) != results:
-        problems.append(f'{results} test results for a plan of {plan.group(1)}')
+    elif tap.plan != results:
+        problems.append(f'{results} test results for a plan of {tap.plan}')
     return Verdict(passed, failed, skipped, problems)
 
 

@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from gptool import junit
-from test_selftest_verdict import GOOD
+from test_selftest_verdict import GOOD, THROUGH_RUNNER
 
 
 def kunit_json(kunit_tool: Path, log: str, tmp_path: Path) -> dict:
@@ -54,3 +54,10 @@ def test_selftest_tap_becomes_junit() -> None:
     died = GOOD.split('ok 2')[0] + 'Kernel panic - not syncing: Fatal exception\n'
     got = counts(junit.from_tap(died, 'selftests', 'kernel: Kernel panic'))
     assert got == {'tests': 2, 'failures': 0, 'errors': 1, 'skipped': 0}
+
+
+def test_selftest_tap_through_the_runner_becomes_the_same_junit() -> None:
+    xml = junit.from_tap(THROUGH_RUNNER, 'selftests x86_64/default', None)
+    assert counts(xml) == {'tests': 2, 'failures': 0, 'errors': 0, 'skipped': 0}
+    assert [c.get('name') for c in ET.fromstring(xml).iter('testcase')] == \
+        ['gp.bad_requests_are_refused', 'gp.shrinker_races']

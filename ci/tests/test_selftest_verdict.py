@@ -150,3 +150,67 @@ def test_no_pks_config_names_its_expected_skips() -> None:
         (REPO / 'selftests/grouped_pages/gp_stress.c').read_text())
     assert fragment.selftests_may_skip == ('pks_pgtables', 'pks_pgtables_memcg_accounting')
     assert set(fragment.selftests_may_skip) <= set(known)
+
+
+# The same run through kselftest's runner (run_kselftest.sh), as the initramfs runs it.
+THROUGH_RUNNER = """\
+[    1.0] Run /init as init process
+GP-SELFTESTS-BEGIN
+TAP version 13
+1..1
+# timeout set to 600
+# selftests: grouped_pages: gp_stress
+# TAP version 13
+# 1..2
+# # Starting 2 tests from 1 test cases.
+# #  RUN           gp.bad_requests_are_refused ...
+# #            OK  gp.bad_requests_are_refused
+# ok 1 gp.bad_requests_are_refused
+# #  RUN           gp.shrinker_races ...
+# #            OK  gp.shrinker_races
+# ok 2 gp.shrinker_races
+# # PASSED: 2 / 2 tests passed.
+# # Totals: pass:2 fail:0 xfail:0 xpass:0 skip:0 error:0
+ok 1 selftests: grouped_pages: gp_stress
+GP-SELFTESTS-EXIT 0
+"""
+
+
+def test_through_the_runner_the_tests_are_read_not_the_runner_line() -> None:
+    verdict = judge(THROUGH_RUNNER, False, 60)
+    assert (verdict.passed, verdict.failed, verdict.skipped, verdict.problems) == (2, 0, 0, [])
+
+
+def test_the_settings_timeout_is_a_failure_named_as_such() -> None:
+    console = THROUGH_RUNNER.split('# ok 2')[0] + \
+        'not ok 1 selftests: grouped_pages: gp_stress # TIMEOUT 600 seconds\nGP-SELFTESTS-EXIT 0\n'
+    problems = judge(console, False, 60).problems
+    assert any('stopped by kselftest: TIMEOUT 600 seconds' in p for p in problems)
+    assert '1 test results for a plan of 2' in problems
+
+
+def test_a_runner_that_never_reports_gp_stress_did_not_finish() -> None:
+    console = THROUGH_RUNNER.replace('ok 1 selftests: grouped_pages: gp_stress\n', '')
+    assert 'the tests did not finish (crash, panic or hang before the end)' in \
+        judge(console, False, 60).problems
+
+
+def test_through_the_runner_a_failed_case_is_counted_once() -> None:
+    console = THROUGH_RUNNER.replace('# ok 2 gp.shrinker_races', '# not ok 2 gp.shrinker_races') \
+        .replace('ok 1 selftests:', 'not ok 1 selftests:')
+    verdict = judge(console, False, 60)
+    assert (verdict.passed, verdict.failed, verdict.problems) == (1, 1, [])
+
+
+@pytest.mark.parametrize('command, status', [(['1', 'sleep', '5'], 124),
+                                             (['5', 'sh', '-c', 'exit 3'], 3),
+                                             (['5', 'true'], 0)])
+def test_the_initramfs_timeout_behaves_as_kselftest_expects(command: list[str], status: int,
+                                                            tmp_path: Path) -> None:
+    """The runner calls `timeout --foreground N cmd` and takes 124 for a timeout."""
+    import subprocess
+    from gptool import kbuild
+    shim = tmp_path / 'timeout'
+    shim.write_text(kbuild.TIMEOUT_SHIM)
+    shim.chmod(0o755)
+    assert subprocess.run([str(shim), '--foreground', *command]).returncode == status
