@@ -43,6 +43,8 @@ step shellcheck make --no-print-directory shellcheck
 step checkpatch make --no-print-directory checkpatch
 step kunit-um make --no-print-directory kunit ARCH=um
 step kunit-x86_64 make --no-print-directory kunit ARCH=x86_64
+# Every boot of an isolated run is kept (ktap-bootNN.log) and checked for WARNs.
+step kunit-x86_64-isolated make --no-print-directory kunit ARCH=x86_64 KUNIT_ARGS=--run_isolated=suite
 step kunit-x86_64-no-pks-cpu make --no-print-directory kunit ARCH=x86_64 QEMU_CPU=qemu64
 step selftests make --no-print-directory selftests
 # The bench path must not rot: a quick run on the selftests' kernel, and compare

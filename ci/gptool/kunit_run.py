@@ -11,6 +11,9 @@ import shlex
 import shutil
 import subprocess
 import sys
+import argparse
+import dataclasses
+import importlib.util
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,6 +74,15 @@ def kernel_report(raw_log: str) -> str | None:
                 not any(PROVOKED_WARNING.search(near) for near in lines[max(i - 1, 0):i + 2]):
             message = lines[i - 1].strip() if i else ''
             return line.strip() + (f' ({message})' if message and 'cut here' not in message else '')
+    return None
+
+
+def first_kernel_report(boots: list[str]) -> str | None:
+    """kernel_report() of the first boot that has one, naming the boot when there were more:
+    with --run_isolated a WARN in an early suite's boot fails the run as much as the last."""
+    for number, log in enumerate(boots, 1):
+        if report := kernel_report(log):
+            return report + (f' (boot {number} of {len(boots)})' if len(boots) > 1 else '')
     return None
 
 
@@ -176,28 +188,26 @@ def diagnosis_kind(diagnosis: str) -> str:
     return FAILURE
 
 
-def store_results(req: RunRequest, console: str, meta: dict[str, object],
-                  problem: str | None = None) -> Path:
-    """console.log, ktap.log, kunit.json, junit.xml, config and meta.json of this run, in a
-    new directory; @problem: why the run failed, if it did."""
+def store_results(req: RunRequest, console: str, meta: dict[str, object], boots: list[str],
+                  results: dict[str, object], problem: str | None = None) -> Path:
+    """console.log, ktap.log (one file per boot when there were more), kunit.json,
+    junit.xml, config and meta.json of this run, in a new directory; @problem: why the
+    run failed, if it did."""
     def fill(staging: Path) -> None:
         (staging / 'console.log').write_text(console)
-        for name, dest in (('test.log', 'ktap.log'), ('kunit.json', 'kunit.json')):
-            source = req.build_dir / name
-            # Files from an earlier run of this build directory are not this run's.
-            if source.is_file() and source.stat().st_mtime >= float(str(meta['started_epoch'])):
-                shutil.copyfile(source, staging / dest)
+        if len(boots) == 1:
+            (staging / 'ktap.log').write_text(boots[0])
+        for number, log in enumerate(boots if len(boots) > 1 else [], 1):
+            (staging / f'ktap-boot{number:02d}.log').write_text(log)
+        if results:
+            (staging / 'kunit.json').write_text(json.dumps(results, indent=1) + '\n')
         # olddefconfig leaves an unchanged .config alone, so its mtime says nothing:
         # the build directory's .config is the one this run built with.
         config = req.build_dir / '.config'
         if config.is_file():
             shutil.copyfile(config, staging / 'config')
-        try:
-            cases = json.loads((staging / 'kunit.json').read_text())
-        except (OSError, ValueError):
-            cases = {}
         (staging / 'junit.xml').write_text(junit.from_kunit(
-            cases, f'kunit {req.arch}/{req.config}', problem or
+            results, f'kunit {req.arch}/{req.config}', problem or
             (None if meta.get('summary') else 'no KUnit summary: the run did not finish')))
         write_json_atomic(staging / 'meta.json', meta)
     return publish_dir(req.results / 'kunit', result_name(req.arch, req.config, meta,
@@ -209,16 +219,47 @@ def last_summary(lines: list[str]) -> re.Match[str] | None:
     return next((m for m in map(SUMMARY.search, reversed(lines)) if m), None)
 
 
-def print_counts(req: RunRequest, stored: Path, summary: re.Match[str], how: str = '') -> None:
+def summed_counts(lines: list[str]) -> dict[str, int] | None:
+    """The counts of every "Testing complete. Ran N tests: ..." line (one per boot with
+    --run_isolated), added up; None when there is none."""
+    summaries = [m for m in map(SUMMARY.search, lines) if m]
+    if not summaries:
+        return None
+    counts = {'ran': 0, 'passed': 0, 'failed': 0, 'crashed': 0, 'skipped': 0, 'errors': 0}
+    for summary in summaries:
+        counts['ran'] += int(summary.group(1))
+        for what, number in re.findall(r'(passed|failed|crashed|skipped|errors): (\d+)',
+                                       summary.group(2)):
+            counts[what] += int(number)
+    return counts
+
+
+def merged_results(chunks: list[str]) -> dict[str, object]:
+    """kunit.py's JSON of each boot as one: the suites of every boot under one top group."""
+    merged: dict[str, object] = {}
+    groups: list[object] = []
+    cases: list[object] = []
+    for chunk in chunks:
+        try:
+            data = json.loads(chunk)
+        except ValueError:
+            continue
+        merged = merged or {k: v for k, v in data.items() if k not in ('sub_groups', 'test_cases')}
+        groups += data.get('sub_groups', [])
+        cases += data.get('test_cases', [])
+    if merged:
+        merged.update(sub_groups=groups, test_cases=cases)
+    return merged
+
+
+def print_counts(req: RunRequest, stored: Path, counts: dict[str, int], how: str = '') -> None:
     """The run's last two lines: where its results are, and what passed; none ran is an error."""
-    if summary.group(1) == '0':
+    if counts['ran'] == 0:
         raise HarnessError(f'kunit ARCH={req.arch} CONFIG={req.config}: ran no test '
                            f'(filters too narrow, or the suite is not built) (results: {stored})')
-    counts = dict(re.findall(r'(passed|failed|crashed|skipped|errors): (\d+)', summary.group(2)))
     print(f'kunit results: {stored}')
-    print(f'kunit {req.arch}/{req.config}{how}: {counts.get("passed", "0")} passed, '
-          f'{int(counts.get("failed", 0)) + int(counts.get("crashed", 0))} failed, '
-          f'{counts.get("skipped", "0")} skipped')
+    print(f'kunit {req.arch}/{req.config}{how}: {counts["passed"]} passed, '
+          f'{counts["failed"] + counts["crashed"]} failed, {counts["skipped"]} skipped')
 
 
 def cpu_suffix(req: RunRequest) -> tuple[str, ...]:
@@ -248,6 +289,7 @@ def run_as_modules(req: RunRequest) -> int:
     console, timed_out = qemu.boot(cmd, req.timeout)
     req.build_dir.mkdir(parents=True, exist_ok=True)
     (req.build_dir / 'test.log').write_text(console)
+    (req.build_dir / 'kunit.json').unlink(missing_ok=True)
     # Only what the modules printed: the boot's own (empty) KTAP would be parsed first.
     loaded = console.partition('GP-KUNIT-BEGIN\n')[2]
     parsed = subprocess.run([sys.executable, 'tools/testing/kunit/kunit.py', 'parse',
@@ -282,32 +324,129 @@ def run_as_modules(req: RunRequest) -> int:
     elif parsed.returncode != 0 or summary is None:
         diagnosis = diagnose(req, parsed.stdout, parsed.returncode)
         failure = (diagnosis, diagnosis_kind(diagnosis))
-    stored = store_results(req, console, meta, failure[0] if failure else None)
+    try:
+        results = json.loads((req.build_dir / 'kunit.json').read_text())
+    except (OSError, ValueError):
+        results = {}
+    stored = store_results(req, console, meta, [console], results,
+                           failure[0] if failure else None)
     if failure:
         raise HarnessError(f'kunit ARCH={req.arch} CONFIG={req.config}: {failure[0]} '
                            f'(results: {stored})', kind=failure[1])
-    assert summary is not None
-    print_counts(req, stored, summary, ' (modules)')
+    counts = summed_counts(parsed.stdout.splitlines())
+    assert counts is not None
+    print_counts(req, stored, counts, ' (modules)')
     return 0
+
+
+@dataclass
+class Execution:
+    """What kunit.py did: its output, worst exit status, and every boot's log and JSON."""
+    commands: list[list[str]] = field(default_factory=list)
+    lines: list[str] = field(default_factory=list)
+    status: int = 0
+    boots: list[str] = field(default_factory=list)
+    json_chunks: list[str] = field(default_factory=list)
+
+
+def _kunit_py(req: RunRequest, cmd: list[str], done: Execution) -> None:
+    """Run one kunit.py command, echo its output, and keep the boot it left behind."""
+    print('$ ' + shlex.join(cmd), flush=True)
+    # Files an earlier command left are not this one's.
+    for name in ('test.log', 'kunit.json'):
+        (req.build_dir / name).unlink(missing_ok=True)
+    proc = subprocess.Popen(cmd, cwd=req.tree.path, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, 'PYTHONUNBUFFERED': '1'})
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        sys.stdout.write(line)
+        done.lines.append(line)
+    done.status = max(done.status, proc.wait())
+    done.commands.append(cmd)
+    for name, kept in (('test.log', done.boots), ('kunit.json', done.json_chunks)):
+        if (req.build_dir / name).is_file():
+            kept.append((req.build_dir / name).read_text(errors='replace'))
+
+
+def kunit_py_options(req: RunRequest) -> argparse.Namespace:
+    """KUNIT_ARGS read by the tree's own kunit.py argument parser."""
+    path = req.tree.path / 'tools/testing/kunit/kunit.py'
+    sys.path.insert(0, str(path.parent))
+    try:
+        spec = importlib.util.spec_from_file_location('gp_tree_kunit', path)
+        assert spec is not None and spec.loader is not None
+        kunit = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(kunit)
+    finally:
+        sys.path.remove(str(path.parent))
+    parser = argparse.ArgumentParser(prog='KUNIT_ARGS', exit_on_error=False)
+    for add in (kunit.add_common_opts, kunit.add_build_opts, kunit.add_exec_opts,
+                kunit.add_parse_opts):
+        add(parser)
+    try:
+        return parser.parse_args(req.extra_args)
+    except (argparse.ArgumentError, SystemExit) as err:
+        raise HarnessError(f'KUNIT_ARGS={shlex.join(req.extra_args)!r}: kunit.py would refuse '
+                           f'them ({err}); see kunit.py run --help', 2, USAGE) from err
+
+
+def isolated_globs(tests: list[str], mode: str, user_glob: str) -> list[str]:
+    """One glob per boot, as kunit.py's --run_isolated makes them."""
+    if mode == 'test':
+        return tests
+    suites = list(dict.fromkeys(test.split('.', 1)[0] for test in tests))
+    if '.' in user_glob:
+        return [f'{suite}.{user_glob.split(".", 2)[1]}' for suite in suites]
+    return suites
+
+
+def execute_isolated(req: RunRequest, mode: str, user_glob: str) -> Execution:
+    """--run_isolated done here, boot by boot, so that no boot's log or results are lost
+    (kunit.py rewrites test.log and its JSON at every boot): kunit.py run --list_tests
+    builds and lists, then one kunit.py exec per suite or test."""
+    rest = list(req.extra_args)
+    for i, arg in enumerate(rest):
+        if arg == '--run_isolated':
+            del rest[i:i + 2]
+            break
+        if arg.startswith('--run_isolated='):
+            del rest[i]
+            break
+    if user_glob:
+        del rest[len(rest) - 1 - rest[::-1].index(user_glob)]
+    done = Execution()
+    base = kunit_command(dataclasses.replace(req, extra_args=[]))
+    _kunit_py(req, base + rest + ([user_glob] if user_glob else []) + ['--list_tests'], done)
+    tests = [line.strip() for line in done.lines
+             if re.fullmatch(r'[^\s.]+\.[^\s.]+', line.strip())]
+    if done.status != 0 or not tests:
+        return done
+    exec_base = [arg if arg != 'run' else 'exec' for arg in base if not arg.startswith('--jobs=')]
+    globs = isolated_globs(tests, mode, user_glob)
+    for number, glob in enumerate(globs, 1):
+        print(f'kunit: isolated boot {number}/{len(globs)}: {glob}', flush=True)
+        _kunit_py(req, exec_base + rest + [glob], done)
+    return done
 
 
 def run(req: RunRequest) -> int:
     if check_choice(req.repo, req.arch, req.config).kunit_as_modules:
         return run_as_modules(req)
     req.build_dir.mkdir(parents=True, exist_ok=True)
-    cmd = kunit_command(req)
-    print('$ ' + shlex.join(cmd), flush=True)
     started = time.time()
-    proc = subprocess.Popen(cmd, cwd=req.tree.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, env={**os.environ, 'PYTHONUNBUFFERED': '1'})
-    assert proc.stdout is not None
-    lines = []
-    for line in proc.stdout:
-        sys.stdout.write(line)
-        lines.append(line)
-    status = proc.wait()
+    isolation = kunit_py_options(req) if any(
+        arg.startswith('--run_isolated') for arg in req.extra_args) else None
+    if isolation is not None and isolation.run_isolated:
+        done = execute_isolated(req, isolation.run_isolated, isolation.filter_glob)
+    else:
+        done = Execution()
+        _kunit_py(req, kunit_command(req), done)
+    lines, status, boots = done.lines, done.status, done.boots
+    results = merged_results(done.json_chunks)
     console = ''.join(lines)
-    summary = last_summary(lines)
+    counts = summed_counts(lines)
+    summaries = [m.group(0) for m in map(SUMMARY.search, lines) if m]
     meta: dict[str, object] = {
         **repo_commit(req.repo),
         'base': base_meta(req.tree),
@@ -315,32 +454,30 @@ def run(req: RunRequest) -> int:
         'config_sha256': provenance.config_sha256(req.build_dir / '.config')
         if (req.build_dir / '.config').is_file() else None,
         'tools': provenance.tool_versions(), 'date': provenance.iso_date(),
-        'command': cmd, 'exit_status': status, 'started_epoch': started,
+        'command': done.commands[0] if len(done.commands) == 1 else done.commands,
+        'exit_status': status, 'started_epoch': started,
         'duration_s': round(time.time() - started, 1),
-        'summary': summary.group(0) if summary else None,
+        'summary': '; '.join(summaries) or None, 'boots': len(boots),
     }
-    raw_log = req.build_dir / 'test.log'
-    # A log from an earlier run of this build directory is not this run's.
-    raw = raw_log.read_text(errors='replace') \
-        if raw_log.is_file() and raw_log.stat().st_mtime >= started else None
-    report = kernel_report(raw) if raw is not None else None
+    report = first_kernel_report(boots)
     meta['kernel_report'] = report
     config_path = req.build_dir / '.config'
-    missing = boot_selftests_not_passed(config_path.read_text(errors='replace'), raw) \
-        if config_path.is_file() and raw is not None and report is None and status == 0 else []
+    missing = sorted({what for log in boots
+                      for what in boot_selftests_not_passed(config_path.read_text(errors='replace'), log)}) \
+        if config_path.is_file() and boots and report is None and status == 0 else []
     meta['boot_selftests_not_passed'] = missing
     failure: tuple[str, str] | None = None
     if report:
         failure = (f'the kernel reported "{report}"', FAILURE)
     elif missing:
         failure = (f'{", ".join(missing)} did not report passing in the kernel log', FAILURE)
-    elif status != 0 or summary is None:
+    elif status != 0 or counts is None:
         diagnosis = diagnose(req, console, status)
         failure = (diagnosis, diagnosis_kind(diagnosis))
-    stored = store_results(req, console, meta, failure[0] if failure else None)
+    stored = store_results(req, console, meta, boots, results, failure[0] if failure else None)
     if failure:
         raise HarnessError(f'kunit ARCH={req.arch} CONFIG={req.config}: {failure[0]} '
                            f'(results: {stored})', kind=failure[1])
-    assert summary is not None
-    print_counts(req, stored, summary)
+    assert counts is not None
+    print_counts(req, stored, counts, f' ({len(boots)} boots)' if len(boots) > 1 else '')
     return 0

@@ -10,7 +10,7 @@ from pathlib import Path
 
 ELAPSED = re.compile(r'Elapsed time: [\d.]+s total, [\d.]+s configuring, ([\d.]+)s building, '
                      r'([\d.]+)s running')
-COUNTS = re.compile(r'^(?:kunit|selftests) \S+/\S+(?: \(modules\))?: (\d+) passed, (\d+) failed, '
+COUNTS = re.compile(r'^(?:kunit|selftests) \S+/\S+(?: \([^)]*\))?: (\d+) passed, (\d+) failed, '
                     r'(\d+) skipped', re.M)
 RESULTS = re.compile(r'(?:(?:kunit|selftests) results: |\((?:results|console log): )(\S+?)\)?$',
                      re.M)

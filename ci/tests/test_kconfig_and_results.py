@@ -163,10 +163,64 @@ def test_a_warm_run_stores_the_config_kunit_py_did_not_rewrite(tmp_path: Path) -
     # olddefconfig left both alone: they are older than this run.
     for name in ('.config', 'test.log'):
         os.utime(req.build_dir / name, (1_000_000, 1_000_000))
+    # The run booted nothing: the earlier run's log is not this run's.
     stored = kunit_run.store_results(req, 'console\n', {'commit': 'c' * 40,
-                                                        'started_epoch': 2_000_000.0})
+                                                        'started_epoch': 2_000_000.0}, [], {})
     assert (stored / 'config').read_text() == 'CONFIG_GROUPED_PAGES=y\n'
     assert not (stored / 'ktap.log').exists()
+
+
+def isolated_request(kunit_tool: Path, tmp_path: Path, args: list[str]) -> kunit_run.RunRequest:
+    """A request on a tree that holds the real kunit.py of linux-source-6.12."""
+    base = tree.Base(key='t', version='6.12', origin={})
+    return kunit_run.RunRequest(repo=REPO, tree=tree.Tree(kunit_tool.parents[2], base),
+                                work=tmp_path, arch='um', config='default', jobs=1,
+                                qemu_cpu='max', timeout=300, results=tmp_path / 'r',
+                                extra_args=args)
+
+
+def test_kunit_args_are_read_by_kunit_py_s_own_parser(kunit_tool: Path, tmp_path: Path) -> None:
+    options = kunit_run.kunit_py_options(isolated_request(
+        kunit_tool, tmp_path, ['--run_isolated', 'suite', '--kernel_args=x', 'gp_*.free*']))
+    assert (options.run_isolated, options.filter_glob, options.kernel_args) == \
+        ('suite', 'gp_*.free*', ['x'])
+    with pytest.raises(HarnessError, match=r"KUNIT_ARGS='--run_isolated=each'.*kunit.py would refuse"):
+        kunit_run.kunit_py_options(isolated_request(kunit_tool, tmp_path, ['--run_isolated=each']))
+
+
+def test_one_boot_per_suite_or_test_as_kunit_py_makes_them() -> None:
+    tests = ['gp.a', 'gp.b', 'pks.c']
+    assert kunit_run.isolated_globs(tests, 'test', '') == tests
+    assert kunit_run.isolated_globs(tests, 'suite', '') == ['gp', 'pks']
+    assert kunit_run.isolated_globs(tests, 'suite', '*.b*') == ['gp.b*', 'pks.b*']
+
+
+def test_a_warning_in_any_boot_fails_the_run_and_names_the_boot() -> None:
+    quiet = 'KTAP version 1\n1..1\nok 1 gp\n'
+    warned = 'WARNING: CPU: 1 PID: 7 at mm/grouped_pages.c:120 gp_free+0x1/0x2\n' + quiet
+    assert kunit_run.first_kernel_report([quiet, warned, quiet]) == \
+        'WARNING: CPU: 1 PID: 7 at mm/grouped_pages.c:120 gp_free+0x1/0x2 (boot 2 of 3)'
+    assert kunit_run.first_kernel_report([warned]) == \
+        'WARNING: CPU: 1 PID: 7 at mm/grouped_pages.c:120 gp_free+0x1/0x2'
+    assert kunit_run.first_kernel_report([quiet, quiet]) is None
+
+
+def test_the_counts_of_every_boot_are_added_up() -> None:
+    lines = ['[00:00:01] Testing complete. Ran 4 tests: passed: 3, skipped: 1\n',
+             '[00:00:09] Testing complete. Ran 2 tests: failed: 1, crashed: 1\n']
+    assert kunit_run.summed_counts(lines) == {'ran': 6, 'passed': 3, 'failed': 1, 'crashed': 1,
+                                              'skipped': 1, 'errors': 0}
+    assert kunit_run.summed_counts(['no summary\n']) is None
+
+
+def test_the_results_of_every_boot_are_merged() -> None:
+    import json
+    boot = {'name': 'KUnit Test Group', 'arch': 'um', 'test_cases': [],
+            'sub_groups': [{'name': 'suite_a', 'test_cases': [{'name': 'x', 'status': 'PASS'}]}]}
+    other = {**boot, 'sub_groups': [{'name': 'suite_b', 'test_cases': [{'name': 'y', 'status': 'FAIL'}]}]}
+    merged = kunit_run.merged_results([json.dumps(boot), 'not json', json.dumps(other)])
+    assert [g['name'] for g in merged['sub_groups']] == ['suite_a', 'suite_b']
+    assert merged['arch'] == 'um'
 
 
 def test_a_timeout_in_kunit_args_is_the_one_reported() -> None:
