@@ -51,6 +51,7 @@ help:
 	@echo 'make pytest       the harness tests (ci/tests)'
 	@echo 'make shellcheck   shellcheck on the shell scripts'
 	@echo 'variables: ARCH CONFIG QEMU_CPU KUNIT_ARGS SMP MEMORY JOBS GP_WORK CCACHE_DIR KERNEL_SRC'
+	@echo '           TEST (selftests) ROW (cell) GOOD BAD CHECK REPEAT ON (bisect)'
 	@echo '           KUNIT_TIMEOUT (600 s) SELFTEST_TIMEOUT (900 s): when a run counts as hung'
 	@echo '           bench: BENCH_MODE BENCH_WORKLOAD BENCH_MEMORY BENCH_CMDLINE RUNS'
 	@echo '           compare: A B RUNS COMPARE_ARGS (e.g. --force, --alpha 0.01, --min-effect 3)'
@@ -122,7 +123,7 @@ shellcheck: deps
 	@shellcheck ci/deps .ci/run $(wildcard ci/*.sh) && echo "shellcheck: clean"
 
 checkpatch: deps
-	@bash ci/checkpatch.sh "$$($(GPTOOL) tree)"
+	@tree=$$($(GPTOOL) tree) && bash ci/checkpatch.sh "$$tree"
 
 test: deps
 	@bash ci/test-all.sh

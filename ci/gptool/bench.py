@@ -204,6 +204,8 @@ def boot_once(req: BenchRequest, artifacts: dict[str, Path], index: int) -> Path
     boots = WORKLOADS[req.workload]
     for number, args in enumerate(boots, 1):
         cmdline = ' '.join(filter(None, ['gp.run=bench', f'gp.args={":".join(args)}',
+                                         *kbuild.check_choice(req.repo, 'x86_64',
+                                                              req.config).boot_args,
                                          req.cmdline]))
         cmd = qemu.command(req.machine, artifacts['bzImage'], artifacts['initramfs.cpio.gz'],
                            cmdline)

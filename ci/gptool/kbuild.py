@@ -11,14 +11,13 @@ import shutil
 import stat
 import subprocess
 import tempfile
-import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import kconfig
 from .errors import INFRASTRUCTURE, UNTESTABLE, HarnessError
 from .fsutil import write_atomic
+from .progress import heartbeat
 from .tree import Tree
 
 ARCHES = ('um', 'x86_64', 'i386')
@@ -81,6 +80,21 @@ ln -s /proc/self/fd/0 /dev/stdin
 ln -s /proc/self/fd/1 /dev/stdout
 ln -s /proc/self/fd/2 /dev/stderr
 exec </dev/console >/dev/console 2>&1
+# kmemleak rows: forget what boot left suspect, then report what the tests left.
+kmemleak_clear() {
+	[ -w /sys/kernel/debug/kmemleak ] || return 0
+	echo scan > /sys/kernel/debug/kmemleak
+	echo clear > /sys/kernel/debug/kmemleak
+}
+kmemleak_report() {
+	[ -w /sys/kernel/debug/kmemleak ] || return 0
+	# No object younger than 5 s is reported; a second scan settles what moved.
+	sleep 6
+	echo scan > /sys/kernel/debug/kmemleak
+	echo scan > /sys/kernel/debug/kmemleak
+	echo GP-KMEMLEAK-SCANNED
+	cat /sys/kernel/debug/kmemleak
+}
 run=selftests
 args=
 for word in $(cat /proc/cmdline); do
@@ -92,11 +106,13 @@ done
 case "$run" in
 kunit-modules)
 	# Each test module runs its suites when loaded; KTAP goes to the console.
+	kmemleak_clear
 	echo GP-KUNIT-BEGIN
 	for module in /modules/*.ko; do
 		insmod "$module" || echo "GP-KUNIT-INSMOD-FAILED $module"
 	done
 	echo GP-KUNIT-END
+	kmemleak_report
 	;;
 bench)
 	echo GP-BENCH-RUN
@@ -108,11 +124,13 @@ bench)
 	echo "GP-BENCH-EXIT $status"
 	;;
 *)
+	kmemleak_clear
 	echo GP-SELFTESTS-BEGIN
 	# kselftest's runner, as a kselftest user runs it: it applies settings' timeout.
 	cd /kselftest
 	KSELFTEST_GP_STRESS_ARGS="$args" ./run_kselftest.sh
 	echo "GP-SELFTESTS-EXIT $?"
+	kmemleak_report
 	;;
 esac
 reboot -f
@@ -128,6 +146,9 @@ class ConfigFragment:
     kunit_as_modules: bool = False
     # '# selftests may skip: NAME...': tests that skip by design with this fragment.
     selftests_may_skip: tuple[str, ...] = ()
+    # '# boot: ARG...': kernel command-line arguments every boot of this row gets
+    # (kunit.py's --kernel_args, the initramfs kernels' command line).
+    boot_args: tuple[str, ...] = ()
 
 
 def config_fragments(repo: Path) -> dict[str, ConfigFragment]:
@@ -138,8 +159,10 @@ def config_fragments(repo: Path) -> dict[str, ConfigFragment]:
         arches = tuple(match.group(1).split()) if match else ARCHES
         modules = re.search(r'^# kunit:\s*modules\s*$', path.read_text(), re.M) is not None
         may_skip = re.search(r'^# selftests may skip:\s*(.+)$', path.read_text(), re.M)
+        boot = re.search(r'^# boot:\s*(.+)$', path.read_text(), re.M)
         fragments[path.stem] = ConfigFragment(path.stem, path, arches, modules,
-                                              tuple(may_skip.group(1).split()) if may_skip else ())
+                                              tuple(may_skip.group(1).split()) if may_skip else (),
+                                              tuple(boot.group(1).split()) if boot else ())
     return fragments
 
 
@@ -190,28 +213,14 @@ class QemuKernel:
         return self.build_dir / 'build.log'
 
 
-def _heartbeat(what: str, done: threading.Event) -> None:
-    """A line a minute while a long step runs, so a slow build is not taken for a hang."""
-    started = time.monotonic()
-    while not done.wait(60):
-        print(f'{what}: still running, {int(time.monotonic() - started)} s', flush=True)
-
-
 def _make(kernel: QemuKernel, *targets: str) -> None:
     compiler = cached_compiler()
     cmd = ['make', '-C', str(kernel.tree.path), f'O={kernel.build_dir}', 'ARCH=x86_64',
            f'-j{kernel.jobs}', f'CC={compiler}', f'HOSTCC={compiler}', *targets]
-    done = threading.Event()
-    beat = threading.Thread(target=_heartbeat, args=(f'make {" ".join(targets)}', done),
-                            daemon=True)
-    beat.start()
-    try:
-        with kernel.log.open('a') as out:
-            out.write('$ ' + ' '.join(cmd) + '\n')
-            out.flush()
-            status = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT).returncode
-    finally:
-        done.set()
+    with heartbeat(f'make {" ".join(targets)}'), kernel.log.open('a') as out:
+        out.write('$ ' + ' '.join(cmd) + '\n')
+        out.flush()
+        status = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT).returncode
     if status != 0:
         raise HarnessError(f'kernel build failed (make {" ".join(targets)}): '
                            f'{first_error(kernel.log.read_text(errors="replace"))} '

@@ -22,23 +22,13 @@ from . import junit, kbuild, kconfig, provenance, qemu
 from .errors import FAILURE, INFRASTRUCTURE, UNTESTABLE, USAGE, HarnessError
 from .fsutil import publish_dir, write_json_atomic
 from .kbuild import cached_compiler, check_choice
+from .progress import heartbeat
 from .provenance import base_meta, repo_commit, result_name
-from .qemu import KERNEL_REPORT
+from .qemu import kernel_report
 from .tree import Tree
 
 KCONFIG_MISMATCH = 'Not all Kconfig options selected in kunitconfig were in the generated .config'
 SUMMARY = re.compile(r'Testing complete\. Ran (\d+) tests: (.*)$')
-# A WARN is one too, except those the suites provoke on purpose, known by their
-# message (printed just before the WARNING line on x86, just after it on UML), and
-# the one UML prints at every boot under kunit.py, which has no virtio PCI device.
-WARNING = re.compile(r'WARNING: CPU: \d+ PID: \d+ at ')
-# KUnit test caches are named after their case: a bad free in any other cache is real.
-PROVOKED_WARNING = re.compile(
-    r'grouped_pages: (gp_test_\w+: (refusing to free pfn|not destroyed, \d+ pages in use)'
-    r'|gp_test_destroy_after_failed_reset_frees_the_rest: \d+ pages in \d+ blocks could not be reset)')
-UML_BOOT_WARNING = re.compile(r' at arch/um/drivers/virt-pci\.c:')
-
-
 # Self-tests the kernel runs at boot when their option is on, and the line that says
 # they passed (a failure is a WARN, which kernel_report() catches).
 BOOT_SELFTESTS = (('CONFIG_CPA_DEBUG', 'the x86 CPA self-test', re.compile(r'CPA self-test:\n(.*\n){0,40}?.*ok\.$', re.M)),)
@@ -62,19 +52,6 @@ def effective_timeout(timeout: int, extra_args: list[str]) -> int:
                                    'e.g. KUNIT_TIMEOUT=900')
             timeout = int(value)
     return timeout
-
-
-def kernel_report(raw_log: str) -> str | None:
-    """The first line of the kernel log that reports a kernel bug or an unprovoked WARN."""
-    lines = raw_log.splitlines()
-    for i, line in enumerate(lines):
-        if KERNEL_REPORT.search(line):
-            return line.strip()
-        if WARNING.search(line) and not UML_BOOT_WARNING.search(line) and \
-                not any(PROVOKED_WARNING.search(near) for near in lines[max(i - 1, 0):i + 2]):
-            message = lines[i - 1].strip() if i else ''
-            return line.strip() + (f' ({message})' if message and 'cut here' not in message else '')
-    return None
 
 
 def first_kernel_report(boots: list[str]) -> str | None:
@@ -132,6 +109,7 @@ def kunit_command(req: RunRequest) -> list[str]:
     if req.arch == 'x86_64':
         # Two emulated nodes (CONFIG_NUMA_EMU in kunit/x86_64.kunitconfig).
         cmd.append('--kernel_args=numa=fake=2')
+    cmd += [f'--kernel_args={arg}' for arg in check_choice(req.repo, req.arch, req.config).boot_args]
     return cmd + req.extra_args
 
 
@@ -285,7 +263,8 @@ def run_as_modules(req: RunRequest) -> int:
     # KUnit prints its KTAP at KERN_INFO: let it reach the console, without timestamps.
     cmd = qemu.command(machine, image, initramfs,
                        'gp.run=kunit-modules numa=fake=2 loglevel=7 printk.time=0 ' +
-                       ' '.join(QUIET_BOOT_ARGS))
+                       ' '.join(QUIET_BOOT_ARGS + check_choice(req.repo, req.arch,
+                                                               req.config).boot_args))
     console, timed_out = qemu.boot(cmd, req.timeout)
     req.build_dir.mkdir(parents=True, exist_ok=True)
     (req.build_dir / 'test.log').write_text(console)
@@ -321,6 +300,9 @@ def run_as_modules(req: RunRequest) -> int:
         failure = (f'insmod failed for {", ".join(insmod_failed)}', FAILURE)
     elif 'GP-KUNIT-END' not in console:
         failure = ('the initramfs never finished loading the modules', FAILURE)
+    elif unscanned := qemu.kmemleak_not_scanned(
+            (kernel.build_dir / '.config').read_text(errors='replace'), console):
+        failure = (unscanned, FAILURE)
     elif parsed.returncode != 0 or summary is None:
         diagnosis = diagnose(req, parsed.stdout, parsed.returncode)
         failure = (diagnosis, diagnosis_kind(diagnosis))
@@ -359,10 +341,12 @@ def _kunit_py(req: RunRequest, cmd: list[str], done: Execution) -> None:
                             stderr=subprocess.STDOUT, text=True,
                             env={**os.environ, 'PYTHONUNBUFFERED': '1'})
     assert proc.stdout is not None
-    for line in proc.stdout:
-        sys.stdout.write(line)
-        done.lines.append(line)
-    done.status = max(done.status, proc.wait())
+    # kunit.py is silent while it builds: minutes on a cold tree.
+    with heartbeat('kunit.py', every=60):
+        for line in proc.stdout:
+            sys.stdout.write(line)
+            done.lines.append(line)
+        done.status = max(done.status, proc.wait())
     done.commands.append(cmd)
     for name, kept in (('test.log', done.boots), ('kunit.json', done.json_chunks)):
         if (req.build_dir / name).is_file():

@@ -2,6 +2,7 @@
 configuration, the tools and the date, so that it can be reproduced and compared."""
 import datetime
 import hashlib
+import os
 import re
 import shutil
 import subprocess
@@ -57,11 +58,21 @@ def _first_version(text: str) -> str:
 
 
 def tool_versions() -> dict[str, str]:
-    """gcc, QEMU and ccache versions: each changes what a build or a timing produces."""
-    return {'gcc': _first_version(_run('gcc', '--version')),
-            'qemu': _first_version(_run('qemu-system-x86_64', '--version')),
-            'ccache': _first_version(_run('ccache', '--version')) if shutil.which('ccache')
-            else 'not installed'}
+    """gcc, QEMU, ccache and Debian versions (and the CI image): each changes what a build
+    or a timing produces."""
+    try:
+        debian = Path('/etc/debian_version').read_text().strip()
+    except OSError:
+        debian = 'not Debian'
+    versions = {'gcc': _first_version(_run('gcc', '--version')),
+                'qemu': _first_version(_run('qemu-system-x86_64', '--version')),
+                'ccache': _first_version(_run('ccache', '--version')) if shutil.which('ccache')
+                else 'not installed',
+                'debian': debian}
+    # The container image GitLab ran the job in (.gitlab-ci.yml pins it).
+    if os.environ.get('CI_JOB_IMAGE'):
+        versions['image'] = os.environ['CI_JOB_IMAGE']
+    return versions
 
 
 def utc_now() -> datetime.datetime:

@@ -14,7 +14,8 @@ from .errors import INFRASTRUCTURE, HarnessError
 # Reports that mean the kernel went wrong even when every test passed.
 KERNEL_REPORT = re.compile(r'BUG:|Oops|Kernel panic|possible circular locking|inconsistent lock state'
                            r'|possible recursive locking|suspicious RCU usage|UBSAN:|KASAN:'
-                           r'|general protection fault|WARNING: (?!CPU:)')
+                           r'|general protection fault|WARNING: (?!CPU:)'
+                           r'|unreferenced object 0x|kmemleak: \d+ new suspected memory leaks')
 # Outside KUnit nothing provokes a warning on purpose: every WARNING is a problem.
 KERNEL_PROBLEM = re.compile(KERNEL_REPORT.pattern + r'|WARNING:')
 
@@ -91,4 +92,37 @@ def kernel_problem(console: str) -> str | None:
     for line in console.splitlines():
         if KERNEL_PROBLEM.search(line):
             return line.strip()
+    return None
+
+
+def kmemleak_not_scanned(dotconfig: str, console: str) -> str | None:
+    """Why a kmemleak kernel's run proves nothing about leaks, if it does not: the
+    initramfs scans after the tests and says so (GP-KMEMLEAK-SCANNED)."""
+    if 'CONFIG_DEBUG_KMEMLEAK=y' not in dotconfig.splitlines() or 'GP-KMEMLEAK-SCANNED' in console:
+        return None
+    return 'kmemleak is built in but never scanned after the tests (kmemleak off or disabled?)'
+
+
+# A WARN is one too, except those the suites provoke on purpose, known by their
+# message (printed just before the WARNING line on x86, just after it on UML), and
+# the one UML prints at every boot under kunit.py, which has no virtio PCI device.
+WARNING = re.compile(r'WARNING: CPU: \d+ PID: \d+ at ')
+# KUnit test caches are named after their case: a bad free in any other cache is real.
+PROVOKED_WARNING = re.compile(
+    r'grouped_pages: (gp_test_\w+: (refusing to free pfn|not destroyed, \d+ pages in use)'
+    r'|gp_test_destroy_after_failed_reset_frees_the_rest: \d+ pages in \d+ blocks could not be reset)')
+UML_BOOT_WARNING = re.compile(r' at arch/um/drivers/virt-pci\.c:')
+
+
+def kernel_report(raw_log: str) -> str | None:
+    """The first line of a KUnit run's kernel log that reports a kernel bug or a WARN the
+    suites did not provoke on purpose."""
+    lines = raw_log.splitlines()
+    for i, line in enumerate(lines):
+        if KERNEL_REPORT.search(line):
+            return line.strip()
+        if WARNING.search(line) and not UML_BOOT_WARNING.search(line) and \
+                not any(PROVOKED_WARNING.search(near) for near in lines[max(i - 1, 0):i + 2]):
+            message = lines[i - 1].strip() if i else ''
+            return line.strip() + (f' ({message})' if message and 'cut here' not in message else '')
     return None

@@ -141,6 +141,7 @@ def guest_cmdline(req: SelftestRequest) -> str:
     words = ['gp.run=selftests']
     if req.tests:
         words.append('gp.args=' + ':'.join(f'-t:{name}' for name in req.tests))
+    words += kbuild.check_choice(req.repo, 'x86_64', req.config).boot_args
     return ' '.join(words + ([req.cmdline] if req.cmdline else []))
 
 
@@ -165,6 +166,9 @@ def run(req: SelftestRequest) -> int:
     console, timed_out = qemu.boot(cmd, req.timeout)
     verdict = judge(console, timed_out, req.timeout,
                     kbuild.check_choice(req.repo, 'x86_64', req.config).selftests_may_skip)
+    if unscanned := qemu.kmemleak_not_scanned(
+            (kernel.build_dir / '.config').read_text(errors='replace'), console):
+        verdict.problems.append(unscanned)
     meta: dict[str, object] = {
         **run_meta(req, started),
         'qemu': cmd, 'timed_out': timed_out,

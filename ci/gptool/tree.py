@@ -16,6 +16,7 @@ from pathlib import Path
 
 from .errors import INFRASTRUCTURE, UNTESTABLE, HarnessError
 from .fsutil import read_bytes_or_none, write_atomic, write_json_atomic
+from .progress import heartbeat
 
 DEFAULT_TARBALL = Path('/usr/src/linux-source-6.12.tar.xz')
 STATE_DIR = '.grouped-pages'
@@ -121,11 +122,13 @@ def ensure_base(work: Path, base: Base) -> tuple[Path, Base]:
         for stale in root.glob('.extract-*'):
             shutil.rmtree(stale, ignore_errors=True)
         staging = Path(tempfile.mkdtemp(dir=root, prefix='.extract-'))
+        print(f'tree: extracting {base.origin["path"]} into {tree} (once per base)', flush=True)
         try:
-            if base.origin['kind'] == 'git':
-                _extract_git(Path(base.origin['path']), base.origin['commit'], staging)
-            else:
-                _extract_tarball(Path(base.origin['path']), staging)
+            with heartbeat('tree: extracting the base', every=30):
+                if base.origin['kind'] == 'git':
+                    _extract_git(Path(base.origin['path']), base.origin['commit'], staging)
+                else:
+                    _extract_tarball(Path(base.origin['path']), staging)
             staging.rename(tree)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)

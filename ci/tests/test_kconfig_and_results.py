@@ -246,9 +246,11 @@ def test_a_boot_selftest_that_is_on_must_pass() -> None:
 
 def test_only_the_module_row_loads_its_suites_as_modules() -> None:
     fragments = kbuild.config_fragments(REPO)
-    assert fragments['module'].kunit_as_modules
-    assert 'CONFIG_GROUPED_PAGES_KUNIT_TEST=m' in fragments['module'].path.read_text()
-    assert not any(f.kunit_as_modules for name, f in fragments.items() if name != 'module')
+    as_modules = {name for name, f in fragments.items() if f.kunit_as_modules}
+    # kmemleak scans, and failures are injected, after boot: only a module's suites run then.
+    assert as_modules == {'module', 'kmemleak'}
+    for name in as_modules:
+        assert 'CONFIG_GROUPED_PAGES_KUNIT_TEST=m' in fragments[name].path.read_text()
 
 
 def test_the_initramfs_loads_test_modules_only(tmp_path: Path) -> None:
@@ -290,3 +292,21 @@ def test_gitlab_ci_gates_merges_and_reports_every_case() -> None:
     # The selftests wait for the lint jobs only, not for every KUnit row.
     assert set(jobs['selftests']['needs']) == {'pytest', 'shellcheck', 'checkpatch'}
     assert all(jobs[need]['stage'] == 'lint' for need in jobs['selftests']['needs'])
+
+
+def test_a_fragment_s_boot_arguments_reach_every_boot(tmp_path: Path) -> None:
+    fragments = kbuild.config_fragments(REPO)
+    assert fragments['pti'].boot_args == ('pti=on',)
+    assert fragments['nopkstables'].boot_args == ('nopkstables',)
+    assert fragments['debug-pagealloc'].boot_args == ('debug_pagealloc=on',)
+    assert fragments['default'].boot_args == ()
+    base = tree.Base(key='t', version='6.12', origin={})
+    req = kunit_run.RunRequest(repo=REPO, tree=tree.Tree(tmp_path, base), work=tmp_path,
+                               arch='x86_64', config='pti', jobs=1, qemu_cpu='max', timeout=60,
+                               results=tmp_path)
+    assert '--kernel_args=pti=on' in kunit_run.kunit_command(req)
+    from gptool import selftest_run
+    st = selftest_run.SelftestRequest(repo=REPO, tree=tree.Tree(tmp_path, base), work=tmp_path,
+                                      config='nopkstables', jobs=1, qemu_cpu='max', smp=1,
+                                      memory_mb=512, timeout=60, results=tmp_path)
+    assert selftest_run.guest_cmdline(st).split() == ['gp.run=selftests', 'nopkstables']

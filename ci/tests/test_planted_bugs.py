@@ -33,14 +33,20 @@ def test_planted_bug_names_an_existing_test(patch: Path) -> None:
     selftest = re.search(r'Expected: selftests gp\.(\w+) fails', text)
     bench = re.search(r'Expected: bench (frag\.\w+\.n\d+\.\w+\.(\w+)|[\w.]+) regression', text)
     kunit = re.search(r'Expected: kunit grouped_pages\.(\w+) fails', text)
-    assert selftest or bench or kunit, (
+    row = re.search(r'Expected: row ([\w-]+) fails with "[^"]+"', text)
+    assert selftest or bench or kunit or row, (
         f'{patch.name} has no "Expected: selftests gp.NAME fails", '
-        '"Expected: kunit grouped_pages.CASE fails" or "Expected: bench METRIC regression" line')
+        '"Expected: kunit grouped_pages.CASE fails", "Expected: row ROW fails with \"TEXT\"" '
+        'or "Expected: bench METRIC regression" line')
+    if row:
+        rows = {'-'.join(line.split()) for line in (REPO / 'ci/matrix').read_text().splitlines()
+                if line.strip() and not line.startswith('#')}
+        assert row.group(1) in rows, f'{patch.name} names row {row.group(1)}, not in ci/matrix'
     if kunit:
         assert re.search(rf'KUNIT_CASE\w*\({kunit.group(1)}\b', KUNIT.read_text())
     elif selftest:
         assert re.search(rf'TEST_F(_TIMEOUT)?\(gp, {selftest.group(1)}\b', SELFTEST.read_text())
-    else:
+    elif bench:
         # Fragmentation metrics are named frag.<prot>.n<pages>.<mode>.<what> at run time.
         what = bench.group(2) or bench.group(1)
         assert f'"{what}"' in BENCH.read_text()

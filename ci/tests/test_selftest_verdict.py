@@ -214,3 +214,18 @@ def test_the_initramfs_timeout_behaves_as_kselftest_expects(command: list[str], 
     shim.write_text(kbuild.TIMEOUT_SHIM)
     shim.chmod(0o755)
     assert subprocess.run([str(shim), '--foreground', *command]).returncode == status
+
+
+def test_a_kmemleak_report_fails_the_run() -> None:
+    leak = GOOD.replace('GP-SELFTESTS-EXIT 0\n', 'GP-SELFTESTS-EXIT 0\nGP-KMEMLEAK-SCANNED\n'
+                        'unreferenced object 0xffff888004a1c000 (size 64):\n'
+                        '  comm "gp_stress", pid 71, jiffies 4294912345\n')
+    assert any('unreferenced object 0xffff888004a1c000' in p for p in judge(leak, False, 60).problems)
+
+
+def test_a_kmemleak_kernel_must_have_scanned() -> None:
+    from gptool import qemu
+    config = 'CONFIG_DEBUG_KMEMLEAK=y\n'
+    assert 'never scanned' in str(qemu.kmemleak_not_scanned(config, GOOD))
+    assert qemu.kmemleak_not_scanned(config, GOOD + 'GP-KMEMLEAK-SCANNED\n') is None
+    assert qemu.kmemleak_not_scanned('# CONFIG_DEBUG_KMEMLEAK is not set\n', GOOD) is None

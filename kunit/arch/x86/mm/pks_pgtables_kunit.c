@@ -424,6 +424,8 @@ static void pks_test_split_takes_table_from_reserve(struct kunit *test)
 	pmd_t *pmd;
 
 	pks_require(test);
+	if (debug_pagealloc_enabled())
+		kunit_skip(test, "debug_pagealloc: the direct map is 4K only");
 	block = alloc_pages(GFP_KERNEL | __GFP_NOWARN, PMD_ORDER);
 	KUNIT_ASSERT_NOT_NULL(test, block);
 	KUNIT_ASSERT_NOT_NULL(test, lookup_address((unsigned long)page_address(block), &level));
