@@ -29,12 +29,14 @@ BENCH_MEMORY   ?= 2048
 RUNS           ?= 1
 BENCH_CMDLINE  ?=
 
-.PHONY: help deps tree kunit selftests bench compare bisect trend matrix cell pytest shellcheck checkpatch test
+.PHONY: help deps tree kunit selftests faults bench compare bisect trend matrix cell pytest shellcheck checkpatch test
 
 help:
 	@echo 'make kunit     run our KUnit suites with kunit.py (ARCH=um|x86_64|i386, CONFIG=...)'
 	@echo 'make test      everything CI runs: pytest, shellcheck, checkpatch, KUnit (um, x86_64 max and qemu64), selftests, a bench smoke run'
 	@echo 'make selftests boot the patched kernel in QEMU and run the kselftest stress tests (TEST=name...: only those)'
+	@echo 'make faults    the fault-injection sweep: KUnit suite and selftests under injected page and slab'
+	@echo '               allocation failures, one boot per setting (SETTING=name...: only those); results/faults/'
 	@echo 'make bench     boot the QEMU kernel with gp_bench; results in results/bench/ (BENCH_MODE, BENCH_WORKLOAD, RUNS)'
 	@echo 'make compare   A=<rev|results dir> B=<rev|results dir> [RUNS=5]: what changed from A to B (results/compare/)'
 	@echo 'make bisect    GOOD=<rev> BAD=<rev> CHECK=<check> [REPEAT=N] [ON=base KERNEL_SRC=..]:'
@@ -51,7 +53,7 @@ help:
 	@echo 'make pytest       the harness tests (ci/tests)'
 	@echo 'make shellcheck   shellcheck on the shell scripts'
 	@echo 'variables: ARCH CONFIG QEMU_CPU KUNIT_ARGS SMP MEMORY JOBS GP_WORK CCACHE_DIR KERNEL_SRC'
-	@echo '           TEST (selftests) ROW (cell) GOOD BAD CHECK REPEAT ON (bisect)'
+	@echo '           TEST (selftests) SETTING (faults) ROW (cell) GOOD BAD CHECK REPEAT ON (bisect)'
 	@echo '           KUNIT_TIMEOUT (600 s) SELFTEST_TIMEOUT (900 s): when a run counts as hung'
 	@echo '           bench: BENCH_MODE BENCH_WORKLOAD BENCH_MEMORY BENCH_CMDLINE RUNS'
 	@echo '           compare: A B RUNS COMPARE_ARGS (e.g. --force, --alpha 0.01, --min-effect 3)'
@@ -71,6 +73,10 @@ selftests: deps
 	@$(GPTOOL) selftests --config=$(CONFIG) --jobs=$(JOBS) --qemu-cpu=$(QEMU_CPU) \
 		--smp=$(SMP) --memory=$(MEMORY) --timeout=$(SELFTEST_TIMEOUT) \
 		$(foreach test,$(TEST),--test=$(test))
+
+faults: deps
+	@$(GPTOOL) faults --jobs=$(JOBS) --qemu-cpu=$(QEMU_CPU) --smp=$(SMP) --memory=$(MEMORY) \
+		--timeout=$(SELFTEST_TIMEOUT) $(foreach setting,$(SETTING),--setting=$(setting))
 
 bench: deps
 	@$(GPTOOL) bench --config=$(CONFIG) --jobs=$(JOBS) --qemu-cpu=$(QEMU_CPU) \

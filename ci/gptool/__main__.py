@@ -5,8 +5,8 @@ import os
 import sys
 from pathlib import Path
 
-from . import (bench, bisect, checks, compare, fsutil, kbuild, kunit_run, matrix_report, qemu,
-               selftest_run, tree, trend)
+from . import (bench, bisect, checks, compare, faults, fsutil, kbuild, kunit_run, matrix_report,
+               qemu, selftest_run, tree, trend)
 from .errors import FAILURE, INFRASTRUCTURE, HarnessError
 
 
@@ -46,6 +46,17 @@ def parse(argv: list[str]) -> argparse.Namespace:
     st.add_argument('--test', action='append', default=[], metavar='NAME',
                     help='run only this test of gp_stress (repeatable); all when absent')
     st.add_argument('--results', type=Path, default=None)
+    fi = sub.add_parser('faults', help='the fault-injection sweep over the KUnit suite and the '
+                        'selftests (configs/fault-injection.config)')
+    fi.add_argument('--jobs', type=int, default=os.cpu_count() or 1)
+    fi.add_argument('--qemu-cpu', default='max')
+    fi.add_argument('--smp', type=int, default=2)
+    fi.add_argument('--memory', type=int, default=1024, help='guest memory in MiB')
+    fi.add_argument('--timeout', type=int, default=900, help='seconds before a boot counts as hung')
+    fi.add_argument('--setting', action='append', default=[], metavar='NAME',
+                    help='only this setting of the sweep (repeatable): ' +
+                    ', '.join(s.name for s in faults.SWEEP))
+    fi.add_argument('--results', type=Path, default=None)
     bn = sub.add_parser('bench', help='boot the QEMU kernel with gp_bench and store its metrics')
     bn.add_argument('--config', default='default')
     bn.add_argument('--jobs', type=int, default=os.cpu_count() or 1)
@@ -141,6 +152,13 @@ def run_on_tree(args: argparse.Namespace) -> int:
         if args.artifacts is None or args.build_only:
             request.tree = tree.prepare(args.repo, args.work, args.kernel_src)
         return bench.run(request)
+    if args.command == 'faults':
+        faults.chosen(args.setting)
+        return faults.run(faults.FaultsRequest(
+            repo=args.repo, tree=tree.prepare(args.repo, args.work, args.kernel_src),
+            work=args.work, jobs=args.jobs, qemu_cpu=args.qemu_cpu, smp=args.smp,
+            memory_mb=args.memory, timeout=args.timeout,
+            results=args.results or args.repo / 'results', settings=args.setting))
     if args.command == 'kunit':
         kbuild.check_choice(args.repo, args.arch, args.config)
     elif args.command == 'selftests':

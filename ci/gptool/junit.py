@@ -69,3 +69,12 @@ def from_tap(console: str, run: str, problem: str | None) -> str:
     if problem and not any(case.status == 'FAIL' for case in cases):
         _case(ET.SubElement(root, 'testsuite', name='harness'), 'harness', run, 'ERROR', problem)
     return _finish(root)
+
+
+def from_verdicts(run: str, suite_name: str, verdicts: list[tuple[str, str | None]]) -> str:
+    """One case per (name, problem): a problem fails the case, None passes it."""
+    root = ET.Element('testsuites', name=run)
+    suite = ET.SubElement(root, 'testsuite', name=suite_name)
+    for name, problem in verdicts:
+        _case(suite, suite_name, name, 'FAIL' if problem else 'PASS', problem or '')
+    return _finish(root)

@@ -114,6 +114,34 @@ kunit-modules)
 	echo GP-KUNIT-END
 	kmemleak_report
 	;;
+faults)
+	# gp.args: debugfs knobs (fail_page_alloc/probability=10 ...) set for the tests only.
+	echo GP-FAULTS-BEGIN
+	for knob in $args; do
+		echo "${knob#*=}" > "/sys/kernel/debug/${knob%%=*}" || echo "GP-FAULTS-BAD-KNOB $knob"
+	done
+	# In a child: init must outlive whatever the failures do to the tests' processes.
+	(
+		echo GP-KUNIT-BEGIN
+		for module in /modules/*.ko; do
+			insmod "$module" || echo "GP-KUNIT-INSMOD-FAILED $module"
+		done
+		echo GP-KUNIT-END
+		cd /kselftest && ./run_kselftest.sh
+		echo "GP-SELFTESTS-EXIT $?"
+	)
+	# Retry: failures may still hit the writes that turn them off.
+	for attr in fail_page_alloc failslab; do
+		until echo 0 > /sys/kernel/debug/$attr/probability; do :; done
+	done
+	echo GP-FAULTS-END
+	for attr in fail_page_alloc failslab; do
+		echo "GP-FAULTS-LEFT $attr $(cat /sys/kernel/debug/$attr/times)"
+	done
+	for stats in /sys/kernel/debug/grouped_pages/*/stats; do
+		echo "GP-CACHE ${stats%/stats}: $(grep pages_in_use "$stats")"
+	done
+	;;
 bench)
 	echo GP-BENCH-RUN
 	/kselftest/grouped_pages/gp_bench $args

@@ -248,7 +248,7 @@ def test_only_the_module_row_loads_its_suites_as_modules() -> None:
     fragments = kbuild.config_fragments(REPO)
     as_modules = {name for name, f in fragments.items() if f.kunit_as_modules}
     # kmemleak scans, and failures are injected, after boot: only a module's suites run then.
-    assert as_modules == {'module', 'kmemleak'}
+    assert as_modules == {'module', 'kmemleak', 'fault-injection'}
     for name in as_modules:
         assert 'CONFIG_GROUPED_PAGES_KUNIT_TEST=m' in fragments[name].path.read_text()
 
@@ -284,14 +284,15 @@ def test_gitlab_ci_gates_merges_and_reports_every_case() -> None:
     assert any('merge_request_event' in rule.get('if', '') for rule in rules)
     assert any('CI_DEFAULT_BRANCH' in rule.get('if', '') for rule in rules)
     jobs = {name: job for name, job in ci.items() if isinstance(job, dict) and 'script' in job}
-    assert set(jobs) == {'pytest', 'shellcheck', 'checkpatch', 'kunit', 'selftests'}
-    for name in ('kunit', 'selftests'):
+    assert set(jobs) == {'pytest', 'shellcheck', 'checkpatch', 'kunit', 'selftests', 'faults'}
+    for name in ('kunit', 'selftests', 'faults'):
         artifacts = jobs[name]['artifacts']
         assert artifacts['when'] == 'always' and artifacts['expire_in']
         assert artifacts['reports']['junit'] == f'results/{name}/*/junit.xml'
-    # The selftests wait for the lint jobs only, not for every KUnit row.
-    assert set(jobs['selftests']['needs']) == {'pytest', 'shellcheck', 'checkpatch'}
-    assert all(jobs[need]['stage'] == 'lint' for need in jobs['selftests']['needs'])
+    # The selftests and the sweep wait for the lint jobs only, not for every KUnit row.
+    for name in ('selftests', 'faults'):
+        assert set(jobs[name]['needs']) == {'pytest', 'shellcheck', 'checkpatch'}
+        assert all(jobs[need]['stage'] == 'lint' for need in jobs[name]['needs'])
 
 
 def test_a_fragment_s_boot_arguments_reach_every_boot(tmp_path: Path) -> None:
