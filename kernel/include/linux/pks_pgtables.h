@@ -16,12 +16,13 @@ struct grouped_pages_cache;
 struct mm_struct;
 struct page;
 
-/* Page-table levels below the PGD, indexing the counts below. */
+/* Page-table levels, indexing the counts below. */
 enum pks_pgtable_level {
 	PKS_PGTABLE_PTE,
 	PKS_PGTABLE_PMD,
 	PKS_PGTABLE_PUD,
 	PKS_PGTABLE_P4D,
+	PKS_PGTABLE_PGD,
 	PKS_PGTABLE_LEVELS,
 };
 

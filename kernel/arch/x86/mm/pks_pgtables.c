@@ -31,6 +31,7 @@
 #include <asm/msr.h>
 #include <asm/pks.h>
 #include <asm/set_memory.h>
+#include <asm/text-patching.h>
 #include <asm/tlbflush.h>
 
 /* Pages kept in the page-table cache for atomic callers and the shrinker. */
@@ -59,14 +60,25 @@ static int __init parse_nopkstables(char *arg)
 }
 early_param("nopkstables", parse_nopkstables);
 
+/*
+ * With page-table isolation a PGD is two pages, the kernel's and the user copy
+ * next to it, and the cache hands out single pages: as the RFC did, PKS page
+ * tables are refused there rather than left with untagged PGDs.
+ */
+static bool pks_off_by_pti(void)
+{
+	return boot_cpu_has(X86_FEATURE_PTI);
+}
+
 /**
  * pks_available() - whether PKS is usable for page tables on this system
  *
- * Return: true when the CPU has PKS and "nopkstables" was not given.
+ * Return: true when the CPU has PKS, "nopkstables" was not given and
+ * page-table isolation is off.
  */
 bool pks_available(void)
 {
-	return cpu_feature_enabled(X86_FEATURE_PKS) && !pks_off_by_param;
+	return cpu_feature_enabled(X86_FEATURE_PKS) && !pks_off_by_param && !pks_off_by_pti();
 }
 
 /* Called on every CPU as it is brought up. */
@@ -390,6 +402,12 @@ static void pks_walk_mm(struct mm_struct *mm, struct pks_pgtable_walk *walk, boo
 
 	/* munmap() frees page tables under the read lock: keep it out, as ptdump does. */
 	mmap_write_lock(mm);
+	/*
+	 * init_mm's PGD is swapper_pg_dir, in the kernel image: tagging it would
+	 * split the image's mapping, and nothing ever frees it.
+	 */
+	if (mm != &init_mm)
+		pks_visit(&w, virt_to_page(mm->pgd), PKS_PGTABLE_PGD);
 	for (i = first; i < last; i++)
 		pks_walk_pgd_entry(&w, mm->pgd + i);
 	mmap_write_unlock(mm);
@@ -408,36 +426,77 @@ EXPORT_SYMBOL_GPL(pks_pgtable_walk);
 
 static unsigned long pks_untagged(struct pks_pgtable_walk *walk)
 {
-	return walk->untagged[0] + walk->untagged[1] + walk->untagged[2] + walk->untagged[3];
+	unsigned long untagged = 0;
+	int level;
+
+	for (level = 0; level < PKS_PGTABLE_LEVELS; level++)
+		untagged += walk->untagged[level];
+	return untagged;
 }
 
-/* The kernel half and every process's user half. */
-static void pks_walk_all(struct pks_pgtable_walk *walk)
+/*
+ * The mms of all threads, each once. A thread group whose leader exited keeps
+ * its mm in the other threads, so every thread is looked at, not only leaders.
+ * Return: how many were taken, or -ENOSPC when @max were not enough.
+ */
+static int pks_take_mms(struct mm_struct **mms, unsigned int max)
 {
-	unsigned int nr = 0, max = nr_processes() + 64, i;
-	struct mm_struct **mms;
-	struct task_struct *p;
+	struct task_struct *p, *t;
+	unsigned int nr = 0, i;
+	int ret = 0;
 
-	pks_pgtable_walk(&init_mm, walk);
-	mms = kvcalloc(max, sizeof(*mms), GFP_KERNEL);
-	if (!mms)
-		return;
 	rcu_read_lock();
-	for_each_process(p) {
-		struct mm_struct *mm;
+	for_each_process_thread(p, t) {
+		struct mm_struct *mm = READ_ONCE(t->mm);
 
-		if (nr == max)
+		if (!mm || (t->flags & PF_KTHREAD))
+			continue;
+		for (i = 0; i < nr && mms[i] != mm; i++)
+			;
+		if (i < nr)
+			continue;
+		if (nr == max) {
+			ret = -ENOSPC;
 			break;
-		mm = get_task_mm(p);
+		}
+		mm = get_task_mm(t);
 		if (mm)
 			mms[nr++] = mm;
 	}
 	rcu_read_unlock();
+	if (!ret)
+		return nr;
+	while (nr)
+		mmput(mms[--nr]);
+	return ret;
+}
+
+/* The kernel half, every process's user half and text_poke()'s address space. */
+static int pks_walk_all(struct pks_pgtable_walk *walk)
+{
+	unsigned int max = nr_threads + 64, i;
+	struct mm_struct **mms;
+	int nr;
+
+	pks_pgtable_walk(&init_mm, walk);
+	if (poking_mm)
+		pks_pgtable_walk(poking_mm, walk);
+	for (;;) {
+		mms = kvcalloc(max, sizeof(*mms), GFP_KERNEL);
+		if (!mms)
+			return -ENOMEM;
+		nr = pks_take_mms(mms, max);
+		if (nr != -ENOSPC)
+			break;
+		kvfree(mms);
+		max *= 2;
+	}
 	for (i = 0; i < nr; i++) {
 		pks_pgtable_walk(mms[i], walk);
 		mmput(mms[i]);
 	}
 	kvfree(mms);
+	return 0;
 }
 
 static const char * const pks_level_names[PKS_PGTABLE_LEVELS] = {
@@ -445,6 +504,7 @@ static const char * const pks_level_names[PKS_PGTABLE_LEVELS] = {
 	[PKS_PGTABLE_PMD] = "pmd",
 	[PKS_PGTABLE_PUD] = "pud",
 	[PKS_PGTABLE_P4D] = "p4d",
+	[PKS_PGTABLE_PGD] = "pgd",
 };
 
 /* Two per-level counts as "<level>_<name> <value>" lines, level by level. */
@@ -462,8 +522,10 @@ static void pks_show_levels(struct seq_file *m, const char *name_a, const unsign
 static int pks_walk_show(struct seq_file *m, void *unused)
 {
 	struct pks_pgtable_walk walk = {};
+	int ret = pks_walk_all(&walk);
 
-	pks_walk_all(&walk);
+	if (ret)
+		return ret;
 	pks_show_levels(m, "tables", walk.tables, "untagged", walk.untagged);
 	seq_printf(m, "untagged %lu\n", pks_untagged(&walk));
 	return 0;
@@ -538,6 +600,9 @@ static void __init pks_tag_boot_tables(void)
 
 		memset(&walk, 0, sizeof(walk));
 		pks_walk_mm(&init_mm, &walk, true);
+		/* text_poke()'s tables were made before the caches, at poking_init(). */
+		if (poking_mm)
+			pks_walk_mm(poking_mm, &walk, true);
 		grouped_pages_flush_refill(pks_dmap_cache);
 		if (atomic_long_read(&pks_boot_tables_tagged) == tagged)
 			break;
@@ -553,7 +618,9 @@ static int __init pks_pgtables_init(void)
 
 	if (!pks_available()) {
 		pr_info("pks_pgtables: %s: page tables allocated as usual\n",
-			pks_off_by_param ? "off (nopkstables)" : "CPU lacks PKS");
+			pks_off_by_param ? "off (nopkstables)" :
+			pks_off_by_pti() ? "off (page-table isolation: two-page PGDs)" :
+			"CPU lacks PKS");
 		return 0;
 	}
 	/* Enough tables to split a sixteenth of the 2M regions of memory at once. */
