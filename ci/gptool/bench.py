@@ -77,8 +77,7 @@ def check_request(req: BenchRequest) -> None:
                            'workloads hold 256M at once) and a timeout >= 60 s', 2)
     if req.build_only and req.artifacts is None:
         raise HarnessError('--build-only needs --artifacts DIR to put the build in', 2)
-    if 'gp.run=' in req.cmdline or 'gp.args=' in req.cmdline:
-        raise HarnessError('BENCH_CMDLINE may not set gp.run= or gp.args=: the bench sets them', 2)
+    qemu.refuse_init_words(req.cmdline, 'BENCH_CMDLINE', 'the bench sets them')
 
 
 def build(req: BenchRequest) -> dict[str, Path]:

@@ -87,6 +87,18 @@ def boot(cmd: list[str], timeout: int, echo: bool = True) -> tuple[str, bool]:
     return console, timed_out
 
 
+# Words of the guest command line the initramfs's init reads: the harness sets them.
+INIT_WORDS = ('gp.run=', 'gp.args=')
+
+
+def refuse_init_words(cmdline: str, what: str, instead: str) -> None:
+    """A user's extra command line (@what) may not choose what init runs; @instead says how."""
+    taken = [word for word in cmdline.split() if word.startswith(INIT_WORDS)]
+    if taken:
+        raise HarnessError(f'{what} may not set gp.run= or gp.args= (has {" ".join(taken)}): '
+                           f'{instead}', 2)
+
+
 def kernel_problem(console: str) -> str | None:
     """The first console line that reports a kernel bug or a warning."""
     for line in console.splitlines():

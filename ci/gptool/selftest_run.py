@@ -126,9 +126,8 @@ def test_names(tree: Path) -> list[str]:
 
 def check_request(req: SelftestRequest) -> None:
     """Refuse a selection the guest could not honour, before anything is built."""
-    if 'gp.run=' in req.cmdline or 'gp.args=' in req.cmdline:
-        raise HarnessError('the selftests command line may not set gp.run= or gp.args=: '
-                           'choose tests with TEST= (--test)', 2)
+    qemu.refuse_init_words(req.cmdline, 'the selftests command line',
+                           'choose tests with TEST= (--test)')
     if req.tests:
         known = test_names(req.tree.path)
         unknown = [name for name in req.tests if name not in known]

@@ -229,3 +229,10 @@ def test_a_kmemleak_kernel_must_have_scanned() -> None:
     assert 'never scanned' in str(qemu.kmemleak_not_scanned(config, GOOD))
     assert qemu.kmemleak_not_scanned(config, GOOD + 'GP-KMEMLEAK-SCANNED\n') is None
     assert qemu.kmemleak_not_scanned('# CONFIG_DEBUG_KMEMLEAK is not set\n', GOOD) is None
+
+
+def test_only_whole_init_words_are_refused(tmp_path: Path) -> None:
+    from gptool import qemu
+    qemu.refuse_init_words('nokaslr xgp.run=1 foo=gp.args=', 'x', 'y')
+    with pytest.raises(HarnessError, match=r'has gp.run=bench\)'):
+        qemu.refuse_init_words('nokaslr gp.run=bench', 'BENCH_CMDLINE', 'the bench sets them')
