@@ -146,6 +146,16 @@ def judge(setting: Setting, console: str, timed_out: bool, timeout: int) -> Outc
         problems.append('no failure was injected: the sweep tested nothing')
     kunit = KUNIT_RESULT.findall(console)
     tap = ktap.parse(console.partition('GP-KUNIT-END')[2])
+    # The tests ran to their end, whatever their results: otherwise nothing was covered.
+    if insmod_failed := re.findall(r'^GP-KUNIT-INSMOD-FAILED (\S+)', console, re.M):
+        problems.append(f'the KUnit module did not load: {", ".join(insmod_failed)}')
+    elif 'GP-FAULTS-END' in console and not kunit:
+        problems.append('no KUnit case reported a result')
+    if 'GP-FAULTS-END' in console:
+        if tap.runner_status is None:
+            problems.append('kselftest never reported on gp_stress')
+        if tap.plan is None or tap.plan != len(tap.cases):
+            problems.append(f'{len(tap.cases)} selftest results for a plan of {tap.plan}')
     caches = {name: int(in_use) for name, in_use in CACHE.findall(console)}
     left = {name: in_use for name, in_use in caches.items()
             if in_use and name not in PAGE_TABLE_CACHES}

@@ -83,6 +83,8 @@ exec </dev/console >/dev/console 2>&1
 # kmemleak rows: forget what boot left suspect, then report what the tests left.
 kmemleak_clear() {
 	[ -w /sys/kernel/debug/kmemleak ] || return 0
+	# Only reported suspects are cleared, and none younger than 5 s is reported.
+	sleep 6
 	echo scan > /sys/kernel/debug/kmemleak
 	echo clear > /sys/kernel/debug/kmemleak
 }
@@ -90,9 +92,11 @@ kmemleak_report() {
 	[ -w /sys/kernel/debug/kmemleak ] || return 0
 	# No object younger than 5 s is reported; a second scan settles what moved.
 	sleep 6
-	echo scan > /sys/kernel/debug/kmemleak
-	echo scan > /sys/kernel/debug/kmemleak
-	echo GP-KMEMLEAK-SCANNED
+	# A disabled kmemleak (kmemleak=off, or out of its pool) refuses to scan:
+	# then the row must not claim a scan.
+	echo scan > /sys/kernel/debug/kmemleak &&
+		echo scan > /sys/kernel/debug/kmemleak &&
+		echo GP-KMEMLEAK-SCANNED
 	cat /sys/kernel/debug/kmemleak
 }
 run=selftests
@@ -123,8 +127,16 @@ faults)
 	# In a child: init must outlive whatever the failures do to the tests' processes.
 	(
 		echo GP-KUNIT-BEGIN
+		# Loading maps the module: its page tables may be made to fail too.
 		for module in /modules/*.ko; do
-			insmod "$module" || echo "GP-KUNIT-INSMOD-FAILED $module"
+			tries=0
+			until insmod "$module"; do
+				tries=$((tries + 1))
+				if [ $tries -ge 5 ]; then
+					echo "GP-KUNIT-INSMOD-FAILED $module"
+					break
+				fi
+			done
 		done
 		echo GP-KUNIT-END
 		cd /kselftest && ./run_kselftest.sh
@@ -132,7 +144,12 @@ faults)
 	)
 	# Retry: failures may still hit the writes that turn them off.
 	for attr in fail_page_alloc failslab; do
-		until echo 0 > /sys/kernel/debug/$attr/probability; do :; done
+		[ -w /sys/kernel/debug/$attr/probability ] || continue
+		tries=0
+		until echo 0 > /sys/kernel/debug/$attr/probability; do
+			tries=$((tries + 1))
+			[ $tries -ge 100 ] && echo "GP-FAULTS-BAD-KNOB $attr/probability=0" && break
+		done
 	done
 	echo GP-FAULTS-END
 	for attr in fail_page_alloc failslab; do

@@ -167,7 +167,8 @@ def diagnosis_kind(diagnosis: str) -> str:
 
 
 def store_results(req: RunRequest, console: str, meta: dict[str, object], boots: list[str],
-                  results: dict[str, object], problem: str | None = None) -> Path:
+                  results: dict[str, object], problem: str | None = None,
+                  listing: str | None = None) -> Path:
     """console.log, ktap.log (one file per boot when there were more), kunit.json,
     junit.xml, config and meta.json of this run, in a new directory; @problem: why the
     run failed, if it did."""
@@ -177,6 +178,8 @@ def store_results(req: RunRequest, console: str, meta: dict[str, object], boots:
             (staging / 'ktap.log').write_text(boots[0])
         for number, log in enumerate(boots if len(boots) > 1 else [], 1):
             (staging / f'ktap-boot{number:02d}.log').write_text(log)
+        if listing is not None:
+            (staging / 'ktap-list.log').write_text(listing)
         if results:
             (staging / 'kunit.json').write_text(json.dumps(results, indent=1) + '\n')
         # olddefconfig leaves an unchanged .config alone, so its mtime says nothing:
@@ -328,6 +331,8 @@ class Execution:
     lines: list[str] = field(default_factory=list)
     status: int = 0
     boots: list[str] = field(default_factory=list)
+    # With --run_isolated: the boot that listed the tests (kunit.action=list), apart.
+    listing: str | None = None
     json_chunks: list[str] = field(default_factory=list)
 
 
@@ -402,6 +407,7 @@ def execute_isolated(req: RunRequest, mode: str, user_glob: str) -> Execution:
     done = Execution()
     base = kunit_command(dataclasses.replace(req, extra_args=[]))
     _kunit_py(req, base + rest + ([user_glob] if user_glob else []) + ['--list_tests'], done)
+    done.listing = done.boots.pop() if done.boots else None
     tests = [line.strip() for line in done.lines
              if re.fullmatch(r'[^\s.]+\.[^\s.]+', line.strip())]
     if done.status != 0 or not tests:
@@ -443,7 +449,10 @@ def run(req: RunRequest) -> int:
         'duration_s': round(time.time() - started, 1),
         'summary': '; '.join(summaries) or None, 'boots': len(boots),
     }
-    report = first_kernel_report(boots)
+    # The listing boot ran no test, but what it logged counts as much.
+    report = first_kernel_report(boots) or (
+        f'{listed} (the boot that listed the tests)'
+        if done.listing is not None and (listed := kernel_report(done.listing)) else None)
     meta['kernel_report'] = report
     config_path = req.build_dir / '.config'
     missing = sorted({what for log in boots
@@ -458,7 +467,8 @@ def run(req: RunRequest) -> int:
     elif status != 0 or counts is None:
         diagnosis = diagnose(req, console, status)
         failure = (diagnosis, diagnosis_kind(diagnosis))
-    stored = store_results(req, console, meta, boots, results, failure[0] if failure else None)
+    stored = store_results(req, console, meta, boots, results, failure[0] if failure else None,
+                           listing=done.listing)
     if failure:
         raise HarnessError(f'kunit ARCH={req.arch} CONFIG={req.config}: {failure[0]} '
                            f'(results: {stored})', kind=failure[1])

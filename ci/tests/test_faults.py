@@ -58,6 +58,14 @@ def test_a_kunit_cache_never_destroyed_is_a_leak() -> None:
     (CLEAN.split('GP-FAULTS-END')[0], 'did not finish'),
     (CLEAN.replace('GP-FAULTS-BEGIN', 'GP-FAULTS-BEGIN\nGP-FAULTS-BAD-KNOB failslab/times=1'),
      'could not set failslab/times=1'),
+    (CLEAN.replace('GP-KUNIT-END', 'GP-KUNIT-INSMOD-FAILED /modules/grouped_pages_kunit.ko\n'
+                   'GP-KUNIT-END'), 'the KUnit module did not load'),
+    (CLEAN.replace('    ok 1 gp_test_alloc_free\n    not ok 2 gp_test_refill_node\n'
+                   '    ok 3 gp_test_kasan_poisons_cached_pages # SKIP needs CONFIG_KASAN_GENERIC\n',
+                   ''), 'no KUnit case reported a result'),
+    (CLEAN.replace('not ok 1 selftests: grouped_pages: gp_stress # exit=1\n', ''),
+     'kselftest never reported on gp_stress'),
+    (CLEAN.replace('# not ok 2 gp.memory_pressure\n', ''), '1 selftest results for a plan of 2'),
 ])
 def test_what_fails_a_setting(console: str, expected: str) -> None:
     assert any(expected in p for p in faults.judge(SETTING, console, False, 60).problems)

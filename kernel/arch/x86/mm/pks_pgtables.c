@@ -457,12 +457,13 @@ static int pks_take_mms(struct mm_struct **mms, unsigned int max)
 			continue;
 		if (nr == max) {
 			ret = -ENOSPC;
-			break;
+			goto out;
 		}
 		mm = get_task_mm(t);
 		if (mm)
 			mms[nr++] = mm;
 	}
+out:
 	rcu_read_unlock();
 	if (!ret)
 		return nr;
