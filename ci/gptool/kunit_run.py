@@ -195,11 +195,6 @@ def store_results(req: RunRequest, console: str, meta: dict[str, object], boots:
                                                           *cpu_suffix(req)), fill)
 
 
-def last_summary(lines: list[str]) -> re.Match[str] | None:
-    """kunit.py's closing "Testing complete. Ran N tests: ..." line."""
-    return next((m for m in map(SUMMARY.search, reversed(lines)) if m), None)
-
-
 def summed_counts(lines: list[str]) -> dict[str, int] | None:
     """The counts of every "Testing complete. Ran N tests: ..." line (one per boot with
     --run_isolated), added up; None when there is none."""
@@ -278,7 +273,8 @@ def run_as_modules(req: RunRequest) -> int:
                              f'--json={req.build_dir / "kunit.json"}'],
                             cwd=req.tree.path, input=loaded, capture_output=True, text=True)
     sys.stdout.write(parsed.stdout)
-    summary = last_summary(parsed.stdout.splitlines())
+    counts = summed_counts(parsed.stdout.splitlines())
+    summaries = [m.group(0) for m in map(SUMMARY.search, parsed.stdout.splitlines()) if m]
     report = kernel_report(console)
     insmod_failed = re.findall(r'^GP-KUNIT-INSMOD-FAILED (\S+)', console, re.M)
     meta: dict[str, object] = {
@@ -288,7 +284,7 @@ def run_as_modules(req: RunRequest) -> int:
         'tools': provenance.tool_versions(), 'date': provenance.iso_date(),
         'command': cmd, 'modules': [m.name for m in modules], 'exit_status': parsed.returncode,
         'started_epoch': started, 'duration_s': round(time.time() - started, 1),
-        'summary': summary.group(0) if summary else None, 'kernel_report': report,
+        'summary': '; '.join(summaries) or None, 'kernel_report': report,
         'timed_out': timed_out, 'insmod_failed': insmod_failed,
     }
     shutil.copyfile(kernel.build_dir / '.config', req.build_dir / '.config')
@@ -306,7 +302,7 @@ def run_as_modules(req: RunRequest) -> int:
     elif unscanned := qemu.kmemleak_not_scanned(
             (kernel.build_dir / '.config').read_text(errors='replace'), console):
         failure = (unscanned, FAILURE)
-    elif parsed.returncode != 0 or summary is None:
+    elif parsed.returncode != 0 or counts is None:
         diagnosis = diagnose(req, parsed.stdout, parsed.returncode)
         failure = (diagnosis, diagnosis_kind(diagnosis))
     try:
@@ -318,7 +314,6 @@ def run_as_modules(req: RunRequest) -> int:
     if failure:
         raise HarnessError(f'kunit ARCH={req.arch} CONFIG={req.config}: {failure[0]} '
                            f'(results: {stored})', kind=failure[1])
-    counts = summed_counts(parsed.stdout.splitlines())
     assert counts is not None
     print_counts(req, stored, counts, ' (modules)')
     return 0
