@@ -22,8 +22,8 @@ from .tree import Tree
 
 ARCHES = ('um', 'x86_64', 'i386')
 
-# What the kernel needs to boot an initramfs on QEMU's serial console and run the
-# selftests and the bench.
+# What the kernel needs to boot an initramfs on QEMU's serial console; the options the
+# tests themselves need are the kselftest's own `config` file (selftest_config()).
 BOOT_FRAGMENT = """\
 CONFIG_BLK_DEV_INITRD=y
 CONFIG_RD_GZIP=y
@@ -38,17 +38,15 @@ CONFIG_SERIAL_8250_CONSOLE=y
 CONFIG_PRINTK=y
 CONFIG_FUTEX=y
 CONFIG_SMP=y
-CONFIG_DEBUG_FS=y
 CONFIG_DEBUG_KERNEL=y
-CONFIG_DEBUG_TLBFLUSH=y
 CONFIG_PANIC_ON_OOPS=y
-CONFIG_CGROUPS=y
-CONFIG_MEMCG=y
-CONFIG_GROUPED_PAGES=y
-CONFIG_GROUPED_PAGES_TEST=y
-CONFIG_GROUPED_PAGES_BENCH=y
-CONFIG_PKS_PG_TABLES=y
 """
+
+
+def selftest_config(repo: Path) -> str:
+    """selftests/grouped_pages/config: what the kselftests need, as kselftest has it."""
+    return (repo / 'selftests' / 'grouped_pages' / 'config').read_text()
+
 
 # Where the kselftest install of selftests/grouped_pages/ goes in the initramfs.
 KSELFTEST_DIR = 'kselftest'
@@ -274,7 +272,8 @@ def _make(kernel: QemuKernel, *targets: str) -> None:
 
 def build_kernel(kernel: QemuKernel) -> Path:
     """Configure (only when the fragment changed) and build bzImage; return its path."""
-    fragment = BOOT_FRAGMENT + check_choice(kernel.repo, 'x86_64', kernel.config).path.read_text()
+    fragment = (BOOT_FRAGMENT + selftest_config(kernel.repo)
+                + check_choice(kernel.repo, 'x86_64', kernel.config).path.read_text())
     kernel.build_dir.mkdir(parents=True, exist_ok=True)
     stamp = kernel.build_dir / '.gp-fragment'
     if not (kernel.build_dir / '.config').is_file() or \

@@ -640,6 +640,18 @@ static struct page *gp_take_or_refill(struct grouped_pages_cache *cache, int nid
 	return page;
 }
 
+/* Cached pages may be write-protected: clear them inside the protection's window. */
+static void gp_clear_page(struct grouped_pages_cache *cache, struct page *page)
+{
+	unsigned long saved = 0;
+
+	if (cache->prot->write_begin)
+		saved = cache->prot->write_begin();
+	clear_highpage(page);
+	if (cache->prot->write_end)
+		cache->prot->write_end(saved);
+}
+
 /**
  * grouped_pages_alloc() - allocate one page from a grouped page cache
  * @cache: the cache
@@ -712,7 +724,7 @@ struct page *grouped_pages_alloc(struct grouped_pages_cache *cache, int nid, gfp
 		goto fail;
 	/* As the page allocator: a page cleared when freed needs no clearing now. */
 	if (cache->prot->direct_map_writable && want_init_on_alloc(gfp) && !want_init_on_free())
-		clear_highpage(page);
+		gp_clear_page(cache, page);
 	return page;
 
 fail:
@@ -765,7 +777,7 @@ void grouped_pages_free(struct grouped_pages_cache *cache, struct page *page)
 	}
 	/* Not on any list yet: nobody else can take it while it is cleared. */
 	if (cache->prot->direct_map_writable && want_init_on_free())
-		clear_highpage(page);
+		gp_clear_page(cache, page);
 	kasan_poison_pages(page, 0, false);
 
 	pcp = raw_cpu_ptr(node->pcp);

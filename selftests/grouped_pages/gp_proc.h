@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-/* A number from a "name value" line of a /proc or debugfs file; -1 if absent. */
+/* A number, decimal or 0x hex, from a "name value" line of a /proc or debugfs file; else -1. */
 static inline long long read_field(const char *path, const char *name)
 {
 	char line[256], key[128];
@@ -16,7 +16,7 @@ static inline long long read_field(const char *path, const char *name)
 	if (!f)
 		return -1;
 	while (fgets(line, sizeof(line), f)) {
-		if (sscanf(line, "%127[^: ]%*[: ]%lld", key, &value) == 2 && !strcmp(key, name)) {
+		if (sscanf(line, "%127[^: ]%*[: ]%lli", key, &value) == 2 && !strcmp(key, name)) {
 			found = value;
 			break;
 		}

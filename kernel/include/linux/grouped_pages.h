@@ -21,13 +21,19 @@ struct grouped_pages_cache;
  * @reset: give @nr_pages pages starting at @page their default direct-map
  *	protection again, before they return to the page allocator.
  * @direct_map_writable: pages stay writable through the direct map, so the
- *	cache may zero them for __GFP_ZERO.
+ *	cache may zero them for __GFP_ZERO (inside @write_begin/@write_end).
+ * @write_begin: optional; for a protection that write-protects pages without
+ *	unmapping them, let this CPU write them until @write_end, which gets
+ *	what this returned. Must not sleep; windows may nest.
+ * @write_end: closes the window @write_begin opened.
  */
 struct grouped_pages_prot {
 	const char *name;
 	int (*apply)(struct page *page, unsigned int nr_pages, void *data);
 	int (*reset)(struct page *page, unsigned int nr_pages, void *data);
 	bool direct_map_writable;
+	unsigned long (*write_begin)(void);
+	void (*write_end)(unsigned long saved);
 };
 
 /**

@@ -47,6 +47,32 @@ struct pks_pgtable_counts {
 	unsigned long freed[PKS_PGTABLE_LEVELS];
 };
 
+/**
+ * struct pks_pgtable_fault - a PK fault on a page table
+ * @address: the address written
+ * @error_code: the page fault's hardware error code
+ * @pkrs: PKRS of the faulting context
+ */
+struct pks_pgtable_fault {
+	unsigned long address;
+	unsigned long error_code;
+	u32 pkrs;
+};
+
+/**
+ * struct pks_pgtable_faults - PK faults on page tables since boot
+ * @unexpected: writes outside a write window (reported; oops or warn)
+ * @fixed_up: nofault accesses denied and fixed up
+ * @expected: the KUnit suite's deliberate stray writes
+ * @last: the last fault of any kind
+ */
+struct pks_pgtable_faults {
+	unsigned long unexpected;
+	unsigned long fixed_up;
+	unsigned long expected;
+	struct pks_pgtable_fault last;
+};
+
 #ifdef CONFIG_PKS_PG_TABLES
 DECLARE_STATIC_KEY_FALSE(pks_pgtables_enabled);
 
@@ -60,6 +86,9 @@ bool pks_direct_map_table_free(struct page *page);
 bool pks_page_has_pgtable_key(struct page *page);
 void pks_pgtable_walk(struct mm_struct *mm, struct pks_pgtable_walk *walk);
 struct grouped_pages_cache *pks_pgtables_cache(bool direct_map);
+void pks_pgtable_read_faults(struct pks_pgtable_faults *faults);
+void pks_pgtable_expect_fault(bool expect);
+bool pks_untag_boot_table(struct page *page);
 
 static inline struct page *pks_pgtable_alloc(gfp_t gfp)
 {
@@ -126,6 +155,20 @@ static inline void pks_pgtable_walk(struct mm_struct *mm, struct pks_pgtable_wal
 static inline struct grouped_pages_cache *pks_pgtables_cache(bool direct_map)
 {
 	return NULL;
+}
+
+static inline void pks_pgtable_read_faults(struct pks_pgtable_faults *faults)
+{
+	*faults = (struct pks_pgtable_faults) {};
+}
+
+static inline void pks_pgtable_expect_fault(bool expect)
+{
+}
+
+static inline bool pks_untag_boot_table(struct page *page)
+{
+	return true;
 }
 #endif
 

@@ -4,8 +4,10 @@
  *
  * Page-table pages come from a grouped page cache whose protection sets
  * PKS_KEY_PGTABLES on whole 2M blocks of the direct map, so tagging them does
- * not shatter the direct map. A later step can then make the key
- * write-disabled outside page-table writers; today PKRS stays permissive.
+ * not shatter the direct map. Once boot tables are tagged too, PKRS
+ * write-disables the key on every CPU: page-table writers open a write window
+ * (pks_pgtable_write_begin()) around each write, and a write outside one is a
+ * PK fault, reported and then oopsing or, in warn mode, let through.
  *
  * Splitting a direct-map large page needs a new page table, and that table
  * must carry the key too. It comes from a second cache, the direct-map
@@ -27,9 +29,12 @@
 #include <linux/sched/stat.h>
 #include <linux/seq_file.h>
 #include <linux/slab.h>
+#include <linux/stop_machine.h>
+#include <linux/extable.h>
 
 #include <asm/msr.h>
 #include <asm/pks.h>
+#include <asm/pks_entry.h>
 #include <asm/set_memory.h>
 #include <asm/text-patching.h>
 #include <asm/tlbflush.h>
@@ -41,6 +46,34 @@ DEFINE_STATIC_KEY_FALSE(pks_pgtables_enabled);
 EXPORT_SYMBOL_GPL(pks_pgtables_enabled);
 
 static bool pks_off_by_param __ro_after_init;
+
+enum pks_pgtables_mode { PKS_MODE_ENFORCE, PKS_MODE_WARN, PKS_MODE_PERMISSIVE };
+static const char * const pks_mode_names[] = {
+	[PKS_MODE_ENFORCE] = "enforce",
+	[PKS_MODE_WARN] = "warn",
+	[PKS_MODE_PERMISSIVE] = "permissive",
+};
+
+static enum pks_pgtables_mode pks_mode __ro_after_init = PKS_MODE_ENFORCE;
+
+DEFINE_STATIC_KEY_FALSE(pks_pgtables_enforcing);
+/* Inlined into every page-table write, in modules too. */
+EXPORT_SYMBOL(pks_pgtables_enforcing);
+DEFINE_PER_CPU(u32, pks_pkrs);
+u32 pks_default_pkrs __ro_after_init;
+EXPORT_SYMBOL_GPL(pks_default_pkrs);
+DEFINE_PER_CPU(bool, pks_fault_resume_writable);
+DEFINE_PER_CPU(u32, pks_interrupted_pkrs);
+/* For the KUnit suite: the next PK fault on this CPU is its own, expected one. */
+static DEFINE_PER_CPU(bool, pks_fault_expected);
+static DEFINE_PER_CPU(unsigned long, pks_windows);
+
+/* PK faults on page tables: unexpected ones, ones fixed up by a nofault access, the suite's. */
+static atomic_long_t pks_faults;
+static atomic_long_t pks_faults_fixed_up;
+static atomic_long_t pks_faults_expected;
+static struct pks_pgtable_fault pks_last_fault;
+static DEFINE_RAW_SPINLOCK(pks_last_fault_lock);
 static struct grouped_pages_cache *pks_pgtable_cache;
 static struct grouped_pages_cache *pks_dmap_cache;
 static unsigned int pks_dmap_reserve;
@@ -59,6 +92,20 @@ static int __init parse_nopkstables(char *arg)
 	return 0;
 }
 early_param("nopkstables", parse_nopkstables);
+
+static int __init parse_pks_pgtables(char *arg)
+{
+	int mode = arg ? match_string(pks_mode_names, ARRAY_SIZE(pks_mode_names), arg) : -EINVAL;
+
+	if (mode < 0) {
+		pr_err("pks_pgtables=%s: unknown mode; valid: enforce, warn, permissive\n",
+		       arg ?: "");
+		return -EINVAL;
+	}
+	pks_mode = mode;
+	return 0;
+}
+early_param("pks_pgtables", parse_pks_pgtables);
 
 /*
  * With page-table isolation a PGD is two pages, the kernel's and the user copy
@@ -81,13 +128,155 @@ bool pks_available(void)
 	return cpu_feature_enabled(X86_FEATURE_PKS) && !pks_off_by_param && !pks_off_by_pti();
 }
 
+/* Whatever the cached value says: the MSR was reset by bring-up or by sleep. */
+static void pks_load_default_pkrs(void)
+{
+	this_cpu_write(pks_pkrs, pks_default_pkrs);
+	wrmsrl(MSR_IA32_PKRS, pks_default_pkrs);
+}
+
 /* Called on every CPU as it is brought up. */
 void setup_pks(void)
 {
 	if (!pks_available())
 		return;
 	cr4_set_bits(X86_CR4_PKS);
-	wrmsrl(MSR_IA32_PKRS, PKS_DEFAULT_PKRS);
+	pks_load_default_pkrs();
+}
+
+/**
+ * pks_restore_after_resume() - write-protect page tables again after sleep
+ */
+void pks_restore_after_resume(void)
+{
+	if (pks_available())
+		pks_load_default_pkrs();
+}
+
+/**
+ * __pks_pgtable_write_begin() - open a page-table write window on this CPU
+ *
+ * Use pks_pgtable_write_begin(), which calls this only while page tables are
+ * write-protected.
+ *
+ * Return: the PKRS to restore when the window closes.
+ */
+notrace unsigned long __pks_pgtable_write_begin(void)
+{
+	u32 pkrs;
+
+	/* PKRS is per CPU: the window must end where it began. */
+	preempt_disable_notrace();
+	this_cpu_inc(pks_windows);
+	pkrs = this_cpu_read(pks_pkrs);
+	pks_write_pkrs(pkrs & ~PKRS_WD(PKS_KEY_PGTABLES));
+	return pkrs;
+}
+EXPORT_SYMBOL(__pks_pgtable_write_begin);
+
+/**
+ * __pks_pgtable_write_end() - close a page-table write window
+ * @saved: what __pks_pgtable_write_begin() returned
+ */
+notrace void __pks_pgtable_write_end(unsigned long saved)
+{
+	pks_write_pkrs(saved);
+	preempt_enable_notrace();
+}
+EXPORT_SYMBOL(__pks_pgtable_write_end);
+
+/**
+ * pks_pgtable_expect_fault() - let the next PK fault on this CPU through quietly
+ * @expect: true before the KUnit suite's deliberate stray write, false after
+ *
+ * The fault is counted apart and let through as in warn mode, without the
+ * report that would fail the run. Call with preemption disabled.
+ */
+void pks_pgtable_expect_fault(bool expect)
+{
+	this_cpu_write(pks_fault_expected, expect);
+}
+EXPORT_SYMBOL_GPL(pks_pgtable_expect_fault);
+
+/**
+ * pks_pgtable_read_faults() - PK faults on page tables so far
+ * @faults: filled with the counts and the last fault
+ */
+void pks_pgtable_read_faults(struct pks_pgtable_faults *faults)
+{
+	unsigned long flags;
+
+	faults->unexpected = atomic_long_read(&pks_faults);
+	faults->fixed_up = atomic_long_read(&pks_faults_fixed_up);
+	faults->expected = atomic_long_read(&pks_faults_expected);
+	raw_spin_lock_irqsave(&pks_last_fault_lock, flags);
+	faults->last = pks_last_fault;
+	raw_spin_unlock_irqrestore(&pks_last_fault_lock, flags);
+}
+EXPORT_SYMBOL_GPL(pks_pgtable_read_faults);
+
+static bool pks_address_has_pgtable_key(unsigned long address)
+{
+	unsigned int level;
+	pte_t *pte = lookup_address(address, &level);
+
+	return pte && (pte_val(*pte) & _PAGE_PKEY_MASK) ==
+		      ((pteval_t)PKS_KEY_PGTABLES << _PAGE_BIT_PKEY_BIT0);
+}
+
+/**
+ * pks_pgtable_fault() - a kernel access denied by a protection key
+ * @regs: the faulting context
+ * @error_code: the page fault's hardware error code (X86_PF_PK set)
+ * @address: the faulting address
+ *
+ * Called by the page-fault handler with interrupts off. A write to a page
+ * table outside a write window is counted and reported with its address and
+ * PKRS. A nofault access (one with an exception-table fixup) is counted apart
+ * and fixed up as usual; in enforce mode anything else oopses, in warn mode
+ * it is let through: the context resumes with page tables writable, until its
+ * task is next scheduled out.
+ *
+ * Return: true if the access may be retried with page tables writable.
+ */
+bool pks_pgtable_fault(struct pt_regs *regs, unsigned long error_code, unsigned long address)
+{
+	u32 pkrs = this_cpu_read(pks_interrupted_pkrs);
+	bool expected = this_cpu_read(pks_fault_expected);
+	bool fixup = search_exception_tables(regs->ip);
+	unsigned long flags;
+
+	if (!static_branch_likely(&pks_pgtables_enforcing) ||
+	    !pks_address_has_pgtable_key(address))
+		return false;
+	raw_spin_lock_irqsave(&pks_last_fault_lock, flags);
+	pks_last_fault = (struct pks_pgtable_fault) {
+		.address = address,
+		.error_code = error_code,
+		.pkrs = pkrs,
+	};
+	raw_spin_unlock_irqrestore(&pks_last_fault_lock, flags);
+	if (fixup) {
+		atomic_long_inc(&pks_faults_fixed_up);
+		return false;
+	}
+	if (expected) {
+		atomic_long_inc(&pks_faults_expected);
+		this_cpu_write(pks_fault_expected, false);
+		this_cpu_write(pks_fault_resume_writable, true);
+		return true;
+	}
+	atomic_long_inc(&pks_faults);
+	if (pks_mode != PKS_MODE_WARN) {
+		/* The oops that follows gives the backtrace. */
+		pr_alert("pks_pgtables: write to page table %#lx outside a write window at %pS (error code %#lx, PKRS %#x)\n",
+			 address, (void *)regs->ip, error_code, pkrs);
+		return false;
+	}
+	WARN(1, "pks_pgtables: write to page table %#lx outside a write window at %pS (error code %#lx, PKRS %#x): let through\n",
+	     address, (void *)regs->ip, error_code, pkrs);
+	this_cpu_write(pks_fault_resume_writable, true);
+	return true;
 }
 
 static int pks_set_key(struct page *page, unsigned int nr_pages, int key)
@@ -105,12 +294,24 @@ static int pks_prot_reset(struct page *page, unsigned int nr_pages, void *data)
 	return pks_set_key(page, nr_pages, PKS_KEY_DEFAULT);
 }
 
+static unsigned long pks_prot_write_begin(void)
+{
+	return pks_pgtable_write_begin();
+}
+
+static void pks_prot_write_end(unsigned long saved)
+{
+	pks_pgtable_write_end(saved);
+}
+
 static const struct grouped_pages_prot pks_pgtables_prot = {
 	.name = "pks-pgtables",
 	.apply = pks_prot_apply,
 	.reset = pks_prot_reset,
-	/* PKRS is permissive: the kernel still zeroes page tables through the direct map. */
+	/* The cache zeroes page tables through the direct map, in a write window. */
 	.direct_map_writable = true,
+	.write_begin = pks_prot_write_begin,
+	.write_end = pks_prot_write_end,
 };
 
 /**
@@ -234,6 +435,29 @@ bool __pks_pgtable_free(struct page *page)
 	return true;
 }
 EXPORT_SYMBOL_GPL(__pks_pgtable_free);
+
+/**
+ * pks_untag_boot_table() - take the key off a boot page table before it is freed
+ * @page: a page table from memblock (PageReserved), about to go to the page allocator
+ *
+ * The boot walk tagged such tables; the page allocator and the page's next
+ * owner must find it writable. Context: process context, without cpa_lock.
+ *
+ * Return: true if @page may be freed, false if it kept the key and must leak.
+ */
+bool pks_untag_boot_table(struct page *page)
+{
+	if (!static_branch_likely(&pks_pgtables_enabled) || !pks_page_has_pgtable_key(page))
+		return true;
+	if (pks_set_key(page, 1, PKS_KEY_DEFAULT)) {
+		atomic_long_inc(&pks_foreign_untag_failures);
+		WARN_ONCE(1, "pks_pgtables: leaking boot table pfn %#lx: cannot remove its key\n",
+			  page_to_pfn(page));
+		return false;
+	}
+	atomic_long_inc(&pks_foreign_untagged);
+	return true;
+}
 
 /* For the KUnit suite: wait until freed tagged pages have lost the key. */
 void pks_pgtable_flush_untag(void)
@@ -549,8 +773,20 @@ static int pks_status_show(struct seq_file *m, void *unused)
 
 	if (static_branch_likely(&pks_pgtables_enabled))
 		rdmsrl(MSR_IA32_PKRS, pkrs);
+	struct pks_pgtable_faults faults;
+	unsigned long windows = 0;
+	int cpu;
+
+	for_each_possible_cpu(cpu)
+		windows += per_cpu(pks_windows, cpu);
+	pks_pgtable_read_faults(&faults);
 	seq_printf(m, "enabled %d\nkey %d\npkrs %#llx\n",
 		   static_key_enabled(&pks_pgtables_enabled) ? 1 : 0, PKS_KEY_PGTABLES, pkrs);
+	seq_printf(m, "mode %s\nenforcing %d\ndefault_pkrs %#x\nwrite_windows %lu\n",
+		   pks_mode_names[pks_mode], static_key_enabled(&pks_pgtables_enforcing) ? 1 : 0,
+		   pks_default_pkrs, windows);
+	seq_printf(m, "pk_faults %lu\npk_faults_fixed_up %lu\npk_faults_expected %lu\n",
+		   faults.unexpected, faults.fixed_up, faults.expected);
 	seq_printf(m, "pgtable_fallbacks %ld\ndirect_map_reserve %u\ndirect_map_fallbacks %ld\n",
 		   atomic_long_read(&pks_pgtable_fallbacks), pks_dmap_reserve,
 		   atomic_long_read(&pks_dmap_fallbacks));
@@ -613,6 +849,25 @@ static void __init pks_tag_boot_tables(void)
 			pks_untagged(&walk));
 }
 
+/* Run by every CPU at once, when none can be inside a write window. */
+static int pks_enforce_on_cpu(void *unused)
+{
+	pks_write_pkrs(pks_default_pkrs);
+	return 0;
+}
+
+/*
+ * Windows open from here on. CPUs brought up later read the new default; those
+ * online now take it in stop_machine(), where none is inside a window that
+ * would restore the old PKRS when it closes.
+ */
+static void __init pks_start_enforcing(void)
+{
+	static_branch_enable(&pks_pgtables_enforcing);
+	WRITE_ONCE(pks_default_pkrs, PKS_ENFORCING_PKRS);
+	stop_machine(pks_enforce_on_cpu, NULL, cpu_online_mask);
+}
+
 static int __init pks_pgtables_init(void)
 {
 	struct dentry *dir;
@@ -639,8 +894,12 @@ static int __init pks_pgtables_init(void)
 	static_branch_enable(&pks_pgtables_enabled);
 
 	pks_tag_boot_tables();
-	pr_info("pks_pgtables: page tables carry PKS key %d; %ld boot tables tagged\n",
-		PKS_KEY_PGTABLES, atomic_long_read(&pks_boot_tables_tagged));
+	if (pks_mode != PKS_MODE_PERMISSIVE)
+		pks_start_enforcing();
+	pr_info("pks_pgtables: page tables carry PKS key %d; %ld boot tables tagged; %s\n",
+		PKS_KEY_PGTABLES, atomic_long_read(&pks_boot_tables_tagged),
+		pks_mode == PKS_MODE_PERMISSIVE ? "not write-protected (permissive)" :
+		pks_mode == PKS_MODE_WARN ? "write-protected (warn)" : "write-protected (enforce)");
 
 	dir = debugfs_create_dir("pks_pgtables", NULL);
 	debugfs_create_file("status", 0444, dir, NULL, &pks_status_fops);

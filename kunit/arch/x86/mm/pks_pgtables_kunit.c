@@ -2,12 +2,15 @@
 /*
  * KUnit suite of PKS page tables: every level of page table carries the key
  * in the direct map, nothing live lacks it, the direct-map reserve serves
- * splits and refills, and a write-disabled key really stops writes.
+ * splits and refills, page tables are write-protected outside write windows,
+ * and interrupts run outside the window they interrupt.
  */
 
 #include <kunit/test.h>
+#include <linux/delay.h>
 #include <linux/grouped_pages.h>
 #include <linux/grouped_pages_testing.h>
+#include <linux/irq_work.h>
 #include <linux/kthread.h>
 #include <linux/mman.h>
 #include <linux/mm.h>
@@ -20,8 +23,10 @@
 
 #include <asm/msr.h>
 #include <asm/pks.h>
+#include <asm/pks_entry.h>
 #include <asm/set_memory.h>
 #include <asm/tlbflush.h>
+#include <asm/trap_pf.h>
 
 static bool pks_on(void)
 {
@@ -30,6 +35,42 @@ static bool pks_on(void)
 #else
 	return false;
 #endif
+}
+
+static bool pks_enforcing(void)
+{
+#ifdef CONFIG_PKS_PG_TABLES
+	return static_branch_likely(&pks_pgtables_enforcing);
+#else
+	return false;
+#endif
+}
+
+/* PKRS outside write windows, and this CPU's cached copy of the MSR. */
+static u32 pks_expected_pkrs(void)
+{
+#ifdef CONFIG_PKS_PG_TABLES
+	return pks_default_pkrs;
+#else
+	return 0;
+#endif
+}
+
+static u32 pks_cached_pkrs(void)
+{
+#ifdef CONFIG_PKS_PG_TABLES
+	return this_cpu_read(pks_pkrs);
+#else
+	return 0;
+#endif
+}
+
+static u64 pks_read_pkrs(void)
+{
+	u64 pkrs;
+
+	rdmsrl(MSR_IA32_PKRS, pkrs);
+	return pkrs;
 }
 
 static int pks_suite_init(struct kunit *test)
@@ -45,6 +86,13 @@ static void pks_require(struct kunit *test)
 		kunit_skip(test, "PKS page tables off: no PKS, nopkstables or PTI");
 }
 
+static void pks_require_enforcing(struct kunit *test)
+{
+	pks_require(test);
+	if (!pks_enforcing())
+		kunit_skip(test, "pks_pgtables=permissive: page tables are not write-protected");
+}
+
 static unsigned long pks_in_use(bool direct_map)
 {
 	struct grouped_pages_stats s;
@@ -53,12 +101,15 @@ static unsigned long pks_in_use(bool direct_map)
 	return s.pages_in_use;
 }
 
+#define PKS_CPU_STATE	3
+
 static void pks_read_cpu_state(void *data)
 {
-	u64 *state = (u64 *)data + smp_processor_id() * 2;
+	u64 *state = (u64 *)data + smp_processor_id() * PKS_CPU_STATE;
 
 	state[0] = __read_cr4() & X86_CR4_PKS;
-	rdmsrl(MSR_IA32_PKRS, state[1]);
+	state[1] = pks_read_pkrs();
+	state[2] = pks_cached_pkrs();
 }
 
 static void pks_test_every_cpu_set_up(struct kunit *test)
@@ -67,15 +118,22 @@ static void pks_test_every_cpu_set_up(struct kunit *test)
 	int cpu;
 
 	pks_require(test);
-	state = kunit_kcalloc(test, nr_cpu_ids * 2, sizeof(u64), GFP_KERNEL);
+	if (pks_enforcing())
+		KUNIT_EXPECT_EQ(test, (u32)PKS_ENFORCING_PKRS, pks_expected_pkrs());
+	else
+		KUNIT_EXPECT_EQ(test, 0, pks_expected_pkrs());
+	state = kunit_kcalloc(test, nr_cpu_ids * PKS_CPU_STATE, sizeof(u64), GFP_KERNEL);
 	KUNIT_ASSERT_NOT_NULL(test, state);
 	for_each_online_cpu(cpu)
 		smp_call_function_single(cpu, pks_read_cpu_state, state, 1);
 	for_each_online_cpu(cpu) {
-		KUNIT_EXPECT_EQ_MSG(test, (u64)X86_CR4_PKS, state[cpu * 2],
-				    "CR4.PKS on CPU %d", cpu);
-		KUNIT_EXPECT_EQ_MSG(test, (u64)PKS_DEFAULT_PKRS, state[cpu * 2 + 1],
+		u64 *cpu_state = state + cpu * PKS_CPU_STATE;
+
+		KUNIT_EXPECT_EQ_MSG(test, (u64)X86_CR4_PKS, cpu_state[0], "CR4.PKS on CPU %d", cpu);
+		KUNIT_EXPECT_EQ_MSG(test, (u64)pks_expected_pkrs(), cpu_state[1],
 				    "PKRS on CPU %d", cpu);
+		KUNIT_EXPECT_EQ_MSG(test, cpu_state[1], cpu_state[2],
+				    "PKRS and its cached copy on CPU %d", cpu);
 	}
 }
 
@@ -524,38 +582,145 @@ static void pks_test_reserve_refills(struct kunit *test)
 	}
 }
 
-static void pks_test_write_disable_faults(struct kunit *test)
+static bool pks_fault_is_stray_write(unsigned long error_code)
 {
-	unsigned long value = 0x5a5a5a5a, seen = 0;
-	struct page *plain = alloc_page(GFP_KERNEL);
-	struct ptdesc *ptdesc;
-	int write_pt, read_pt, write_plain;
-	u64 pkrs;
+	return (error_code & (X86_PF_PK | X86_PF_WRITE | X86_PF_USER)) ==
+	       (X86_PF_PK | X86_PF_WRITE);
+}
 
-	pks_require(test);
+/* Zero a page table the test wrote into, in a window, and free it. */
+static void pks_free_written_table(struct ptdesc *ptdesc)
+{
+	unsigned long saved = pks_pgtable_write_begin();
+
+	memset(ptdesc_address(ptdesc), 0, PAGE_SIZE);
+	pks_pgtable_write_end(saved);
+	pagetable_free(ptdesc);
+}
+
+static void pks_test_page_tables_write_protected(struct kunit *test)
+{
+	unsigned long value = 0x5a5a5a5a, seen = 0, saved;
+	struct pks_pgtable_faults before, after;
+	struct page *plain = alloc_page(GFP_KERNEL);
+	int write_pt, read_pt, write_plain;
+	struct ptdesc *ptdesc;
+	void *table;
+
+	pks_require_enforcing(test);
 	KUNIT_ASSERT_NOT_NULL(test, plain);
 	ptdesc = pagetable_alloc(GFP_KERNEL | __GFP_ZERO, 0);
 	KUNIT_ASSERT_NOT_NULL(test, ptdesc);
+	table = ptdesc_address(ptdesc);
 
-	preempt_disable();
-	rdmsrl(MSR_IA32_PKRS, pkrs);
-	wrmsrl(MSR_IA32_PKRS, pkrs | PKRS_WD(PKS_KEY_PGTABLES));
-	write_pt = copy_to_kernel_nofault(ptdesc_address(ptdesc), &value, sizeof(value));
-	read_pt = copy_from_kernel_nofault(&seen, ptdesc_address(ptdesc), sizeof(seen));
+	pks_pgtable_read_faults(&before);
+	write_pt = copy_to_kernel_nofault(table, &value, sizeof(value));
+	pks_pgtable_read_faults(&after);
+	read_pt = copy_from_kernel_nofault(&seen, table, sizeof(seen));
 	write_plain = copy_to_kernel_nofault(page_address(plain), &value, sizeof(value));
-	wrmsrl(MSR_IA32_PKRS, pkrs);
-	preempt_enable();
 
-	KUNIT_EXPECT_EQ_MSG(test, -EFAULT, write_pt, "write to a page table with WD set");
+	KUNIT_EXPECT_EQ_MSG(test, -EFAULT, write_pt, "a write to a page table outside a window");
+	KUNIT_EXPECT_EQ(test, before.fixed_up + 1, after.fixed_up);
+	KUNIT_EXPECT_EQ(test, before.unexpected, after.unexpected);
+	KUNIT_EXPECT_EQ(test, (unsigned long)table, after.last.address);
+	KUNIT_EXPECT_TRUE_MSG(test, pks_fault_is_stray_write(after.last.error_code),
+			      "error code %#lx", after.last.error_code);
+	KUNIT_EXPECT_EQ(test, PKRS_WD(PKS_KEY_PGTABLES),
+			after.last.pkrs & PKRS_WD(PKS_KEY_PGTABLES));
 	KUNIT_EXPECT_EQ(test, 0, read_pt);
 	KUNIT_EXPECT_EQ(test, 0, seen);
 	KUNIT_EXPECT_EQ_MSG(test, 0, write_plain, "a page without the key is not affected");
-	write_pt = copy_to_kernel_nofault(ptdesc_address(ptdesc), &value, sizeof(value));
-	KUNIT_EXPECT_EQ(test, 0, write_pt);
-	KUNIT_EXPECT_EQ(test, value, *(unsigned long *)ptdesc_address(ptdesc));
-	memset(ptdesc_address(ptdesc), 0, PAGE_SIZE);
-	pagetable_free(ptdesc);
+
+	saved = pks_pgtable_write_begin();
+	write_pt = copy_to_kernel_nofault(table, &value, sizeof(value));
+	pks_pgtable_write_end(saved);
+	KUNIT_EXPECT_EQ_MSG(test, 0, write_pt, "a write inside a window");
+	KUNIT_EXPECT_EQ(test, value, *(unsigned long *)table);
+	KUNIT_EXPECT_EQ_MSG(test, (u64)pks_expected_pkrs(), pks_read_pkrs(),
+			    "PKRS after the window closed");
+	pks_free_written_table(ptdesc);
 	__free_page(plain);
+}
+
+/* A plain memset, as a stray pointer would do it: it must fault with X86_PF_PK. */
+static void pks_test_stray_memset_faults(struct kunit *test)
+{
+	struct pks_pgtable_faults before, after;
+	struct ptdesc *ptdesc;
+	u8 *table;
+	int i;
+
+	pks_require_enforcing(test);
+	ptdesc = pagetable_alloc(GFP_KERNEL | __GFP_ZERO, 0);
+	KUNIT_ASSERT_NOT_NULL(test, ptdesc);
+	table = ptdesc_address(ptdesc);
+
+	pks_pgtable_read_faults(&before);
+	preempt_disable();
+	pks_pgtable_expect_fault(true);
+	memset(table, 0x5a, 64);
+	pks_pgtable_expect_fault(false);
+	preempt_enable();
+	pks_pgtable_read_faults(&after);
+
+	KUNIT_EXPECT_EQ(test, before.expected + 1, after.expected);
+	KUNIT_EXPECT_EQ(test, before.unexpected, after.unexpected);
+	KUNIT_EXPECT_GE(test, after.last.address, (unsigned long)table);
+	KUNIT_EXPECT_LT(test, after.last.address, (unsigned long)table + 64);
+	KUNIT_EXPECT_TRUE_MSG(test, pks_fault_is_stray_write(after.last.error_code),
+			      "error code %#lx", after.last.error_code);
+	/* Let through once reported, as in warn mode. */
+	for (i = 0; i < 64; i++)
+		KUNIT_EXPECT_EQ_MSG(test, 0x5a, table[i], "byte %d", i);
+	/* The let-through ends when the task is next scheduled out. */
+	schedule_timeout_uninterruptible(1);
+	preempt_disable();
+	KUNIT_EXPECT_EQ_MSG(test, (u64)pks_expected_pkrs(), pks_read_pkrs(),
+			    "PKRS after a context switch");
+	preempt_enable();
+	pks_free_written_table(ptdesc);
+}
+
+struct pks_irq_probe {
+	struct irq_work work;
+	u64 pkrs;
+	bool ran;
+};
+
+static void pks_probe_pkrs(struct irq_work *work)
+{
+	struct pks_irq_probe *probe = container_of(work, struct pks_irq_probe, work);
+
+	probe->pkrs = pks_read_pkrs();
+	WRITE_ONCE(probe->ran, true);
+}
+
+/* A self-IPI taken inside a window runs with the default PKRS, then the window goes on. */
+static void pks_test_interrupt_runs_outside_window(struct kunit *test)
+{
+	struct pks_irq_probe probe = { .work = IRQ_WORK_INIT_HARD(pks_probe_pkrs) };
+	unsigned long saved, timeout;
+	u64 in_window, after_irq;
+
+	pks_require_enforcing(test);
+	if (!arch_irq_work_has_interrupt())
+		kunit_skip(test, "no self-IPI for irq_work on this machine");
+	saved = pks_pgtable_write_begin();
+	in_window = pks_read_pkrs();
+	irq_work_queue(&probe.work);
+	timeout = jiffies + HZ;
+	while (!READ_ONCE(probe.ran) && time_before(jiffies, timeout))
+		cpu_relax();
+	after_irq = pks_read_pkrs();
+	pks_pgtable_write_end(saved);
+	irq_work_sync(&probe.work);
+
+	KUNIT_ASSERT_TRUE_MSG(test, READ_ONCE(probe.ran), "the self-IPI never ran");
+	KUNIT_EXPECT_EQ_MSG(test, 0, in_window & PKRS_WD(PKS_KEY_PGTABLES), "PKRS in the window");
+	KUNIT_EXPECT_EQ_MSG(test, (u64)pks_expected_pkrs(), probe.pkrs, "PKRS in the interrupt");
+	KUNIT_EXPECT_EQ_MSG(test, in_window, after_irq, "PKRS back in the window");
+	KUNIT_EXPECT_EQ_MSG(test, (u64)pks_expected_pkrs(), pks_read_pkrs(),
+			    "PKRS after the window");
 }
 
 static void pks_test_fallback_without_pks(struct kunit *test)
@@ -588,7 +753,9 @@ static struct kunit_case pks_test_cases[] = {
 	KUNIT_CASE(pks_test_split_takes_table_from_reserve),
 	KUNIT_CASE(pks_test_freed_foreign_table_loses_key),
 	KUNIT_CASE(pks_test_reserve_refills),
-	KUNIT_CASE(pks_test_write_disable_faults),
+	KUNIT_CASE(pks_test_page_tables_write_protected),
+	KUNIT_CASE(pks_test_stray_memset_faults),
+	KUNIT_CASE(pks_test_interrupt_runs_outside_window),
 	/* Last: its shrinking leaves 4K-mapped holes where later cases want 2M blocks. */
 	KUNIT_CASE(pks_test_every_level_under_pressure),
 	KUNIT_CASE(pks_test_fallback_without_pks),

@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * PKRS across interrupts, exceptions and context switches, for PKS page
+ * tables: a handler runs with the default PKRS, never inside the page-table
+ * write window it interrupted, and gives the interrupted context its own
+ * back on exit. No window spans a context switch. Used from noinstr code.
+ */
+#ifndef _ASM_X86_PKS_ENTRY_H
+#define _ASM_X86_PKS_ENTRY_H
+
+#include <linux/percpu.h>
+
+#include <asm/msr.h>
+#include <asm/pks.h>
+
+#ifdef CONFIG_PKS_PG_TABLES
+/* The PKRS value of this CPU, so that unchanged values are not written again. */
+DECLARE_PER_CPU(u32, pks_pkrs);
+/* PKRS outside write windows: 0 until page tables are write-protected. */
+extern u32 pks_default_pkrs;
+/* Set by a fault let through in warn mode: its context resumes with writes allowed. */
+DECLARE_PER_CPU(bool, pks_fault_resume_writable);
+/* The PKRS of the context the last interrupt or exception (not NMI) interrupted. */
+DECLARE_PER_CPU(u32, pks_interrupted_pkrs);
+
+/*
+ * The cached value is written before the MSR: an interrupt between the two
+ * then saves and restores the value being written, never a stale one.
+ */
+static __always_inline void pks_write_pkrs(u32 pkrs)
+{
+	if (this_cpu_read(pks_pkrs) == pkrs)
+		return;
+	this_cpu_write(pks_pkrs, pkrs);
+	native_wrmsrl(MSR_IA32_PKRS, pkrs);
+}
+
+static __always_inline u32 pks_nmi_enter(void)
+{
+	u32 interrupted = this_cpu_read(pks_pkrs);
+
+	pks_write_pkrs(pks_default_pkrs);
+	return interrupted;
+}
+
+/* A PK fault reports the PKRS it faulted with: an NMI leaves that record alone. */
+static __always_inline u32 pks_irqentry_enter(void)
+{
+	u32 interrupted = pks_nmi_enter();
+
+	this_cpu_write(pks_interrupted_pkrs, interrupted);
+	return interrupted;
+}
+
+static __always_inline void pks_irqentry_exit(u32 interrupted)
+{
+	if (unlikely(this_cpu_read(pks_fault_resume_writable))) {
+		this_cpu_write(pks_fault_resume_writable, false);
+		interrupted &= ~PKRS_WD(PKS_KEY_PGTABLES);
+	}
+	pks_write_pkrs(interrupted);
+}
+
+/*
+ * An NMI, #MC or #DB may hit between a fault handler setting the flag above
+ * and that fault's own exit: it leaves the flag to that exit.
+ */
+static __always_inline void pks_nmi_exit(u32 interrupted)
+{
+	pks_write_pkrs(interrupted);
+}
+
+/* No window outlives a context switch: a warned-about fault's opening ends here. */
+static __always_inline void pks_switch_to(void)
+{
+	pks_write_pkrs(pks_default_pkrs);
+}
+#else
+static inline void pks_switch_to(void) { }
+#endif
+
+#endif /* _ASM_X86_PKS_ENTRY_H */
