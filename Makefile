@@ -22,7 +22,7 @@ MEMORY     ?= 1024
 # Seconds before a run counts as hung: KUnit's kernel, the selftests' guest.
 KUNIT_TIMEOUT    ?= 600
 SELFTEST_TIMEOUT ?= 900
-# make bench: tcg or icount (deterministic timing), full or quick, boots, extra cmdline.
+# make bench: tcg or icount (deterministic timing), full, quick or pgtables, boots, extra cmdline.
 BENCH_MODE     ?= tcg
 BENCH_WORKLOAD ?= full
 BENCH_MEMORY   ?= 2048

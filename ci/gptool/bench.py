@@ -44,6 +44,8 @@ WORKLOADS = {
              ['--prots=pkey', '--skip-fastpath', '--skip-pgtables']],
     'quick': [['--rounds=3', '--iterations=2000', '--sizes=1024', '--age-pages=8192',
                '--forks=10']],
+    # What PKS page tables cost: compare runs with pks_pgtables= or nopkstables on BENCH_CMDLINE.
+    'pgtables': [['--only-pgtables']],
 }
 ARTIFACT_FILES = ('bzImage', 'initramfs.cpio.gz', 'config', 'build.json')
 
@@ -202,7 +204,11 @@ def boot_once(req: BenchRequest, artifacts: dict[str, Path], index: int) -> Path
     consoles, parsed_boots, problems, commands = [], [], [], []
     boots = WORKLOADS[req.workload]
     for number, args in enumerate(boots, 1):
+        # The kernel has THP for the selftests; khugepaged would raise min_free_kbytes
+        # and take the memory the fallback scenario leaves free. The user's
+        # BENCH_CMDLINE comes last and may turn it back on.
         cmdline = ' '.join(filter(None, ['gp.run=bench', f'gp.args={":".join(args)}',
+                                         'transparent_hugepage=never',
                                          *kbuild.check_choice(req.repo, 'x86_64',
                                                               req.config).boot_args,
                                          req.cmdline]))

@@ -76,7 +76,7 @@ def test_bad_requests_name_what_is_valid(tmp_path: Path) -> None:
         return bench.BenchRequest(**fields)  # type: ignore[arg-type]
     with pytest.raises(HarnessError, match="unknown BENCH_MODE='fast': valid are tcg, icount"):
         bench.check_request(request(machine=qemu.Machine('max', 2, 2048, 'fast')))
-    with pytest.raises(HarnessError, match='valid are full, quick'):
+    with pytest.raises(HarnessError, match='valid are full, quick, pgtables'):
         bench.check_request(request(workload='long'))
     with pytest.raises(HarnessError, match='MEMORY >= 1024'):
         bench.check_request(request(machine=qemu.Machine('max', 2, 512, 'tcg')))

@@ -148,7 +148,8 @@ def test_no_pks_config_names_its_expected_skips() -> None:
     fragment = kbuild.config_fragments(REPO)['no-pks']
     known = selftest_run.TEST_DEFINITION.findall(
         (REPO / 'selftests/grouped_pages/gp_stress.c').read_text())
-    assert fragment.selftests_may_skip == ('pks_pgtables', 'pks_pgtables_memcg_accounting')
+    assert fragment.selftests_may_skip == ('pks_pgtables', 'pks_pgtables_memcg_accounting',
+                                           'pks_pgtable_writers')
     assert set(fragment.selftests_may_skip) <= set(known)
 
 

@@ -36,6 +36,7 @@
 #define BENCH_FILE	"/sys/kernel/debug/grouped_pages_bench"
 #define PKS_STATUS	"/sys/kernel/debug/pks_pgtables/status"
 #define MAX_SAMPLES	64
+#define BASE_PAGE	4096UL
 
 /*
  * Which figures can be compared exactly. The grouped cache's counts do not
@@ -61,6 +62,7 @@ struct options {
 	unsigned int prots;	/* bit per GP_BENCH_PROT_* */
 	bool fastpath;
 	bool pgtables;
+	bool only_pgtables;
 };
 
 static int bench_fd = -1;
@@ -508,13 +510,48 @@ static void bench_fastpath(unsigned int cpus, const struct options *opt)
 	       "grouped fast path / alloc_page(), same round");
 }
 
-/* Page tables built and torn down by processes: fork+exit, and sparse mmap storms. */
+/* Page faults on every page of a 32M mapping: one PTE write each, tables rarely. */
+static double fault_storm_ns(void)
+{
+	const size_t len = 32UL << 20;
+	char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	uint64_t start;
+	size_t off;
+
+	if (p == MAP_FAILED) {
+		fail("mmap: %s", strerror(errno));
+		return 0;
+	}
+	/* No THP: one fault per 4K page is the point. */
+	madvise(p, len, MADV_NOHUGEPAGE);
+	start = now_ns();
+	for (off = 0; off < len; off += BASE_PAGE)
+		p[off] = 1;
+	munmap(p, len);
+	return (double)(now_ns() - start) / (len / BASE_PAGE);
+}
+
+/* A number from the PKS page-table status file, or -1 without it. */
+static long long pks_status(const char *name)
+{
+	return read_field(PKS_STATUS, name);
+}
+
+/*
+ * Page tables built and torn down by processes: fork+exit, sparse mmap storms
+ * and a page-fault storm, with the PKS write windows they opened.
+ */
 static void bench_pgtables(const struct options *opt)
 {
-	double fork_us[MAX_SAMPLES], mmap_us[MAX_SAMPLES];
+	double fork_us[MAX_SAMPLES], mmap_us[MAX_SAMPLES], fault_ns[MAX_SAMPLES];
 	const size_t span = 256UL << 20, stride = 2UL << 20;
+	long long windows = pks_status("write_windows");
 	unsigned int i;
 	int r;
+
+	info("pks_mode", "%s, enforcing %lld",
+	     pks_status("enforcing") < 0 ? "absent" : pks_status("enforcing") ? "write-protected" :
+	     "not write-protected", pks_status("enforcing"));
 
 	/* Round -1 warms up (the first forks are five times slower) and is not kept. */
 	for (r = -1; r < (int)opt->rounds; r++) {
@@ -550,11 +587,17 @@ static void bench_pgtables(const struct options *opt)
 		}
 		if (r >= 0)
 			mmap_us[r] = (now_ns() - start) / 1000.0 / 8;
+		fault_ns[r < 0 ? 0 : r] = fault_storm_ns();
 	}
 	metric("pgtable.fork_exit_us", "us", "lower", false, MIN_EFFECT_TIME, fork_us, opt->rounds,
 	       "fork() of a small process, its _exit() and waitpid()");
 	metric("pgtable.mmap_storm_us", "us", "lower", false, MIN_EFFECT_TIME, mmap_us, opt->rounds,
 	       "mmap 256M, touch one page per 2M (128 PTE tables), munmap");
+	metric("pgtable.fault_ns", "ns/fault", "lower", false, MIN_EFFECT_TIME, fault_ns,
+	       opt->rounds, "write fault on each 4K page of a 32M mapping, then munmap");
+	if (windows >= 0)
+		info("pks_write_windows", "%lld windows opened by this step",
+		     pks_status("write_windows") - windows);
 }
 
 static void parse_prots(struct options *opt, char *list)
@@ -616,6 +659,7 @@ int main(int argc, char **argv)
 		{ "prots", required_argument, NULL, 'p' },
 		{ "skip-fastpath", no_argument, NULL, 'F' },
 		{ "skip-pgtables", no_argument, NULL, 'P' },
+		{ "only-pgtables", no_argument, NULL, 'O' },
 		{ }
 	};
 	struct options opt = { .rounds = 10, .iterations = 20000, .sizes = { 4096, 65536 },
@@ -660,11 +704,14 @@ int main(int argc, char **argv)
 		case 'P':
 			opt.pgtables = false;
 			break;
+		case 'O':
+			opt.only_pgtables = true;
+			break;
 		default:
 			fprintf(stderr, "usage: gp_bench [--rounds N] [--iterations N] "
 				"[--sizes N,N] [--age-pages N] [--keep-one-in N] [--seed N] "
 				"[--forks N] [--prots ro,np,pkey] [--skip-fastpath] "
-				"[--skip-pgtables]\n");
+				"[--skip-pgtables | --only-pgtables]\n");
 			return 2;
 		}
 	}
@@ -684,6 +731,11 @@ int main(int argc, char **argv)
 		/* Not a failure: this kernel or CPU has no PKS, so there is nothing to measure. */
 		opt.prots &= ~(1U << GP_BENCH_PROT_PKEY);
 		info("skipped", "pkey: no PKS page tables in this kernel or no PKS in this CPU");
+	}
+	if (opt.only_pgtables) {
+		/* What PKS page tables cost, without the allocator's own workloads. */
+		bench_pgtables(&opt);
+		goto out;
 	}
 	info("protections", "%s%s%s", opt.prots & 1 ? "ro " : "", opt.prots & 2 ? "np " : "",
 	     opt.prots & 4 ? "pkey" : "");
@@ -725,6 +777,7 @@ int main(int argc, char **argv)
 	}
 	if (opt.pgtables)
 		bench_pgtables(&opt);
+out:
 	if (ioctl(bench_fd, GP_BENCH_RESET))
 		fail("reset: %s", strerror(errno));
 	close(bench_fd);

@@ -624,16 +624,7 @@ static int hugetlb_writers(void)
 	return write_str("/proc/sys/vm/nr_hugepages", "0\n");
 }
 
-/* A static key flipped: text_poke() writes through poking_mm's page tables. */
-static int text_poke_writers(void)
-{
-	const char *knob = "/proc/sys/kernel/sched_schedstats";
-
-	if (access(knob, W_OK))
-		return 1;
-	return write_str(knob, "1\n") || write_str(knob, "0\n");
-}
-
+/* A kprobe armed and disarmed: text_poke() writes through poking_mm's page tables. */
 static int kprobe_writers(void)
 {
 	const char *events = "/sys/kernel/tracing/kprobe_events";
@@ -714,14 +705,10 @@ TEST_F_TIMEOUT(gp, pks_pgtable_writers, 240)
 	EXPECT_LE(0, ret);
 	if (ret > 0)
 		TH_LOG("no hugetlb pages: hugetlb not exercised");
-	ret = text_poke_writers();
-	EXPECT_LE(0, ret);
-	if (ret > 0)
-		TH_LOG("no sched_schedstats: text_poke not exercised");
 	ret = kprobe_writers();
 	EXPECT_LE(0, ret);
 	if (ret > 0)
-		TH_LOG("no kprobe_events: kprobes not exercised");
+		TH_LOG("no kprobe_events: kprobes and text_poke not exercised");
 	ret = hotplug_writers(default_pkrs);
 	EXPECT_LE(0, ret) TH_LOG("CPU 1 after hotplug: PKRS is not the default");
 	if (ret > 0)

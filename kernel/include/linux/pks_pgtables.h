@@ -88,6 +88,7 @@ void pks_pgtable_walk(struct mm_struct *mm, struct pks_pgtable_walk *walk);
 struct grouped_pages_cache *pks_pgtables_cache(bool direct_map);
 void pks_pgtable_read_faults(struct pks_pgtable_faults *faults);
 void pks_pgtable_expect_fault(bool expect);
+unsigned long pks_pgtable_windows(void);
 bool pks_untag_boot_table(struct page *page);
 
 static inline struct page *pks_pgtable_alloc(gfp_t gfp)

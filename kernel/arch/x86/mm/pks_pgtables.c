@@ -215,6 +215,22 @@ void pks_pgtable_read_faults(struct pks_pgtable_faults *faults)
 }
 EXPORT_SYMBOL_GPL(pks_pgtable_read_faults);
 
+/**
+ * pks_pgtable_windows() - page-table write windows opened so far, on all CPUs
+ *
+ * Return: the sum of the per-CPU counts.
+ */
+unsigned long pks_pgtable_windows(void)
+{
+	unsigned long windows = 0;
+	int cpu;
+
+	for_each_possible_cpu(cpu)
+		windows += per_cpu(pks_windows, cpu);
+	return windows;
+}
+EXPORT_SYMBOL_GPL(pks_pgtable_windows);
+
 static bool pks_address_has_pgtable_key(unsigned long address)
 {
 	unsigned int level;
@@ -773,12 +789,9 @@ static int pks_status_show(struct seq_file *m, void *unused)
 
 	if (static_branch_likely(&pks_pgtables_enabled))
 		rdmsrl(MSR_IA32_PKRS, pkrs);
+	unsigned long windows = pks_pgtable_windows();
 	struct pks_pgtable_faults faults;
-	unsigned long windows = 0;
-	int cpu;
 
-	for_each_possible_cpu(cpu)
-		windows += per_cpu(pks_windows, cpu);
 	pks_pgtable_read_faults(&faults);
 	seq_printf(m, "enabled %d\nkey %d\npkrs %#llx\n",
 		   static_key_enabled(&pks_pgtables_enabled) ? 1 : 0, PKS_KEY_PGTABLES, pkrs);

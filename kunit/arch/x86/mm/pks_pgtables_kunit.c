@@ -10,8 +10,11 @@
 #include <linux/delay.h>
 #include <linux/grouped_pages.h>
 #include <linux/grouped_pages_testing.h>
+#include <linux/io.h>
 #include <linux/irq_work.h>
 #include <linux/kthread.h>
+#include <linux/set_memory.h>
+#include <linux/vmalloc.h>
 #include <linux/mman.h>
 #include <linux/mm.h>
 #include <linux/pgalloc.h>
@@ -21,6 +24,7 @@
 #include <linux/sched/signal.h>
 #include <linux/uaccess.h>
 
+#include <asm/apicdef.h>
 #include <asm/msr.h>
 #include <asm/pks.h>
 #include <asm/pks_entry.h>
@@ -60,6 +64,16 @@ static u32 pks_cached_pkrs(void)
 {
 #ifdef CONFIG_PKS_PG_TABLES
 	return this_cpu_read(pks_pkrs);
+#else
+	return 0;
+#endif
+}
+
+/* Write windows opened so far, from the status file's counter. */
+static unsigned long pks_windows_opened(void)
+{
+#ifdef CONFIG_PKS_PG_TABLES
+	return pks_pgtable_windows();
 #else
 	return 0;
 #endif
@@ -723,6 +737,39 @@ static void pks_test_interrupt_runs_outside_window(struct kunit *test)
 			    "PKRS after the window");
 }
 
+/*
+ * Kernel page tables written after boot, with page tables write-protected:
+ * vmalloc and vfree, a CPA change and back, and ioremap. None may fault, and
+ * each goes through write windows.
+ */
+static void pks_test_kernel_mappings_write_in_windows(struct kunit *test)
+{
+	struct pks_pgtable_faults before, after;
+	unsigned long windows = pks_windows_opened();
+	void __iomem *io;
+	void *area;
+
+	pks_require_enforcing(test);
+	pks_pgtable_read_faults(&before);
+	area = vmalloc(4 << 20);
+	KUNIT_ASSERT_NOT_NULL(test, area);
+	memset(area, 1, 4 << 20);
+	KUNIT_EXPECT_EQ(test, 0, set_memory_ro((unsigned long)area, 16));
+	KUNIT_EXPECT_EQ(test, 0, set_memory_rw((unsigned long)area, 16));
+	vfree(area);
+	vm_unmap_aliases();
+	/* The local APIC's page: MMIO every x86_64 machine has. */
+	io = ioremap(APIC_DEFAULT_PHYS_BASE, PAGE_SIZE);
+	KUNIT_EXPECT_NOT_NULL(test, io);
+	if (io)
+		iounmap(io);
+	pks_pgtable_read_faults(&after);
+
+	KUNIT_EXPECT_EQ(test, before.unexpected, after.unexpected);
+	KUNIT_EXPECT_EQ(test, before.fixed_up, after.fixed_up);
+	KUNIT_EXPECT_GT(test, pks_windows_opened(), windows);
+}
+
 static void pks_test_fallback_without_pks(struct kunit *test)
 {
 	struct ptdesc *ptdesc;
@@ -756,6 +803,7 @@ static struct kunit_case pks_test_cases[] = {
 	KUNIT_CASE(pks_test_page_tables_write_protected),
 	KUNIT_CASE(pks_test_stray_memset_faults),
 	KUNIT_CASE(pks_test_interrupt_runs_outside_window),
+	KUNIT_CASE(pks_test_kernel_mappings_write_in_windows),
 	/* Last: its shrinking leaves 4K-mapped holes where later cases want 2M blocks. */
 	KUNIT_CASE(pks_test_every_level_under_pressure),
 	KUNIT_CASE(pks_test_fallback_without_pks),
