@@ -231,6 +231,7 @@ unsigned long pks_pgtable_windows(void)
 }
 EXPORT_SYMBOL_GPL(pks_pgtable_windows);
 
+/* Whether the direct-map entry (or large entry) mapping @address carries the key. */
 static bool pks_address_has_pgtable_key(unsigned long address)
 {
 	unsigned int level;
@@ -258,8 +259,6 @@ static bool pks_address_has_pgtable_key(unsigned long address)
 bool pks_pgtable_fault(struct pt_regs *regs, unsigned long error_code, unsigned long address)
 {
 	u32 pkrs = this_cpu_read(pks_interrupted_pkrs);
-	bool expected = this_cpu_read(pks_fault_expected);
-	bool fixup = search_exception_tables(regs->ip);
 	unsigned long flags;
 
 	if (!static_branch_likely(&pks_pgtables_enforcing) ||
@@ -272,11 +271,11 @@ bool pks_pgtable_fault(struct pt_regs *regs, unsigned long error_code, unsigned 
 		.pkrs = pkrs,
 	};
 	raw_spin_unlock_irqrestore(&pks_last_fault_lock, flags);
-	if (fixup) {
+	if (search_exception_tables(regs->ip)) {
 		atomic_long_inc(&pks_faults_fixed_up);
 		return false;
 	}
-	if (expected) {
+	if (this_cpu_read(pks_fault_expected)) {
 		atomic_long_inc(&pks_faults_expected);
 		this_cpu_write(pks_fault_expected, false);
 		this_cpu_write(pks_fault_resume_writable, true);
@@ -338,13 +337,7 @@ static const struct grouped_pages_prot pks_pgtables_prot = {
  */
 bool pks_page_has_pgtable_key(struct page *page)
 {
-	unsigned int level;
-	pte_t *pte = lookup_address((unsigned long)page_address(page), &level);
-
-	if (!pte)
-		return false;
-	return (pte_val(*pte) & _PAGE_PKEY_MASK) ==
-	       ((pteval_t)PKS_KEY_PGTABLES << _PAGE_BIT_PKEY_BIT0);
+	return pks_address_has_pgtable_key((unsigned long)page_address(page));
 }
 EXPORT_SYMBOL_GPL(pks_page_has_pgtable_key);
 
@@ -392,6 +385,23 @@ static DEFINE_SPINLOCK(pks_untag_lock);
 static void pks_untag_fn(struct work_struct *work);
 static DECLARE_WORK(pks_untag_work, pks_untag_fn);
 
+/*
+ * Take the key off a page about to go to the page allocator. Its next owner
+ * would find a page still carrying it write-protected: that page is leaked.
+ * Return: true if @page may be freed.
+ */
+static bool pks_untag_or_leak(struct page *page)
+{
+	if (pks_set_key(page, 1, PKS_KEY_DEFAULT)) {
+		atomic_long_inc(&pks_foreign_untag_failures);
+		WARN_ONCE(1, "pks_pgtables: leaking pfn %#lx: cannot remove its key\n",
+			  page_to_pfn(page));
+		return false;
+	}
+	atomic_long_inc(&pks_foreign_untagged);
+	return true;
+}
+
 static void pks_untag_fn(struct work_struct *work)
 {
 	struct page *page, *next;
@@ -403,15 +413,8 @@ static void pks_untag_fn(struct work_struct *work)
 	spin_unlock_irqrestore(&pks_untag_lock, flags);
 	list_for_each_entry_safe(page, next, &pages, lru) {
 		list_del(&page->lru);
-		if (pks_set_key(page, 1, PKS_KEY_DEFAULT)) {
-			/* Its next owner would find it protected as a page table: keep it. */
-			atomic_long_inc(&pks_foreign_untag_failures);
-			WARN_ONCE(1, "pks_pgtables: leaking pfn %#lx: cannot remove its key\n",
-				  page_to_pfn(page));
-			continue;
-		}
-		atomic_long_inc(&pks_foreign_untagged);
-		__free_page(page);
+		if (pks_untag_or_leak(page))
+			__free_page(page);
 	}
 }
 
@@ -465,14 +468,7 @@ bool pks_untag_boot_table(struct page *page)
 {
 	if (!static_branch_likely(&pks_pgtables_enabled) || !pks_page_has_pgtable_key(page))
 		return true;
-	if (pks_set_key(page, 1, PKS_KEY_DEFAULT)) {
-		atomic_long_inc(&pks_foreign_untag_failures);
-		WARN_ONCE(1, "pks_pgtables: leaking boot table pfn %#lx: cannot remove its key\n",
-			  page_to_pfn(page));
-		return false;
-	}
-	atomic_long_inc(&pks_foreign_untagged);
-	return true;
+	return pks_untag_or_leak(page);
 }
 
 /* For the KUnit suite: wait until freed tagged pages have lost the key. */
@@ -785,19 +781,17 @@ DEFINE_SHOW_ATTRIBUTE(pks_levels);
 
 static int pks_status_show(struct seq_file *m, void *unused)
 {
+	struct pks_pgtable_faults faults;
 	u64 pkrs = 0;
 
 	if (static_branch_likely(&pks_pgtables_enabled))
 		rdmsrl(MSR_IA32_PKRS, pkrs);
-	unsigned long windows = pks_pgtable_windows();
-	struct pks_pgtable_faults faults;
-
 	pks_pgtable_read_faults(&faults);
 	seq_printf(m, "enabled %d\nkey %d\npkrs %#llx\n",
 		   static_key_enabled(&pks_pgtables_enabled) ? 1 : 0, PKS_KEY_PGTABLES, pkrs);
 	seq_printf(m, "mode %s\nenforcing %d\ndefault_pkrs %#x\nwrite_windows %lu\n",
 		   pks_mode_names[pks_mode], static_key_enabled(&pks_pgtables_enforcing) ? 1 : 0,
-		   pks_default_pkrs, windows);
+		   pks_default_pkrs, pks_pgtable_windows());
 	seq_printf(m, "pk_faults %lu\npk_faults_fixed_up %lu\npk_faults_expected %lu\n",
 		   faults.unexpected, faults.fixed_up, faults.expected);
 	seq_printf(m, "pgtable_fallbacks %ld\ndirect_map_reserve %u\ndirect_map_fallbacks %ld\n",
@@ -909,10 +903,9 @@ static int __init pks_pgtables_init(void)
 	pks_tag_boot_tables();
 	if (pks_mode != PKS_MODE_PERMISSIVE)
 		pks_start_enforcing();
-	pr_info("pks_pgtables: page tables carry PKS key %d; %ld boot tables tagged; %s\n",
+	pr_info("pks_pgtables: page tables carry PKS key %d; %ld boot tables tagged; mode %s\n",
 		PKS_KEY_PGTABLES, atomic_long_read(&pks_boot_tables_tagged),
-		pks_mode == PKS_MODE_PERMISSIVE ? "not write-protected (permissive)" :
-		pks_mode == PKS_MODE_WARN ? "write-protected (warn)" : "write-protected (enforce)");
+		pks_mode_names[pks_mode]);
 
 	dir = debugfs_create_dir("pks_pgtables", NULL);
 	debugfs_create_file("status", 0444, dir, NULL, &pks_status_fops);
