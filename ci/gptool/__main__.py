@@ -140,11 +140,11 @@ def bisect_request(args: argparse.Namespace) -> bisect.BisectRequest:
 def run_on_tree(args: argparse.Namespace) -> int:
     """The commands that prepare and build the shared kernel tree: one at a time per GP_WORK."""
     if args.command == 'bench':
-        kbuild.check_choice(args.repo, 'x86_64', args.config)
+        fragment = kbuild.check_choice(args.repo, 'x86_64', args.config)
         request = bench.BenchRequest(
             repo=args.repo, tree=None, work=args.work, config=args.config, jobs=args.jobs,
             machine=qemu.Machine(cpu=args.qemu_cpu, smp=args.smp, memory_mb=args.memory,
-                                 mode=args.mode),
+                                 mode=args.mode, tcg_threads=fragment.tcg_threads),
             runs=args.runs, workload=args.workload, cmdline=args.cmdline,
             timeout=args.timeout, results=args.results or args.repo / 'results',
             artifacts=args.artifacts, build_only=args.build_only)

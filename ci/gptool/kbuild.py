@@ -18,6 +18,7 @@ from . import kconfig
 from .errors import INFRASTRUCTURE, UNTESTABLE, HarnessError
 from .fsutil import write_atomic
 from .progress import heartbeat
+from .qemu import TCG_THREADS
 from .tree import Tree
 
 ARCHES = ('um', 'x86_64', 'i386')
@@ -192,6 +193,8 @@ class ConfigFragment:
     # '# boot: ARG...': kernel command-line arguments every boot of this row gets
     # (kunit.py's --kernel_args, the initramfs kernels' command line).
     boot_args: tuple[str, ...] = ()
+    # '# tcg threads: single': QEMU runs every vCPU in one thread (qemu.TCG_THREADS).
+    tcg_threads: str = 'multi'
 
 
 def config_fragments(repo: Path) -> dict[str, ConfigFragment]:
@@ -203,9 +206,14 @@ def config_fragments(repo: Path) -> dict[str, ConfigFragment]:
         modules = re.search(r'^# kunit:\s*modules\s*$', path.read_text(), re.M) is not None
         may_skip = re.search(r'^# selftests may skip:\s*(.+)$', path.read_text(), re.M)
         boot = re.search(r'^# boot:\s*(.+)$', path.read_text(), re.M)
+        threads = re.search(r'^# tcg threads:\s*(\S+)\s*$', path.read_text(), re.M)
+        if threads and threads.group(1) not in TCG_THREADS:
+            raise HarnessError(f'{path}: "# tcg threads: {threads.group(1)}": valid are '
+                               f'{", ".join(TCG_THREADS)}', 2)
         fragments[path.stem] = ConfigFragment(path.stem, path, arches, modules,
                                               tuple(may_skip.group(1).split()) if may_skip else (),
-                                              tuple(boot.group(1).split()) if boot else ())
+                                              tuple(boot.group(1).split()) if boot else (),
+                                              threads.group(1) if threads else 'multi')
     return fragments
 
 

@@ -102,6 +102,8 @@ def kunit_command(req: RunRequest) -> list[str]:
     cmd += [f'--kunitconfig={path}' for path in kunitconfig_paths(req)]
     if req.arch != 'um':
         cmd.append(f'--qemu_args=-cpu {req.qemu_cpu} -smp 2')
+        if check_choice(req.repo, req.arch, req.config).tcg_threads == 'single':
+            cmd.append('--qemu_args=-accel tcg,thread=single')
         # Messages printed from other contexts while the tests run can split a KTAP
         # header ("KTAP version 1" / "# Subtest:") and make kunit.py report a crash:
         # no PS/2 devices to probe, and no delayed TSC recalibration.
@@ -257,7 +259,8 @@ def run_as_modules(req: RunRequest) -> int:
         raise HarnessError(f'kunit CONFIG={req.config}: the kernel built no test module '
                            f'(is the suite =m in configs/{req.config}.config?)')
     initramfs = kbuild.build_initramfs(kernel)
-    machine = qemu.Machine(cpu=req.qemu_cpu, smp=2, memory_mb=1024)
+    machine = qemu.Machine(cpu=req.qemu_cpu, smp=2, memory_mb=1024,
+                           tcg_threads=check_choice(req.repo, req.arch, req.config).tcg_threads)
     # KUnit prints its KTAP at KERN_INFO: let it reach the console, without timestamps.
     cmd = qemu.command(machine, image, initramfs,
                        'gp.run=kunit-modules numa=fake=2 loglevel=7 printk.time=0 ' +

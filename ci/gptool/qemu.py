@@ -23,6 +23,13 @@ KERNEL_PROBLEM = re.compile(KERNEL_REPORT.pattern + r'|WARNING:')
 # time is not skipped in real time, so a figure depends on the code, not the host.
 ICOUNT_ARGS = ('-icount', 'shift=0,sleep=off')
 MODES = ('tcg', 'icount')
+# 'multi': a host thread per vCPU (QEMU's default). 'single': all vCPUs in one
+# thread, round robin. QEMU 7.2's multi-threaded TCG lets a vCPU go on running code
+# another vCPU has rewritten and synchronised with IPIs: a kernel with jump labels
+# then oopses on "int3" at a static-key flip (text_poke_bp()'s breakpoint, hit after
+# the patch finished), with PKS page tables on or off. Configs with CONFIG_JUMP_LABEL
+# ask for 'single' ('# tcg threads: single').
+TCG_THREADS = ('multi', 'single')
 
 
 @dataclass(frozen=True)
@@ -32,6 +39,7 @@ class Machine:
     smp: int
     memory_mb: int
     mode: str = 'tcg'
+    tcg_threads: str = 'multi'
 
 
 def command(machine: Machine, kernel: Path, initramfs: Path, cmdline: str) -> list[str]:
@@ -39,6 +47,8 @@ def command(machine: Machine, kernel: Path, initramfs: Path, cmdline: str) -> li
     cmd = ['qemu-system-x86_64', '-nodefaults', '-nographic', '-no-reboot', '-serial', 'stdio',
            '-cpu', machine.cpu, '-smp', str(machine.smp), '-m', str(machine.memory_mb),
            '-kernel', str(kernel), '-initrd', str(initramfs), '-append', append.strip()]
+    if machine.tcg_threads == 'single':
+        cmd += ['-accel', 'tcg,thread=single']
     if machine.mode == 'icount':
         cmd += ICOUNT_ARGS
     return cmd

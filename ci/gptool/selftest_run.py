@@ -160,7 +160,9 @@ def run(req: SelftestRequest) -> int:
                        build_log=kernel.log, problem=str(err))
         raise HarnessError(f'{err} (build log kept: {stored / "build.log"})', err.status,
                            err.kind) from err
-    machine = qemu.Machine(cpu=req.qemu_cpu, smp=req.smp, memory_mb=req.memory_mb)
+    machine = qemu.Machine(cpu=req.qemu_cpu, smp=req.smp, memory_mb=req.memory_mb,
+                           tcg_threads=kbuild.check_choice(req.repo, 'x86_64',
+                                                           req.config).tcg_threads)
     cmd = qemu.command(machine, image, initramfs, guest_cmdline(req))
     console, timed_out = qemu.boot(cmd, req.timeout)
     verdict = judge(console, timed_out, req.timeout,

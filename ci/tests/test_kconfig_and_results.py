@@ -311,3 +311,27 @@ def test_a_fragment_s_boot_arguments_reach_every_boot(tmp_path: Path) -> None:
                                       config='nopkstables', jobs=1, qemu_cpu='max', smp=1,
                                       memory_mb=512, timeout=60, results=tmp_path)
     assert selftest_run.guest_cmdline(st).split() == ['gp.run=selftests', 'nopkstables']
+
+
+def test_a_jump_label_config_runs_every_vcpu_in_one_tcg_thread(tmp_path: Path) -> None:
+    from gptool import qemu
+    fragments = kbuild.config_fragments(REPO)
+    assert fragments['jumplabel'].tcg_threads == 'single'
+    assert all(fragment.tcg_threads == 'multi' for name, fragment in fragments.items()
+               if name != 'jumplabel')
+    single = qemu.Machine('max', 2, 1024, tcg_threads='single')
+    cmd = qemu.command(single, Path('bzImage'), Path('initramfs'), '')
+    assert cmd[cmd.index('-accel') + 1] == 'tcg,thread=single'
+    assert '-accel' not in qemu.command(qemu.Machine('max', 2, 1024), Path('b'), Path('i'), '')
+    base = tree.Base(key='t', version='6.12', origin={})
+    req = kunit_run.RunRequest(repo=REPO, tree=tree.Tree(tmp_path, base), work=tmp_path,
+                               arch='x86_64', config='jumplabel', jobs=1, qemu_cpu='max',
+                               timeout=60, results=tmp_path)
+    assert '--qemu_args=-accel tcg,thread=single' in kunit_run.kunit_command(req)
+
+
+def test_an_unknown_tcg_threads_header_is_refused_naming_the_valid_ones(tmp_path: Path) -> None:
+    (tmp_path / 'configs').mkdir()
+    (tmp_path / 'configs' / 'odd.config').write_text('# tcg threads: many\nCONFIG_X=y\n')
+    with pytest.raises(HarnessError, match='tcg threads: many.*valid are multi, single'):
+        kbuild.config_fragments(tmp_path)

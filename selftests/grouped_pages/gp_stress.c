@@ -719,6 +719,65 @@ TEST_F_TIMEOUT(gp, pks_pgtable_writers, 240)
 	EXPECT_EQ(0, read_field(PKS_WALK, "untagged"));
 }
 
+#define SCHEDSTATS_KNOB	"/proc/sys/kernel/sched_schedstats"
+#define STATIC_KEY_FLIPS	200
+
+/* CONFIG_JUMP_LABEL: static keys are patched code, not variables. */
+static bool jump_labels_patch_text(void)
+{
+	char line[256];
+	bool found = false;
+	FILE *f = fopen("/proc/kallsyms", "r");
+
+	if (!f)
+		return false;
+	while (!found && fgets(line, sizeof(line), f))
+		found = strstr(line, " arch_jump_label_transform_queue\n") != NULL;
+	fclose(f);
+	return found;
+}
+
+/*
+ * With jump labels, a static-key flip is text_poke_bp(): int3 written over
+ * every site, then the rest of each instruction, then its first byte, each
+ * step written through poking_mm's page tables (windows) and followed by a
+ * sync IPI. Flip the schedstats key while both CPUs keep running the
+ * scheduler paths it patches, so int3 sites are hit mid-flip.
+ */
+TEST_F_TIMEOUT(gp, static_key_flips, 240)
+{
+	long long windows = read_field(PKS_STATUS, "write_windows");
+	bool enforcing = read_field(PKS_STATUS, "enforcing") == 1;
+	int i, status, failed = 0;
+	pid_t spinner;
+
+	if (access(SCHEDSTATS_KNOB, W_OK))
+		SKIP(return, "%s: %s (needs CONFIG_SCHEDSTATS)", SCHEDSTATS_KNOB,
+		     strerror(errno));
+	if (!jump_labels_patch_text())
+		TH_LOG("no jump labels: the flips patch no text (CONFIG=jumplabel does)");
+	spinner = fork();
+	ASSERT_LE(0, spinner);
+	if (spinner == 0) {
+		/* Each sched_yield() goes through __schedule() and its schedstat sites. */
+		run_on_cpu(1);
+		for (;;)
+			sched_yield();
+	}
+	for (i = 0; i < STATIC_KEY_FLIPS && !failed; i++) {
+		failed = write_str(SCHEDSTATS_KNOB, i & 1 ? "0\n" : "1\n");
+		sched_yield();
+	}
+	kill(spinner, SIGKILL);
+	ASSERT_EQ(spinner, waitpid(spinner, &status, 0));
+	EXPECT_EQ(0, failed) TH_LOG("flip %d of %s refused", i, SCHEDSTATS_KNOB);
+	EXPECT_EQ(0, write_str(SCHEDSTATS_KNOB, "0\n"));
+	if (!enforcing)
+		return;
+	EXPECT_EQ(0, read_field(PKS_STATUS, "pk_faults"));
+	EXPECT_LT(windows, read_field(PKS_STATUS, "write_windows"));
+}
+
 #define CGROUP_ROOT	"/sys/fs/cgroup"
 #define PGT_CGROUP	CGROUP_ROOT "/gp_pgtables"
 
