@@ -13,7 +13,9 @@ REPO = Path(__file__).resolve().parents[2]
 PATCHES = sorted((REPO / 'ci/planted-bugs').glob('*.patch'))
 SELFTEST = REPO / 'selftests/grouped_pages/gp_stress.c'
 BENCH = REPO / 'selftests/grouped_pages/gp_bench.c'
-KUNIT = REPO / 'kunit/mm/grouped_pages_kunit.c'
+# The KUnit suites a planted bug may name, and their sources.
+KUNIT = {'grouped_pages': REPO / 'kunit/mm/grouped_pages_kunit.c',
+         'pks_pgtables': REPO / 'kunit/arch/x86/mm/pks_pgtables_kunit.c'}
 
 
 def test_there_are_planted_bugs() -> None:
@@ -32,18 +34,19 @@ def test_planted_bug_names_an_existing_test(patch: Path) -> None:
     text = patch.read_text()
     selftest = re.search(r'Expected: selftests gp\.(\w+) fails', text)
     bench = re.search(r'Expected: bench (frag\.\w+\.n\d+\.\w+\.(\w+)|[\w.]+) regression', text)
-    kunit = re.search(r'Expected: kunit grouped_pages\.(\w+) fails', text)
+    kunit = re.search(r'Expected: kunit (grouped_pages|pks_pgtables)\.(\w+) fails', text)
     row = re.search(r'Expected: row ([\w-]+) fails with "[^"]+"', text)
     assert selftest or bench or kunit or row, (
         f'{patch.name} has no "Expected: selftests gp.NAME fails", '
-        '"Expected: kunit grouped_pages.CASE fails", "Expected: row ROW fails with \"TEXT\"" '
+        '"Expected: kunit grouped_pages.CASE fails" (or pks_pgtables.CASE), '
+        '"Expected: row ROW fails with \"TEXT\"" '
         'or "Expected: bench METRIC regression" line')
     if row:
         rows = {'-'.join(line.split()) for line in (REPO / 'ci/matrix').read_text().splitlines()
                 if line.strip() and not line.startswith('#')}
         assert row.group(1) in rows, f'{patch.name} names row {row.group(1)}, not in ci/matrix'
     if kunit:
-        assert re.search(rf'KUNIT_CASE\w*\({kunit.group(1)}\b', KUNIT.read_text())
+        assert re.search(rf'KUNIT_CASE\w*\({kunit.group(2)}\b', KUNIT[kunit.group(1)].read_text())
     elif selftest:
         assert re.search(rf'TEST_F(_TIMEOUT)?\(gp, {selftest.group(1)}\b', SELFTEST.read_text())
     elif bench:

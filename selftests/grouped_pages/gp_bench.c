@@ -546,6 +546,8 @@ static void bench_pgtables(const struct options *opt)
 	double fork_us[MAX_SAMPLES], mmap_us[MAX_SAMPLES], fault_ns[MAX_SAMPLES];
 	const size_t span = 256UL << 20, stride = 2UL << 20;
 	long long windows = pks_status("write_windows");
+	long long pkrs_writes = pks_status("pkrs_writes");
+	long long lazy_windows = pks_status("lazy_mmu_windows");
 	unsigned int i;
 	int r;
 
@@ -598,6 +600,11 @@ static void bench_pgtables(const struct options *opt)
 	if (windows >= 0)
 		info("pks_write_windows", "%lld windows opened by this step",
 		     pks_status("write_windows") - windows);
+	/* What the windows cost: a window nested in another, or in a lazy MMU section, writes none. */
+	if (pkrs_writes >= 0)
+		info("pks_pkrs_writes", "%lld PKRS writes, %lld lazy MMU windows by this step",
+		     pks_status("pkrs_writes") - pkrs_writes,
+		     pks_status("lazy_mmu_windows") - lazy_windows);
 }
 
 static void parse_prots(struct options *opt, char *list)

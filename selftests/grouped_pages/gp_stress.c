@@ -668,7 +668,7 @@ static int hotplug_writers(long long default_pkrs)
  */
 TEST_F_TIMEOUT(gp, pks_pgtable_writers, 240)
 {
-	long long default_pkrs, windows, faults;
+	long long default_pkrs, windows, lazy_windows, faults;
 	size_t huge = 2UL << 20;
 	char *thp, *thp_aligned;
 	int i, status, ret;
@@ -680,7 +680,9 @@ TEST_F_TIMEOUT(gp, pks_pgtable_writers, 240)
 	EXPECT_LT(0, default_pkrs);
 	faults = read_field(PKS_STATUS, "pk_faults");
 	windows = read_field(PKS_STATUS, "write_windows");
+	lazy_windows = read_field(PKS_STATUS, "lazy_mmu_windows");
 	ASSERT_EQ(0, faults);
+	ASSERT_LE(0, lazy_windows);
 
 	/* A THP of the parent's: each fork write-protects its PMD (copy_huge_pmd()). */
 	thp = mmap(NULL, 2 * huge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -716,6 +718,8 @@ TEST_F_TIMEOUT(gp, pks_pgtable_writers, 240)
 
 	EXPECT_EQ(0, read_field(PKS_STATUS, "pk_faults"));
 	EXPECT_LT(windows, read_field(PKS_STATUS, "write_windows"));
+	/* fork's copies and exit's zaps are lazy MMU sections: one window per batch. */
+	EXPECT_LT(lazy_windows, read_field(PKS_STATUS, "lazy_mmu_windows"));
 	EXPECT_EQ(0, read_field(PKS_WALK, "untagged"));
 }
 

@@ -67,6 +67,8 @@ DEFINE_PER_CPU(u32, pks_interrupted_pkrs);
 /* For the KUnit suite: the next PK fault on this CPU is its own, expected one. */
 static DEFINE_PER_CPU(bool, pks_fault_expected);
 static DEFINE_PER_CPU(unsigned long, pks_windows);
+static DEFINE_PER_CPU(unsigned long, pks_lazy_windows);
+DEFINE_PER_CPU(unsigned long, pks_pkrs_writes);
 
 /* PK faults on page tables: unexpected ones, ones fixed up by a nofault access, the suite's. */
 static atomic_long_t pks_faults;
@@ -186,6 +188,43 @@ notrace void __pks_pgtable_write_end(unsigned long saved)
 EXPORT_SYMBOL(__pks_pgtable_write_end);
 
 /**
+ * __pks_lazy_mmu_enter() - make page tables writable for a lazy MMU section
+ *
+ * Use arch_enter_lazy_mmu_mode(). The window belongs to the current task, not
+ * to this CPU: a section may sleep (apply_to_page_range() on kernel mappings
+ * runs its callback, which may allocate, without a lock), and the switch back
+ * to the task reopens it (pks_switch_to()).
+ */
+void __pks_lazy_mmu_enter(void)
+{
+	preempt_disable();
+	if (!current->thread.pks_lazy_mmu++) {
+		this_cpu_inc(pks_lazy_windows);
+		pks_write_pkrs(this_cpu_read(pks_pkrs) & ~PKRS_WD(PKS_KEY_PGTABLES));
+	}
+	preempt_enable();
+}
+EXPORT_SYMBOL(__pks_lazy_mmu_enter);
+
+/**
+ * pks_lazy_mmu_leave() - end a lazy MMU section
+ *
+ * Use arch_leave_lazy_mmu_mode(). The outermost section's end write-protects
+ * page tables again; a section entered before they were write-protected
+ * opened no window and closes none.
+ */
+void pks_lazy_mmu_leave(void)
+{
+	if (!current->thread.pks_lazy_mmu)
+		return;
+	preempt_disable();
+	if (!--current->thread.pks_lazy_mmu)
+		pks_write_pkrs(pks_default_pkrs);
+	preempt_enable();
+}
+EXPORT_SYMBOL(pks_lazy_mmu_leave);
+
+/**
  * pks_pgtable_expect_fault() - let the next PK fault on this CPU through quietly
  * @expect: true before the KUnit suite's deliberate stray write, false after
  *
@@ -215,6 +254,16 @@ void pks_pgtable_read_faults(struct pks_pgtable_faults *faults)
 }
 EXPORT_SYMBOL_GPL(pks_pgtable_read_faults);
 
+static unsigned long pks_sum_per_cpu(unsigned long __percpu *counter)
+{
+	unsigned long sum = 0;
+	int cpu;
+
+	for_each_possible_cpu(cpu)
+		sum += *per_cpu_ptr(counter, cpu);
+	return sum;
+}
+
 /**
  * pks_pgtable_windows() - page-table write windows opened so far, on all CPUs
  *
@@ -222,12 +271,7 @@ EXPORT_SYMBOL_GPL(pks_pgtable_read_faults);
  */
 unsigned long pks_pgtable_windows(void)
 {
-	unsigned long windows = 0;
-	int cpu;
-
-	for_each_possible_cpu(cpu)
-		windows += per_cpu(pks_windows, cpu);
-	return windows;
+	return pks_sum_per_cpu(&pks_windows);
 }
 EXPORT_SYMBOL_GPL(pks_pgtable_windows);
 
@@ -792,6 +836,8 @@ static int pks_status_show(struct seq_file *m, void *unused)
 	seq_printf(m, "mode %s\nenforcing %d\ndefault_pkrs %#x\nwrite_windows %lu\n",
 		   pks_mode_names[pks_mode], static_key_enabled(&pks_pgtables_enforcing) ? 1 : 0,
 		   pks_default_pkrs, pks_pgtable_windows());
+	seq_printf(m, "lazy_mmu_windows %lu\npkrs_writes %lu\n",
+		   pks_sum_per_cpu(&pks_lazy_windows), pks_sum_per_cpu(&pks_pkrs_writes));
 	seq_printf(m, "pk_faults %lu\npk_faults_fixed_up %lu\npk_faults_expected %lu\n",
 		   faults.unexpected, faults.fixed_up, faults.expected);
 	seq_printf(m, "pgtable_fallbacks %ld\ndirect_map_reserve %u\ndirect_map_fallbacks %ld\n",

@@ -79,6 +79,16 @@ static unsigned long pks_windows_opened(void)
 #endif
 }
 
+/* PKRS MSR writes on this CPU so far. */
+static unsigned long pks_pkrs_writes_here(void)
+{
+#ifdef CONFIG_PKS_PG_TABLES
+	return this_cpu_read(pks_pkrs_writes);
+#else
+	return 0;
+#endif
+}
+
 static u64 pks_read_pkrs(void)
 {
 	u64 pkrs;
@@ -738,6 +748,59 @@ static void pks_test_interrupt_runs_outside_window(struct kunit *test)
 }
 
 /*
+ * A lazy MMU section is one window, and the task's own: a write to a page
+ * table inside it needs no window of its own, a window nested in it writes no
+ * PKRS, the section survives a sleep (the CPU may change), and page tables are
+ * write-protected again once it ends.
+ */
+static void pks_test_lazy_mmu_section_is_one_window(struct kunit *test)
+{
+	unsigned long value = 0x5a5a5a5a, saved, writes_before, writes_after;
+	int in_section, after_sleep, after_section;
+	struct pks_pgtable_faults before, after;
+	u64 pkrs_in_section, pkrs_after_sleep;
+	struct ptdesc *ptdesc;
+	void *table;
+
+	pks_require_enforcing(test);
+	ptdesc = pagetable_alloc(GFP_KERNEL | __GFP_ZERO, 0);
+	KUNIT_ASSERT_NOT_NULL(test, ptdesc);
+	table = ptdesc_address(ptdesc);
+	pks_pgtable_read_faults(&before);
+
+	arch_enter_lazy_mmu_mode();
+	in_section = copy_to_kernel_nofault(table, &value, sizeof(value));
+	preempt_disable();
+	pkrs_in_section = pks_read_pkrs();
+	writes_before = pks_pkrs_writes_here();
+	saved = pks_pgtable_write_begin();
+	pks_pgtable_write_end(saved);
+	writes_after = pks_pkrs_writes_here();
+	preempt_enable();
+	msleep(20);
+	after_sleep = copy_to_kernel_nofault(table, &value, sizeof(value));
+	pkrs_after_sleep = pks_read_pkrs();
+	arch_leave_lazy_mmu_mode();
+	after_section = copy_to_kernel_nofault(table, &value, sizeof(value));
+	pks_pgtable_read_faults(&after);
+
+	KUNIT_EXPECT_EQ_MSG(test, 0, in_section, "a write in a lazy MMU section");
+	KUNIT_EXPECT_EQ_MSG(test, 0, pkrs_in_section & PKRS_WD(PKS_KEY_PGTABLES),
+			    "PKRS in the section");
+	KUNIT_EXPECT_EQ_MSG(test, writes_before, writes_after,
+			    "PKRS writes by a window nested in the section");
+	KUNIT_EXPECT_EQ_MSG(test, 0, after_sleep, "a write in the section after a sleep");
+	KUNIT_EXPECT_EQ_MSG(test, 0, pkrs_after_sleep & PKRS_WD(PKS_KEY_PGTABLES),
+			    "PKRS in the section after a sleep");
+	KUNIT_EXPECT_EQ_MSG(test, -EFAULT, after_section, "a write after the section ended");
+	KUNIT_EXPECT_EQ(test, before.fixed_up + 1, after.fixed_up);
+	KUNIT_EXPECT_EQ(test, before.unexpected, after.unexpected);
+	KUNIT_EXPECT_EQ_MSG(test, (u64)pks_expected_pkrs(), pks_read_pkrs(),
+			    "PKRS after the section");
+	pks_free_written_table(ptdesc);
+}
+
+/*
  * Kernel page tables written after boot, with page tables write-protected:
  * vmalloc and vfree, a CPA change and back, and ioremap. None may fault, and
  * each goes through write windows.
@@ -803,6 +866,7 @@ static struct kunit_case pks_test_cases[] = {
 	KUNIT_CASE(pks_test_page_tables_write_protected),
 	KUNIT_CASE(pks_test_stray_memset_faults),
 	KUNIT_CASE(pks_test_interrupt_runs_outside_window),
+	KUNIT_CASE(pks_test_lazy_mmu_section_is_one_window),
 	KUNIT_CASE(pks_test_kernel_mappings_write_in_windows),
 	/* Last: its shrinking leaves 4K-mapped holes where later cases want 2M blocks. */
 	KUNIT_CASE(pks_test_every_level_under_pressure),

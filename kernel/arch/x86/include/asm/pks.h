@@ -43,6 +43,8 @@ unsigned long __pks_pgtable_write_begin(void);
 void __pks_pgtable_write_end(unsigned long saved);
 bool pks_pgtable_fault(struct pt_regs *regs, unsigned long error_code, unsigned long address);
 void pks_restore_after_resume(void);
+void __pks_lazy_mmu_enter(void);
+void pks_lazy_mmu_leave(void);
 
 /**
  * pks_pgtable_write_begin() - allow this CPU to write page tables
@@ -69,6 +71,17 @@ static __always_inline void pks_pgtable_write_end(unsigned long saved)
 	/* A window opened before enforcement started was never opened. */
 	if (saved != PKS_NO_WINDOW)
 		__pks_pgtable_write_end(saved);
+}
+
+/*
+ * arch_enter_lazy_mmu_mode(): page tables stay writable for the current task
+ * until the matching pks_lazy_mmu_leave(), so that a batch of updates opens
+ * one window. Windows nested in it write no PKRS.
+ */
+static __always_inline void pks_lazy_mmu_enter(void)
+{
+	if (static_branch_unlikely(&pks_pgtables_enforcing))
+		__pks_lazy_mmu_enter();
 }
 
 #else

@@ -9,6 +9,7 @@
 #define _ASM_X86_PKS_ENTRY_H
 
 #include <linux/percpu.h>
+#include <linux/sched.h>
 
 #include <asm/msr.h>
 #include <asm/pks.h>
@@ -16,6 +17,8 @@
 #ifdef CONFIG_PKS_PG_TABLES
 /* The PKRS value of this CPU, so that unchanged values are not written again. */
 DECLARE_PER_CPU(u32, pks_pkrs);
+/* What the windows cost: MSR writes, not windows (nested ones write nothing). */
+DECLARE_PER_CPU(unsigned long, pks_pkrs_writes);
 /* PKRS outside write windows: 0 until page tables are write-protected. */
 extern u32 pks_default_pkrs;
 /* Set by a fault let through in warn mode: its context resumes with writes allowed. */
@@ -33,6 +36,7 @@ static __always_inline void pks_write_pkrs(u32 pkrs)
 		return;
 	this_cpu_write(pks_pkrs, pkrs);
 	native_wrmsrl(MSR_IA32_PKRS, pkrs);
+	this_cpu_inc(pks_pkrs_writes);
 }
 
 static __always_inline u32 pks_nmi_enter(void)
@@ -70,13 +74,20 @@ static __always_inline void pks_nmi_exit(u32 interrupted)
 	pks_write_pkrs(interrupted);
 }
 
-/* No window outlives a context switch: a warned-about fault's opening ends here. */
-static __always_inline void pks_switch_to(void)
+/*
+ * No window outlives a context switch but the lazy MMU sections of the task
+ * switched to: those are its own. A warned-about fault's opening ends here.
+ */
+static __always_inline void pks_switch_to(struct task_struct *next)
 {
-	pks_write_pkrs(pks_default_pkrs);
+	u32 pkrs = pks_default_pkrs;
+
+	if (unlikely(next->thread.pks_lazy_mmu))
+		pkrs &= ~PKRS_WD(PKS_KEY_PGTABLES);
+	pks_write_pkrs(pkrs);
 }
 #else
-static inline void pks_switch_to(void) { }
+static inline void pks_switch_to(struct task_struct *next) { }
 #endif
 
 #endif /* _ASM_X86_PKS_ENTRY_H */
