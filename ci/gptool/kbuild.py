@@ -201,12 +201,13 @@ def config_fragments(repo: Path) -> dict[str, ConfigFragment]:
     """configs/NAME.config; a '# arches: a b' line limits where a fragment makes sense."""
     fragments = {}
     for path in sorted((repo / 'configs').glob('*.config')):
-        match = re.search(r'^# arches:\s*(.+)$', path.read_text(), re.M)
+        text = path.read_text()
+        match = re.search(r'^# arches:\s*(.+)$', text, re.M)
         arches = tuple(match.group(1).split()) if match else ARCHES
-        modules = re.search(r'^# kunit:\s*modules\s*$', path.read_text(), re.M) is not None
-        may_skip = re.search(r'^# selftests may skip:\s*(.+)$', path.read_text(), re.M)
-        boot = re.search(r'^# boot:\s*(.+)$', path.read_text(), re.M)
-        threads = re.search(r'^# tcg threads:\s*(\S+)\s*$', path.read_text(), re.M)
+        modules = re.search(r'^# kunit:\s*modules\s*$', text, re.M) is not None
+        may_skip = re.search(r'^# selftests may skip:\s*(.+)$', text, re.M)
+        boot = re.search(r'^# boot:\s*(.+)$', text, re.M)
+        threads = re.search(r'^# tcg threads:\s*(\S+)\s*$', text, re.M)
         if threads and threads.group(1) not in TCG_THREADS:
             raise HarnessError(f'{path}: "# tcg threads: {threads.group(1)}": valid are '
                                f'{", ".join(TCG_THREADS)}', 2)

@@ -95,6 +95,7 @@ QUIET_BOOT_ARGS = ('i8042.nokbd', 'i8042.noaux', 'tsc=unstable')
 
 def kunit_command(req: RunRequest) -> list[str]:
     compiler = cached_compiler()
+    fragment = check_choice(req.repo, req.arch, req.config)
     cmd = [sys.executable, 'tools/testing/kunit/kunit.py', 'run',
            f'--build_dir={req.build_dir}', f'--arch={req.arch}', f'--jobs={req.jobs}',
            f'--timeout={req.timeout}', f'--json={req.build_dir / "kunit.json"}',
@@ -102,7 +103,7 @@ def kunit_command(req: RunRequest) -> list[str]:
     cmd += [f'--kunitconfig={path}' for path in kunitconfig_paths(req)]
     if req.arch != 'um':
         cmd.append(f'--qemu_args=-cpu {req.qemu_cpu} -smp 2')
-        if check_choice(req.repo, req.arch, req.config).tcg_threads == 'single':
+        if fragment.tcg_threads == 'single':
             cmd.append('--qemu_args=-accel tcg,thread=single')
         # Messages printed from other contexts while the tests run can split a KTAP
         # header ("KTAP version 1" / "# Subtest:") and make kunit.py report a crash:
@@ -111,7 +112,7 @@ def kunit_command(req: RunRequest) -> list[str]:
     if req.arch == 'x86_64':
         # Two emulated nodes (CONFIG_NUMA_EMU in kunit/x86_64.kunitconfig).
         cmd.append('--kernel_args=numa=fake=2')
-    cmd += [f'--kernel_args={arg}' for arg in check_choice(req.repo, req.arch, req.config).boot_args]
+    cmd += [f'--kernel_args={arg}' for arg in fragment.boot_args]
     return cmd + req.extra_args
 
 
@@ -259,13 +260,13 @@ def run_as_modules(req: RunRequest) -> int:
         raise HarnessError(f'kunit CONFIG={req.config}: the kernel built no test module '
                            f'(is the suite =m in configs/{req.config}.config?)')
     initramfs = kbuild.build_initramfs(kernel)
+    fragment = check_choice(req.repo, req.arch, req.config)
     machine = qemu.Machine(cpu=req.qemu_cpu, smp=2, memory_mb=1024,
-                           tcg_threads=check_choice(req.repo, req.arch, req.config).tcg_threads)
+                           tcg_threads=fragment.tcg_threads)
     # KUnit prints its KTAP at KERN_INFO: let it reach the console, without timestamps.
     cmd = qemu.command(machine, image, initramfs,
                        'gp.run=kunit-modules numa=fake=2 loglevel=7 printk.time=0 ' +
-                       ' '.join(QUIET_BOOT_ARGS + check_choice(req.repo, req.arch,
-                                                               req.config).boot_args))
+                       ' '.join(QUIET_BOOT_ARGS + fragment.boot_args))
     console, timed_out = qemu.boot(cmd, req.timeout)
     req.build_dir.mkdir(parents=True, exist_ok=True)
     (req.build_dir / 'test.log').write_text(console)
