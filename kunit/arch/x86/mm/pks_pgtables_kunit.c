@@ -613,6 +613,15 @@ static bool pks_fault_is_stray_write(unsigned long error_code)
 }
 
 /* Zero a page table the test wrote into, in a window, and free it. */
+/* A zeroed page table, from pagetable_alloc() as the kernel's own callers get one. */
+static struct ptdesc *pks_alloc_test_table(struct kunit *test)
+{
+	struct ptdesc *ptdesc = pagetable_alloc(GFP_KERNEL | __GFP_ZERO, 0);
+
+	KUNIT_ASSERT_NOT_NULL(test, ptdesc);
+	return ptdesc;
+}
+
 static void pks_free_written_table(struct ptdesc *ptdesc)
 {
 	unsigned long saved = pks_pgtable_write_begin();
@@ -633,8 +642,7 @@ static void pks_test_page_tables_write_protected(struct kunit *test)
 
 	pks_require_enforcing(test);
 	KUNIT_ASSERT_NOT_NULL(test, plain);
-	ptdesc = pagetable_alloc(GFP_KERNEL | __GFP_ZERO, 0);
-	KUNIT_ASSERT_NOT_NULL(test, ptdesc);
+	ptdesc = pks_alloc_test_table(test);
 	table = ptdesc_address(ptdesc);
 
 	pks_pgtable_read_faults(&before);
@@ -675,8 +683,7 @@ static void pks_test_stray_memset_faults(struct kunit *test)
 	int i;
 
 	pks_require_enforcing(test);
-	ptdesc = pagetable_alloc(GFP_KERNEL | __GFP_ZERO, 0);
-	KUNIT_ASSERT_NOT_NULL(test, ptdesc);
+	ptdesc = pks_alloc_test_table(test);
 	table = ptdesc_address(ptdesc);
 
 	pks_pgtable_read_faults(&before);
@@ -763,8 +770,7 @@ static void pks_test_lazy_mmu_section_is_one_window(struct kunit *test)
 	void *table;
 
 	pks_require_enforcing(test);
-	ptdesc = pagetable_alloc(GFP_KERNEL | __GFP_ZERO, 0);
-	KUNIT_ASSERT_NOT_NULL(test, ptdesc);
+	ptdesc = pks_alloc_test_table(test);
 	table = ptdesc_address(ptdesc);
 	pks_pgtable_read_faults(&before);
 
@@ -842,8 +848,7 @@ static void pks_test_fallback_without_pks(struct kunit *test)
 	if (pks_on())
 		kunit_skip(test, "the CPU has PKS: run with QEMU_CPU=qemu64 to test the fallback");
 	KUNIT_EXPECT_EQ(test, 0, __read_cr4() & X86_CR4_PKS);
-	ptdesc = pagetable_alloc(GFP_KERNEL | __GFP_ZERO, 0);
-	KUNIT_ASSERT_NOT_NULL(test, ptdesc);
+	ptdesc = pks_alloc_test_table(test);
 	pte = lookup_address((unsigned long)ptdesc_address(ptdesc), &level);
 	KUNIT_ASSERT_NOT_NULL(test, pte);
 	KUNIT_EXPECT_EQ(test, 0, pte_val(*pte) & _PAGE_PKEY_MASK);
