@@ -171,7 +171,7 @@ notrace unsigned long __pks_pgtable_write_begin(void)
 	preempt_disable_notrace();
 	this_cpu_inc(pks_windows);
 	pkrs = this_cpu_read(pks_pkrs);
-	pks_write_pkrs(pkrs & ~PKRS_WD(PKS_KEY_PGTABLES));
+	pks_write_pkrs(pks_pkrs_writable(pkrs));
 	return pkrs;
 }
 EXPORT_SYMBOL(__pks_pgtable_write_begin);
@@ -200,7 +200,7 @@ void __pks_lazy_mmu_enter(void)
 	preempt_disable();
 	if (!current->thread.pks_lazy_mmu++) {
 		this_cpu_inc(pks_lazy_windows);
-		pks_write_pkrs(this_cpu_read(pks_pkrs) & ~PKRS_WD(PKS_KEY_PGTABLES));
+		pks_write_pkrs(pks_pkrs_writable(this_cpu_read(pks_pkrs)));
 	}
 	preempt_enable();
 }

@@ -31,6 +31,12 @@ struct pt_regs;
 /* PKRS outside write windows once page tables are write-protected. */
 #define PKS_ENFORCING_PKRS	PKRS_WD(PKS_KEY_PGTABLES)
 
+/* @pkrs with page tables writable: what a write window runs with. */
+static __always_inline u32 pks_pkrs_writable(u32 pkrs)
+{
+	return pkrs & ~PKRS_WD(PKS_KEY_PGTABLES);
+}
+
 /* What pks_pgtable_write_begin() returns when it opened no window. */
 #define PKS_NO_WINDOW		(~0UL)
 

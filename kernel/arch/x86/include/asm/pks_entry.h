@@ -60,7 +60,7 @@ static __always_inline void pks_irqentry_exit(u32 interrupted)
 {
 	if (unlikely(this_cpu_read(pks_fault_resume_writable))) {
 		this_cpu_write(pks_fault_resume_writable, false);
-		interrupted &= ~PKRS_WD(PKS_KEY_PGTABLES);
+		interrupted = pks_pkrs_writable(interrupted);
 	}
 	pks_write_pkrs(interrupted);
 }
@@ -83,7 +83,7 @@ static __always_inline void pks_switch_to(struct task_struct *next)
 	u32 pkrs = pks_default_pkrs;
 
 	if (unlikely(next->thread.pks_lazy_mmu))
-		pkrs &= ~PKRS_WD(PKS_KEY_PGTABLES);
+		pkrs = pks_pkrs_writable(pkrs);
 	pks_write_pkrs(pkrs);
 }
 #else
