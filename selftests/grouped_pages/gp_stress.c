@@ -534,6 +534,43 @@ TEST_F_TIMEOUT(gp, pks_pgtables, 180)
 	EXPECT_EQ(fallbacks, read_field(PKS_STATUS, "pgtable_fallbacks"));
 }
 
+#define GP_DEPOSIT_THPS	8
+
+/*
+ * A huge page's PMD entry keeps a PTE table in reserve (deposited) for the day
+ * it is split; page tables all the same, from the cache, and the walk must
+ * count them: each huge page mapped adds one PTE table to the walk (fewer than
+ * GP_DEPOSIT_THPS when memory is too fragmented is fine).
+ */
+TEST_F_TIMEOUT(gp, walk_counts_deposited_tables, 60)
+{
+	size_t huge = 2UL << 20, len = GP_DEPOSIT_THPS * huge, i;
+	long long ptes_before, ptes_mapped, thp_kb, thps;
+	char *map, *p;
+
+	if (read_field(PKS_WALK, "untagged") < 0)
+		SKIP(return, "no %s: PKS page tables off (config, CPU, nopkstables or PTI)", PKS_WALK);
+	map = mmap(NULL, len + huge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, map);
+	p = (char *)(((unsigned long)map + huge - 1) & ~(huge - 1));
+	ptes_before = read_field(PKS_WALK, "pte_tables");
+	ASSERT_EQ(0, madvise(p, len, MADV_HUGEPAGE));
+	for (i = 0; i < len; i += huge)
+		p[i] = 1;
+	thp_kb = read_field("/proc/self/smaps_rollup", "AnonHugePages");
+	thps = thp_kb > 0 ? thp_kb / (long long)(huge >> 10) : 0;
+	if (thps == 0) {
+		munmap(map, len + huge);
+		SKIP(return, "no huge page mapped (AnonHugePages %lld kB): THP off", thp_kb);
+	}
+	ptes_mapped = read_field(PKS_WALK, "pte_tables");
+	EXPECT_LE(ptes_before + thps, ptes_mapped)
+		TH_LOG("PTE tables walked: %lld, then %lld with %lld huge pages mapped",
+		       ptes_before, ptes_mapped, thps);
+	EXPECT_EQ(0, read_field(PKS_WALK, "untagged"));
+	ASSERT_EQ(0, munmap(map, len + huge));
+}
+
 /* Run on @cpu only; false if it is not online. */
 static bool run_on_cpu(int cpu)
 {

@@ -21,6 +21,7 @@
 #include <linux/grouped_pages_testing.h>
 #include <linux/init.h>
 #include <linux/memcontrol.h>
+#include <linux/memory_hotplug.h>
 #include <linux/mm.h>
 #include <linux/pgtable.h>
 #include <linux/pks_pgtables.h>
@@ -600,6 +601,8 @@ bool pks_direct_map_table_free(struct page *page)
 struct pks_walker {
 	struct pks_pgtable_walk *walk;
 	bool tag;
+	/* Without split PMD locks the deposits hang off the mm: walk them once. */
+	bool mm_deposits_walked;
 	struct page *last[PKS_PGTABLE_LEVELS];
 };
 
@@ -620,12 +623,43 @@ static bool pks_visit(struct pks_walker *w, struct page *table, int level)
 	return true;
 }
 
-static void pks_walk_pud_table(struct pks_walker *w, pud_t *pud_table)
+/*
+ * A huge PMD entry of a user mm keeps a PTE table in reserve for its split
+ * (pgtable_trans_huge_deposit()): a table from the cache like any other, kept
+ * on a list of its PMD table's, under the PMD lock rather than mmap_lock.
+ */
+static void pks_walk_deposited(struct pks_walker *w, struct mm_struct *mm, pmd_t *pmd_table)
+{
+#ifdef CONFIG_TRANSPARENT_HUGEPAGE
+	pgtable_t first, table;
+	spinlock_t *ptl;	/* the PMD table's lock, which deposits take */
+
+	/* Tagging sleeps (CPA): only counting walks look here, and no boot table is deposited. */
+	if (mm == &init_mm || w->tag)
+		return;
+	if (!IS_ENABLED(CONFIG_SPLIT_PMD_PTLOCKS)) {
+		if (w->mm_deposits_walked)
+			return;
+		w->mm_deposits_walked = true;
+	}
+	ptl = pmd_lock(mm, pmd_table);
+	first = pmd_huge_pte(mm, pmd_table);
+	if (first) {
+		pks_visit(w, first, PKS_PGTABLE_PTE);
+		list_for_each_entry(table, &first->lru, lru)
+			pks_visit(w, table, PKS_PGTABLE_PTE);
+	}
+	spin_unlock(ptl);
+#endif
+}
+
+static void pks_walk_pud_table(struct pks_walker *w, struct mm_struct *mm, pud_t *pud_table)
 {
 	unsigned int i, j;
 
 	for (i = 0; i < PTRS_PER_PUD; i++) {
 		pud_t pud = READ_ONCE(pud_table[i]);
+		bool huge_pmds = false;
 		pmd_t *pmd_table;
 
 		if (pud_none(pud) || !pud_present(pud) || pud_leaf(pud))
@@ -636,14 +670,21 @@ static void pks_walk_pud_table(struct pks_walker *w, pud_t *pud_table)
 		for (j = 0; j < PTRS_PER_PMD; j++) {
 			pmd_t pmd = READ_ONCE(pmd_table[j]);
 
-			if (pmd_none(pmd) || !pmd_present(pmd) || pmd_leaf(pmd))
+			if (pmd_none(pmd))
 				continue;
+			/* A huge page under migration keeps its deposit too. */
+			if (!pmd_present(pmd) || pmd_leaf(pmd)) {
+				huge_pmds = true;
+				continue;
+			}
 			pks_visit(w, pmd_page(pmd), PKS_PGTABLE_PTE);
 		}
+		if (huge_pmds)
+			pks_walk_deposited(w, mm, pmd_table);
 	}
 }
 
-static void pks_walk_pgd_entry(struct pks_walker *w, pgd_t *pgdp)
+static void pks_walk_pgd_entry(struct pks_walker *w, struct mm_struct *mm, pgd_t *pgdp)
 {
 	pgd_t pgd = READ_ONCE(*pgdp);
 	unsigned int i, nr = 1;
@@ -668,7 +709,7 @@ static void pks_walk_pgd_entry(struct pks_walker *w, pgd_t *pgdp)
 			continue;
 		pud_table = p4d_pgtable(p4d);
 		if (pks_visit(w, virt_to_page(pud_table), PKS_PGTABLE_PUD))
-			pks_walk_pud_table(w, pud_table);
+			pks_walk_pud_table(w, mm, pud_table);
 	}
 }
 
@@ -680,17 +721,24 @@ static void pks_walk_mm(struct mm_struct *mm, struct pks_pgtable_walk *walk, boo
 	struct pks_walker w = { .walk = walk, .tag = tag };
 	unsigned int i;
 
-	/* munmap() frees page tables under the read lock: keep it out, as ptdump does. */
+	/*
+	 * As ptdump does: memory hot-remove frees direct-map tables, and munmap()
+	 * frees page tables under the read lock; set_memory_collapse() stays out
+	 * while init_mm's is held.
+	 */
+	get_online_mems();
 	mmap_write_lock(mm);
 	/*
-	 * init_mm's PGD is swapper_pg_dir, in the kernel image: tagging it would
-	 * split the image's mapping, and nothing ever frees it.
+	 * init_mm's PGD is swapper_pg_dir, in the kernel image next to the boot
+	 * tables below it, whose tagging keys their image alias as well (CPA
+	 * keeps aliases alike) and splits that stretch of the image mapping
+	 * anyway: the PGD gets the key like them, at no further cost.
 	 */
-	if (mm != &init_mm)
-		pks_visit(&w, virt_to_page(mm->pgd), PKS_PGTABLE_PGD);
+	pks_visit(&w, virt_to_page(mm->pgd), PKS_PGTABLE_PGD);
 	for (i = first; i < last; i++)
-		pks_walk_pgd_entry(&w, mm->pgd + i);
+		pks_walk_pgd_entry(&w, mm, mm->pgd + i);
 	mmap_write_unlock(mm);
+	put_online_mems();
 }
 
 /**

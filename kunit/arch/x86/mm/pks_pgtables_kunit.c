@@ -13,6 +13,9 @@
 #include <linux/io.h>
 #include <linux/irq_work.h>
 #include <linux/kthread.h>
+#include <linux/memory.h>
+#include <linux/memory_hotplug.h>
+#include <linux/mmap_lock.h>
 #include <linux/set_memory.h>
 #include <linux/vmalloc.h>
 #include <linux/mman.h>
@@ -543,6 +546,192 @@ static void pks_test_split_takes_table_from_reserve(struct kunit *test)
 	__free_pages(block, PMD_ORDER);
 }
 
+/* The key in the entry (large or 4K) that maps @addr, kernel image alias included. */
+static int pks_key_at(struct kunit *test, const void *addr)
+{
+	unsigned int level;
+	pte_t *pte = lookup_address((unsigned long)addr, &level);
+
+	KUNIT_ASSERT_NOT_NULL_MSG(test, pte, "%p is not mapped", addr);
+	return (pte_val(*pte) & _PAGE_PKEY_MASK) >> _PAGE_BIT_PKEY_BIT0;
+}
+
+/*
+ * Tagging a boot table keys its kernel-image alias too (cpa_process_alias()):
+ * a stray write through a symbol's address, as an overflowing neighbour in
+ * .data would make, faults like one through the direct map. The kernel's PGD
+ * (swapper_pg_dir) sits next to those tables in the image and gets the key
+ * like them; init_mm's PGD entries are written through that image address.
+ */
+static void pks_test_kernel_pgd_and_image_alias_tagged(struct kunit *test)
+{
+	void *pgd_direct = __va(__pa_symbol(swapper_pg_dir));
+	struct pks_pgtable_walk walk = {};
+	pgd_t entry = READ_ONCE(swapper_pg_dir[0]);
+	int through_image;
+
+	pks_require(test);
+	KUNIT_EXPECT_EQ_MSG(test, PKS_KEY_PGTABLES, pks_key_at(test, pgd_direct),
+			    "swapper_pg_dir through the direct map");
+	KUNIT_EXPECT_EQ_MSG(test, PKS_KEY_PGTABLES, pks_key_at(test, swapper_pg_dir),
+			    "swapper_pg_dir through the kernel image");
+	KUNIT_EXPECT_EQ_MSG(test, PKS_KEY_PGTABLES, pks_key_at(test, level3_kernel_pgt),
+			    "level3_kernel_pgt through the kernel image");
+	pks_pgtable_walk(&init_mm, &walk);
+	KUNIT_EXPECT_EQ(test, 1, walk.tables[PKS_PGTABLE_PGD]);
+	KUNIT_EXPECT_EQ(test, 0, walk.untagged[PKS_PGTABLE_PGD]);
+	if (!pks_enforcing())
+		return;
+	/* Entry 0 (user half, unused by init_mm) written with the value it holds. */
+	through_image = copy_to_kernel_nofault(&swapper_pg_dir[0], &entry, sizeof(entry));
+	KUNIT_EXPECT_EQ_MSG(test, -EFAULT, through_image,
+			    "a write to swapper_pg_dir outside a window");
+}
+
+/*
+ * The boot walk tags the tables it finds while holding init_mm's mmap lock.
+ * A collapse freeing one of them in between (the direct-map reserve's refill
+ * collapses on another CPU while the walk's splits drain it) would hand the
+ * page allocator a page that carries the key: collapse stays out meanwhile.
+ */
+static void pks_test_collapse_stays_out_of_table_walks(struct kunit *test)
+{
+	struct page *block;
+	unsigned long addr;
+	unsigned int level;
+	int collapsed;
+
+	if (debug_pagealloc_enabled())
+		kunit_skip(test, "debug_pagealloc: the direct map is 4K only, nothing collapses");
+	block = alloc_pages(GFP_KERNEL | __GFP_NOWARN, PMD_ORDER);
+	KUNIT_ASSERT_NOT_NULL(test, block);
+	addr = (unsigned long)page_address(block);
+	KUNIT_ASSERT_NOT_NULL(test, lookup_address(addr, &level));
+	/* A block split earlier and free again collapses: it is the same test, unlocked. */
+	if (level == PG_LEVEL_4K && set_memory_collapse(addr, 1) < 1) {
+		__free_pages(block, PMD_ORDER);
+		kunit_skip(test, "the 2M block cannot be mapped large (mixed protections)");
+	}
+	KUNIT_ASSERT_EQ(test, 0, set_memory_4k(addr, 1));
+
+	mmap_write_lock(&init_mm);
+	lookup_address(addr, &level);
+	KUNIT_EXPECT_EQ(test, PG_LEVEL_4K, level);
+	collapsed = set_memory_collapse(addr, 1);
+	lookup_address(addr, &level);
+	mmap_write_unlock(&init_mm);
+	KUNIT_EXPECT_EQ_MSG(test, 0, collapsed, "collapsed during a walk");
+	KUNIT_EXPECT_EQ(test, PG_LEVEL_4K, level);
+
+	KUNIT_EXPECT_GE(test, set_memory_collapse(addr, 1), 1);
+	lookup_address(addr, &level);
+	KUNIT_EXPECT_NE(test, PG_LEVEL_4K, level);
+	__free_pages(block, PMD_ORDER);
+}
+
+#ifdef CONFIG_MEMORY_HOTREMOVE
+/*
+ * A memory block at 32G, where no RAM or device is on our machines and the
+ * vmemmap tables of the first 64G already exist: hot-adding it makes its
+ * direct-map tables (alloc_low_pages()), hot-removing it frees them. It stays
+ * offline and is never touched, so nothing needs to back it. Built-in suites
+ * run before SYSTEM_RUNNING, when memory beyond mem= may not be added: mem=
+ * cannot make room for it.
+ */
+#define PKS_HOTPLUG_BASE	(32ULL << 30)
+
+static int pks_hot_remove_result;
+
+/* Registered as soon as the block is added: a failed assertion must not leave it behind. */
+static void pks_hot_remove(void *unused)
+{
+	pks_hot_remove_result = remove_memory(PKS_HOTPLUG_BASE, memory_block_size_bytes());
+}
+
+static void pks_hot_add(struct kunit *test)
+{
+	int ret;
+
+	if (mhp_get_default_online_type() != MMOP_OFFLINE)
+		kunit_skip(test, "hot-added memory is onlined at once here (memhp_default_state): nothing backs the block at %#llx",
+			   PKS_HOTPLUG_BASE);
+	ret = add_memory(memory_add_physaddr_to_nid(PKS_HOTPLUG_BASE), PKS_HOTPLUG_BASE,
+			 memory_block_size_bytes(), MHP_NONE);
+	if (ret == -EEXIST)
+		kunit_skip(test, "the physical range at %#llx is in use here", PKS_HOTPLUG_BASE);
+	KUNIT_ASSERT_EQ(test, 0, ret);
+	KUNIT_ASSERT_EQ(test, 0, kunit_add_action_or_reset(test, pks_hot_remove, NULL));
+}
+
+static void pks_expect_hot_removed(struct kunit *test)
+{
+	kunit_release_action(test, pks_hot_remove, NULL);
+	KUNIT_EXPECT_EQ_MSG(test, 0, pks_hot_remove_result, "remove_memory()");
+}
+
+/*
+ * Tables made for hot-added memory come from the cache: the PMD table that maps
+ * the block (a new one: no memory shares its 1G) is the cache's, and the walk
+ * finds none untagged.
+ */
+static void pks_test_hot_added_tables_tagged(struct kunit *test)
+{
+	struct pks_pgtable_walk walk = {};
+	pmd_t *pmd;
+
+	pks_require(test);
+	pks_hot_add(test);
+	pmd = lookup_pmd_address((unsigned long)__va(PKS_HOTPLUG_BASE));
+	KUNIT_ASSERT_NOT_NULL(test, pmd);
+	KUNIT_EXPECT_TRUE(test, grouped_pages_owns(pks_pgtables_cache(false), virt_to_page(pmd)));
+	KUNIT_EXPECT_TRUE(test, pks_page_has_pgtable_key(virt_to_page(pmd)));
+	pks_pgtable_walk(&init_mm, &walk);
+	pks_expect_all_tagged(test, &walk, 0);
+	pks_expect_hot_removed(test);
+}
+
+/*
+ * Hot-remove frees the direct-map tables of the block. One that came from the
+ * direct-map reserve (a split) goes back there, not to the page allocator
+ * with the key on it. Until then nothing collapses the block's mapping: the
+ * tables of offline memory may be on their way out.
+ */
+static void pks_test_hot_remove_returns_tables(struct kunit *test)
+{
+	unsigned long dmap_before, addr = (unsigned long)__va(PKS_HOTPLUG_BASE);
+	struct page *table;
+	pmd_t *pmd;
+
+	pks_require(test);
+	if (debug_pagealloc_enabled())
+		kunit_skip(test, "debug_pagealloc: the direct map is 4K only");
+	pks_hot_add(test);
+	dmap_before = pks_in_use(true);
+	KUNIT_ASSERT_EQ(test, 0, set_memory_4k(addr, 1));
+	pmd = lookup_pmd_address(addr);
+	KUNIT_ASSERT_NOT_NULL(test, pmd);
+	table = pmd_page(*pmd);
+	KUNIT_EXPECT_TRUE(test, grouped_pages_owns(pks_pgtables_cache(true), table));
+	KUNIT_EXPECT_EQ(test, dmap_before + 1, pks_in_use(true));
+	KUNIT_EXPECT_EQ_MSG(test, 0, set_memory_collapse(addr, 1), "offline memory collapsed");
+
+	pks_expect_hot_removed(test);
+	KUNIT_EXPECT_EQ_MSG(test, dmap_before, pks_in_use(true),
+			    "the split's table did not go back to the reserve");
+	KUNIT_EXPECT_TRUE(test, pks_page_has_pgtable_key(table));
+}
+#else
+static void pks_test_hot_added_tables_tagged(struct kunit *test)
+{
+	kunit_skip(test, "CONFIG_MEMORY_HOTREMOVE is off (configs/hotplug.config has it)");
+}
+
+static void pks_test_hot_remove_returns_tables(struct kunit *test)
+{
+	kunit_skip(test, "CONFIG_MEMORY_HOTREMOVE is off (configs/hotplug.config has it)");
+}
+#endif
+
 /* A table tagged outside the cache (as at boot) loses the key when it is freed. */
 static void pks_test_freed_foreign_table_loses_key(struct kunit *test)
 {
@@ -866,6 +1055,10 @@ static struct kunit_case pks_test_cases[] = {
 	KUNIT_CASE(pks_test_atomic_alloc),
 	KUNIT_CASE(pks_test_fallback_split_uses_reserve),
 	KUNIT_CASE(pks_test_split_takes_table_from_reserve),
+	KUNIT_CASE(pks_test_kernel_pgd_and_image_alias_tagged),
+	KUNIT_CASE(pks_test_collapse_stays_out_of_table_walks),
+	KUNIT_CASE(pks_test_hot_added_tables_tagged),
+	KUNIT_CASE(pks_test_hot_remove_returns_tables),
 	KUNIT_CASE(pks_test_freed_foreign_table_loses_key),
 	KUNIT_CASE(pks_test_reserve_refills),
 	KUNIT_CASE(pks_test_page_tables_write_protected),
