@@ -28,13 +28,18 @@ BENCH_WORKLOAD ?= full
 BENCH_MEMORY   ?= 2048
 RUNS           ?= 1
 BENCH_CMDLINE  ?=
+# make mm-selftests: guest memory (256 MiB of it huge pages) and seconds per boot.
+MM_MEMORY  ?= 2048
+MM_TIMEOUT ?= 1800
 
-.PHONY: help deps tree kunit selftests faults bench compare bisect trend matrix cell pytest shellcheck checkpatch test
+.PHONY: help deps tree kunit selftests mm-selftests faults bench compare bisect trend matrix cell pytest shellcheck checkpatch test
 
 help:
 	@echo 'make kunit     run our KUnit suites with kunit.py (ARCH=um|x86_64|i386, CONFIG=...)'
-	@echo 'make test      everything CI runs: pytest, shellcheck, checkpatch, KUnit (um, x86_64 max and qemu64), selftests, a bench smoke run'
+	@echo 'make test      everything CI runs: pytest, shellcheck, checkpatch, KUnit (um, x86_64 max and qemu64), selftests, mm-selftests, a bench smoke run'
 	@echo 'make selftests boot the patched kernel in QEMU and run the kselftest stress tests (TEST=name...: only those)'
+	@echo 'make mm-selftests  a subset of the kernel'"'"'s mm selftests, booted enforcing and with nopkstables:'
+	@echo '               no test worse enforcing, 0 PK faults, 0 untagged tables (results/mm-selftests/)'
 	@echo 'make faults    the fault-injection sweep: KUnit suite and selftests under injected page and slab'
 	@echo '               allocation failures, one boot per setting (SETTING=name...: only those); results/faults/'
 	@echo 'make bench     boot the QEMU kernel with gp_bench; results in results/bench/ (BENCH_MODE, BENCH_WORKLOAD, RUNS)'
@@ -55,6 +60,7 @@ help:
 	@echo 'variables: ARCH CONFIG QEMU_CPU KUNIT_ARGS SMP MEMORY JOBS GP_WORK CCACHE_DIR KERNEL_SRC'
 	@echo '           TEST (selftests) SETTING (faults) ROW (cell) GOOD BAD CHECK REPEAT ON (bisect)'
 	@echo '           KUNIT_TIMEOUT (600 s) SELFTEST_TIMEOUT (900 s): when a run counts as hung'
+	@echo '           mm-selftests: MM_MEMORY (2048 MiB) MM_TIMEOUT (1800 s per boot)'
 	@echo '           bench: BENCH_MODE BENCH_WORKLOAD BENCH_MEMORY BENCH_CMDLINE RUNS'
 	@echo '           compare: A B RUNS COMPARE_ARGS (e.g. --force, --alpha 0.01, --min-effect 3)'
 	@echo '           matrix: MATRIX_JOBS (1: rows share GP_WORK and wait on its lock)'
@@ -73,6 +79,10 @@ selftests: deps
 	@$(GPTOOL) selftests --config=$(CONFIG) --jobs=$(JOBS) --qemu-cpu=$(QEMU_CPU) \
 		--smp=$(SMP) --memory=$(MEMORY) --timeout=$(SELFTEST_TIMEOUT) \
 		$(foreach test,$(TEST),--test=$(test))
+
+mm-selftests: deps
+	@$(GPTOOL) mm-selftests --config=$(CONFIG) --jobs=$(JOBS) --qemu-cpu=$(QEMU_CPU) \
+		--smp=$(SMP) --memory=$(MM_MEMORY) --timeout=$(MM_TIMEOUT)
 
 faults: deps
 	@$(GPTOOL) faults --jobs=$(JOBS) --qemu-cpu=$(QEMU_CPU) --smp=$(SMP) --memory=$(MEMORY) \

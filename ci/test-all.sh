@@ -47,6 +47,8 @@ step kunit-x86_64 make --no-print-directory kunit ARCH=x86_64
 step kunit-x86_64-isolated make --no-print-directory kunit ARCH=x86_64 KUNIT_ARGS=--run_isolated=suite
 step kunit-x86_64-no-pks-cpu make --no-print-directory kunit ARCH=x86_64 QEMU_CPU=qemu64
 step selftests make --no-print-directory selftests
+# The kernel's own mm selftests on the same kernel, enforcing against nopkstables.
+step mm-selftests make --no-print-directory mm-selftests
 # The bench path must not rot: a quick run on the selftests' kernel, and compare
 # on what it stored (against itself: nothing may be called a change).
 step bench-smoke make --no-print-directory bench BENCH_WORKLOAD=quick

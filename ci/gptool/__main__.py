@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from . import (bench, bisect, checks, compare, faults, fsutil, kbuild, kunit_run, matrix_report,
+               mm_selftests,
                qemu, selftest_run, tree, trend)
 from .errors import FAILURE, INFRASTRUCTURE, HarnessError
 
@@ -46,6 +47,15 @@ def parse(argv: list[str]) -> argparse.Namespace:
     st.add_argument('--test', action='append', default=[], metavar='NAME',
                     help='run only this test of gp_stress (repeatable); all when absent')
     st.add_argument('--results', type=Path, default=None)
+    mm = sub.add_parser('mm-selftests', help="a subset of the kernel's mm selftests, PKS page "
+                        'tables enforcing and off (nopkstables), compared')
+    mm.add_argument('--config', default='default')
+    mm.add_argument('--jobs', type=int, default=os.cpu_count() or 1)
+    mm.add_argument('--qemu-cpu', default='max')
+    mm.add_argument('--smp', type=int, default=2)
+    mm.add_argument('--memory', type=int, default=2048, help='guest memory in MiB')
+    mm.add_argument('--timeout', type=int, default=1800, help='seconds before a boot counts as hung')
+    mm.add_argument('--results', type=Path, default=None)
     fi = sub.add_parser('faults', help='the fault-injection sweep over the KUnit suite and the '
                         'selftests (configs/fault-injection.config)')
     fi.add_argument('--jobs', type=int, default=os.cpu_count() or 1)
@@ -159,6 +169,16 @@ def run_on_tree(args: argparse.Namespace) -> int:
             work=args.work, jobs=args.jobs, qemu_cpu=args.qemu_cpu, smp=args.smp,
             memory_mb=args.memory, timeout=args.timeout,
             results=args.results or args.repo / 'results', settings=args.setting))
+    if args.command == 'mm-selftests':
+        kbuild.check_choice(args.repo, 'x86_64', args.config)
+        if args.smp < 1 or args.memory < 1024 or args.timeout < 60:
+            raise HarnessError('mm-selftests need --smp >= 1, --memory >= 1024 (MiB: 256 of '
+                               'them are huge pages) and --timeout >= 60 (s)', 2)
+        return mm_selftests.run(mm_selftests.MmRequest(
+            repo=args.repo, tree=tree.prepare(args.repo, args.work, args.kernel_src),
+            work=args.work, config=args.config, jobs=args.jobs, qemu_cpu=args.qemu_cpu,
+            smp=args.smp, memory_mb=args.memory, timeout=args.timeout,
+            results=args.results or args.repo / 'results'))
     if args.command == 'kunit':
         kbuild.check_choice(args.repo, args.arch, args.config)
     elif args.command == 'selftests':

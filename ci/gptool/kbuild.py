@@ -158,6 +158,28 @@ faults)
 		echo "GP-CACHE ${stats%/stats}: $(grep pages_in_use "$stats")"
 	done
 	;;
+mm)
+	# The upstream mm subset (make mm-selftests): set up as run_vmtests.sh does, then
+	# each test in turn with its exit status after it.
+	echo 1 > /proc/sys/vm/overcommit_memory
+	echo 128 > /proc/sys/vm/nr_hugepages
+	mkdir -p /etc
+	echo 'root:x:0:0:root:/:/bin/sh' > /etc/passwd
+	cd /mm
+	echo GP-MM-BEGIN
+	while read -r name command; do
+		echo "GP-MM-RUN $name"
+		timeout 600 sh -c "$command" < /dev/null
+		echo "GP-MM-RESULT $name $?"
+	done < /mm/tests
+	echo GP-MM-END
+	status=/sys/kernel/debug/pks_pgtables
+	if [ -r $status/status ]; then
+		grep -E '^(mode|enforcing|pk_faults|write_windows) ' $status/status |
+			sed 's/^/GP-MM-STATUS /'
+		echo "GP-MM-STATUS walk_untagged $(grep '^untagged ' $status/walk | cut -d' ' -f2)"
+	fi
+	;;
 bench)
 	echo GP-BENCH-RUN
 	/kselftest/grouped_pages/gp_bench $args
@@ -316,6 +338,17 @@ def built_modules(kernel: QemuKernel) -> list[Path]:
     return sorted(kernel.build_dir.glob('**/*_kunit.ko')) if modules_enabled(kernel) else []
 
 
+def install_headers(kernel: QemuKernel) -> Path:
+    """`make headers`: the kernel's uapi headers in the build directory, for userspace
+    built against this kernel rather than the host's (older) ones."""
+    _make(kernel, 'headers')
+    headers = kernel.build_dir / 'usr/include'
+    if not (headers / 'linux').is_dir():
+        raise HarnessError(f'make headers left no {headers}/linux (log: {kernel.log})',
+                           kind=UNTESTABLE)
+    return headers
+
+
 def build_kselftests(kernel: QemuKernel) -> Path:
     """Build and install selftests/grouped_pages the kselftest way; return the install.
 
@@ -327,7 +360,7 @@ def build_kselftests(kernel: QemuKernel) -> Path:
     if not (kernel.tree.path / 'tools/testing/selftests/grouped_pages/Makefile').is_file():
         raise HarnessError('this revision has no tools/testing/selftests/grouped_pages/Makefile',
                            kind=UNTESTABLE)
-    _make(kernel, 'headers')
+    install_headers(kernel)
     install = kernel.build_dir / 'kselftest_install'
     shutil.rmtree(install, ignore_errors=True)
     compiler = cached_compiler()
@@ -348,8 +381,12 @@ def build_kselftests(kernel: QemuKernel) -> Path:
     return install
 
 
-def build_initramfs(kernel: QemuKernel) -> Path:
-    """busybox, the kselftest install and an init that runs what gp.run= names, as a gzipped cpio."""
+def build_initramfs(kernel: QemuKernel, extra: dict[str, Path] | None = None,
+                    name: str = 'initramfs.cpio.gz') -> Path:
+    """busybox, the kselftest install and an init that runs what gp.run= names, as a gzipped cpio.
+
+    @extra: more directories, by their path in the initramfs (the mm selftests).
+    """
     kselftests = build_kselftests(kernel)
     busybox = Path('/bin/busybox')
     if not busybox.is_file():
@@ -374,6 +411,8 @@ def build_initramfs(kernel: QemuKernel) -> Path:
             (root / 'modules').mkdir()
             for module in modules:
                 shutil.copy2(module, root / 'modules' / module.name)
+        for where, directory in (extra or {}).items():
+            shutil.copytree(directory, root / where, symlinks=True)
         (root / 'init').write_text(INIT_SCRIPT)
         (root / 'init').chmod(0o755)
         files = subprocess.run(['find', '.', '-print0'], cwd=root, capture_output=True,
@@ -385,6 +424,6 @@ def build_initramfs(kernel: QemuKernel) -> Path:
                                first_error(packed.stderr.decode(errors='replace')),
                                kind=INFRASTRUCTURE)
         cpio = packed.stdout
-    image = kernel.build_dir / 'selftests' / 'initramfs.cpio.gz'
+    image = kernel.build_dir / 'selftests' / name
     write_atomic(image, gzip.compress(cpio, compresslevel=1))
     return image

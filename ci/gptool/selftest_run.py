@@ -160,13 +160,12 @@ def run(req: SelftestRequest) -> int:
                        build_log=kernel.log, problem=str(err))
         raise HarnessError(f'{err} (build log kept: {stored / "build.log"})', err.status,
                            err.kind) from err
+    fragment = kbuild.check_choice(req.repo, 'x86_64', req.config)
     machine = qemu.Machine(cpu=req.qemu_cpu, smp=req.smp, memory_mb=req.memory_mb,
-                           tcg_threads=kbuild.check_choice(req.repo, 'x86_64',
-                                                           req.config).tcg_threads)
+                           tcg_threads=fragment.tcg_threads)
     cmd = qemu.command(machine, image, initramfs, guest_cmdline(req))
     console, timed_out = qemu.boot(cmd, req.timeout)
-    verdict = judge(console, timed_out, req.timeout,
-                    kbuild.check_choice(req.repo, 'x86_64', req.config).selftests_may_skip)
+    verdict = judge(console, timed_out, req.timeout, fragment.selftests_may_skip)
     if unscanned := qemu.kmemleak_not_scanned(
             (kernel.build_dir / '.config').read_text(errors='replace'), console):
         verdict.problems.append(unscanned)
