@@ -653,7 +653,7 @@ static void pks_hot_add(struct kunit *test)
 	int ret;
 
 	if (mhp_get_default_online_type() != MMOP_OFFLINE)
-		kunit_skip(test, "hot-added memory is onlined at once here (memhp_default_state): nothing backs the block at %#llx",
+		kunit_skip(test, "memhp_default_state onlines hot-added memory: no RAM at %#llx",
 			   PKS_HOTPLUG_BASE);
 	ret = add_memory(memory_add_physaddr_to_nid(PKS_HOTPLUG_BASE), PKS_HOTPLUG_BASE,
 			 memory_block_size_bytes(), MHP_NONE);
