@@ -40,6 +40,8 @@
 #include <asm/text-patching.h>
 #include <asm/tlbflush.h>
 
+#include "mm_internal.h"
+
 /* Pages kept in the page-table cache for atomic callers and the shrinker. */
 #define PKS_PGTABLE_RESERVE	16
 
@@ -82,6 +84,7 @@ static struct grouped_pages_cache *pks_dmap_cache;
 static unsigned int pks_dmap_reserve;
 static atomic_long_t pks_pgtable_fallbacks;
 static atomic_long_t pks_dmap_fallbacks;
+static atomic_long_t pks_dmap_fallbacks_tagged;
 static atomic_long_t pks_boot_tables_tagged;
 static atomic_long_t pks_foreign_untagged;
 static atomic_long_t pks_foreign_untag_failures;
@@ -463,6 +466,84 @@ static void pks_untag_fn(struct work_struct *work)
 	}
 }
 
+/*
+ * A direct-map split with the reserve empty takes its table from the page
+ * allocator, inside CPA, where the key cannot be set: setting it is CPA too.
+ * The table gets it here, later, in process context. A table freed before
+ * then is freed here instead, so that no page gets the key after its last
+ * free: pks_adopt holds the state of each table waiting.
+ */
+enum { PKS_ADOPT_PENDING = 1, PKS_ADOPT_TAGGING, PKS_ADOPT_FREED };
+static DEFINE_XARRAY_FLAGS(pks_adopt, XA_FLAGS_LOCK_IRQ);
+static void pks_adopt_fn(struct work_struct *work);
+static DECLARE_WORK(pks_adopt_work, pks_adopt_fn);
+
+/* Move @pfn's entry from @from to @to; return the state it was in (0: none). */
+static unsigned long pks_adopt_move(unsigned long pfn, unsigned long from, unsigned long to)
+{
+	unsigned long flags, state;
+	void *entry;
+
+	xa_lock_irqsave(&pks_adopt, flags);
+	entry = xa_load(&pks_adopt, pfn);
+	state = entry ? xa_to_value(entry) : 0;
+	if (state && (!from || state == from)) {
+		if (to)
+			__xa_store(&pks_adopt, pfn, xa_mk_value(to), GFP_ATOMIC);
+		else
+			__xa_erase(&pks_adopt, pfn);
+	}
+	xa_unlock_irqrestore(&pks_adopt, flags);
+	return state;
+}
+
+/**
+ * pks_direct_map_table_adopt() - give the key, later, to a split's table from the page allocator
+ * @table: the new page table, already in place
+ *
+ * Context: CPA, cpa_lock may be held; never sleeps.
+ */
+void pks_direct_map_table_adopt(struct page *table)
+{
+	if (!static_branch_likely(&pks_pgtables_enabled))
+		return;
+	/* Without memory for the entry the table stays as it is: untagged, counted. */
+	if (xa_err(xa_store_irq(&pks_adopt, page_to_pfn(table), xa_mk_value(PKS_ADOPT_PENDING),
+				GFP_ATOMIC)))
+		return;
+	queue_work(system_unbound_wq, &pks_adopt_work);
+}
+
+static void pks_adopt_fn(struct work_struct *work)
+{
+	unsigned long pfn;
+	void *entry;
+	int err;
+
+	xa_for_each(&pks_adopt, pfn, entry) {
+		struct page *table = pfn_to_page(pfn);
+
+		err = -ENOENT;
+		if (pks_adopt_move(pfn, PKS_ADOPT_PENDING, PKS_ADOPT_TAGGING) == PKS_ADOPT_PENDING)
+			err = pks_set_key(table, 1, PKS_KEY_PGTABLES);
+		if (pks_adopt_move(pfn, 0, 0) == PKS_ADOPT_FREED) {
+			/* Freed meanwhile: it goes to the page allocator without the key. */
+			if (err || pks_untag_or_leak(table))
+				__free_page(table);
+		} else if (!err) {
+			atomic_long_inc(&pks_dmap_fallbacks_tagged);
+		}
+	}
+}
+
+/* Whether @page waits for the key: then the adopt work frees it. */
+static bool pks_adopt_free(struct page *page)
+{
+	if (xa_empty(&pks_adopt))
+		return false;
+	return pks_adopt_move(page_to_pfn(page), 0, PKS_ADOPT_FREED) != 0;
+}
+
 /**
  * __pks_pgtable_free() - give a page-table page back to where it came from
  * @page: a page-table page whose last user is gone
@@ -488,6 +569,8 @@ bool __pks_pgtable_free(struct page *page)
 		grouped_pages_free(pks_dmap_cache, page);
 		return true;
 	}
+	if (pks_adopt_free(page))
+		return true;
 	/* The deferred untagging handles single pages, as every tagged table is. */
 	if (compound_order(page) || !pks_page_has_pgtable_key(page))
 		return false;
@@ -516,9 +599,10 @@ bool pks_untag_boot_table(struct page *page)
 	return pks_untag_or_leak(page);
 }
 
-/* For the KUnit suite: wait until freed tagged pages have lost the key. */
+/* For the KUnit suite: wait until freed tagged pages lost the key, and adopted tables got it. */
 void pks_pgtable_flush_untag(void)
 {
+	flush_work(&pks_adopt_work);
 	flush_work(&pks_untag_work);
 }
 EXPORT_SYMBOL_GPL(pks_pgtable_flush_untag);
@@ -891,6 +975,8 @@ static int pks_status_show(struct seq_file *m, void *unused)
 	seq_printf(m, "pgtable_fallbacks %ld\ndirect_map_reserve %u\ndirect_map_fallbacks %ld\n",
 		   atomic_long_read(&pks_pgtable_fallbacks), pks_dmap_reserve,
 		   atomic_long_read(&pks_dmap_fallbacks));
+	seq_printf(m, "direct_map_fallbacks_tagged %ld\n",
+		   atomic_long_read(&pks_dmap_fallbacks_tagged));
 	seq_printf(m, "boot_tables_tagged %ld\n", atomic_long_read(&pks_boot_tables_tagged));
 	seq_printf(m, "freed_tables_untagged %ld\nuntag_failures %ld\n",
 		   atomic_long_read(&pks_foreign_untagged),

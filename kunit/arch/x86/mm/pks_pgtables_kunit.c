@@ -732,6 +732,61 @@ static void pks_test_hot_remove_returns_tables(struct kunit *test)
 }
 #endif
 
+#define PKS_DRAIN_MAX	4096
+
+/*
+ * With the direct-map reserve empty, a split takes its table from the page
+ * allocator: CPA cannot set a key from inside itself, so the table gets it
+ * afterwards, from a work item, and loses it again when it is freed.
+ */
+static void pks_test_split_with_empty_reserve_tags_table_later(struct kunit *test)
+{
+	struct grouped_pages_cache *dmap = pks_pgtables_cache(true);
+	struct page **taken, *block, *table;
+	unsigned int n, i, level;
+	unsigned long addr;
+	pmd_t *pmd;
+
+	pks_require(test);
+	if (debug_pagealloc_enabled())
+		kunit_skip(test, "debug_pagealloc: the direct map is 4K only");
+	block = alloc_pages(GFP_KERNEL | __GFP_NOWARN, PMD_ORDER);
+	KUNIT_ASSERT_NOT_NULL(test, block);
+	addr = (unsigned long)page_address(block);
+	KUNIT_ASSERT_NOT_NULL(test, lookup_address(addr, &level));
+	if (level == PG_LEVEL_4K && set_memory_collapse(addr, 1) < 1) {
+		__free_pages(block, PMD_ORDER);
+		kunit_skip(test, "the 2M block cannot be mapped large (mixed protections)");
+	}
+	taken = kunit_kcalloc(test, PKS_DRAIN_MAX, sizeof(*taken), GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, taken);
+	/* Empty the reserve, with no refill to come to the rescue. */
+	grouped_pages_set_failing_orders(dmap, GENMASK(grouped_pages_block_order(), 0));
+	for (n = 0; n < PKS_DRAIN_MAX; n++) {
+		taken[n] = pks_direct_map_table_alloc();
+		if (!taken[n])
+			break;
+	}
+	KUNIT_EXPECT_LT(test, n, PKS_DRAIN_MAX);
+	KUNIT_EXPECT_EQ(test, 0, set_memory_4k(addr, 1));
+	pmd = lookup_pmd_address(addr);
+	table = pmd && !pmd_leaf(*pmd) ? pmd_page(*pmd) : NULL;
+	grouped_pages_set_failing_orders(dmap, 0);
+	for (i = 0; i < n; i++)
+		pks_direct_map_table_free(taken[i]);
+	KUNIT_ASSERT_NOT_NULL(test, table);
+	KUNIT_EXPECT_FALSE(test, grouped_pages_owns(dmap, table));
+
+	pks_pgtable_flush_untag();
+	KUNIT_EXPECT_TRUE_MSG(test, pks_page_has_pgtable_key(table),
+			      "the split's table from the page allocator");
+	/* Collapsing frees the table: it goes back without the key. */
+	KUNIT_EXPECT_GE(test, set_memory_collapse(addr, 1), 1);
+	pks_pgtable_flush_untag();
+	KUNIT_EXPECT_FALSE(test, pks_page_has_pgtable_key(table));
+	__free_pages(block, PMD_ORDER);
+}
+
 /* A table tagged outside the cache (as at boot) loses the key when it is freed. */
 static void pks_test_freed_foreign_table_loses_key(struct kunit *test)
 {
@@ -1059,6 +1114,7 @@ static struct kunit_case pks_test_cases[] = {
 	KUNIT_CASE(pks_test_collapse_stays_out_of_table_walks),
 	KUNIT_CASE(pks_test_hot_added_tables_tagged),
 	KUNIT_CASE(pks_test_hot_remove_returns_tables),
+	KUNIT_CASE(pks_test_split_with_empty_reserve_tags_table_later),
 	KUNIT_CASE(pks_test_freed_foreign_table_loses_key),
 	KUNIT_CASE(pks_test_reserve_refills),
 	KUNIT_CASE(pks_test_page_tables_write_protected),
