@@ -1006,7 +1006,7 @@ static void pks_test_interrupt_runs_outside_window(struct kunit *test)
  */
 static void pks_test_lazy_mmu_section_is_one_window(struct kunit *test)
 {
-	unsigned long value = 0x5a5a5a5a, saved, writes_before, writes_after;
+	unsigned long value = 0x5a5a5a5a, saved, writes_before, writes_after, flags;
 	int in_section, after_sleep, after_section;
 	struct pks_pgtable_faults before, after;
 	u64 pkrs_in_section, pkrs_after_sleep;
@@ -1020,13 +1020,14 @@ static void pks_test_lazy_mmu_section_is_one_window(struct kunit *test)
 
 	arch_enter_lazy_mmu_mode();
 	in_section = copy_to_kernel_nofault(table, &value, sizeof(value));
-	preempt_disable();
+	/* An interrupt in between would write PKRS twice (entry and exit): none may come. */
+	local_irq_save(flags);
 	pkrs_in_section = pks_read_pkrs();
 	writes_before = pks_pkrs_writes_here();
 	saved = pks_pgtable_write_begin();
 	pks_pgtable_write_end(saved);
 	writes_after = pks_pkrs_writes_here();
-	preempt_enable();
+	local_irq_restore(flags);
 	msleep(20);
 	after_sleep = copy_to_kernel_nofault(table, &value, sizeof(value));
 	pkrs_after_sleep = pks_read_pkrs();
