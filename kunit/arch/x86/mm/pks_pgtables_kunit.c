@@ -639,27 +639,31 @@ static void pks_test_collapse_stays_out_of_table_walks(struct kunit *test)
  * cannot make room for it.
  */
 #define PKS_HOTPLUG_BASE	(32ULL << 30)
+/* Its struct pages (64 bytes a page) start a new gigabyte of the vmemmap. */
+#define PKS_HOTPLUG_FAR_BASE	(64ULL << 30)
 
+static u64 pks_hotplug_base;
 static int pks_hot_remove_result;
 
 /* Registered as soon as the block is added: a failed assertion must not leave it behind. */
 static void pks_hot_remove(void *unused)
 {
-	pks_hot_remove_result = remove_memory(PKS_HOTPLUG_BASE, memory_block_size_bytes());
+	pks_hot_remove_result = remove_memory(pks_hotplug_base, memory_block_size_bytes());
 }
 
-static void pks_hot_add(struct kunit *test)
+static void pks_hot_add(struct kunit *test, u64 base)
 {
 	int ret;
 
 	if (mhp_get_default_online_type() != MMOP_OFFLINE)
 		kunit_skip(test, "memhp_default_state onlines hot-added memory: no RAM at %#llx",
-			   PKS_HOTPLUG_BASE);
-	ret = add_memory(memory_add_physaddr_to_nid(PKS_HOTPLUG_BASE), PKS_HOTPLUG_BASE,
-			 memory_block_size_bytes(), MHP_NONE);
+			   base);
+	ret = add_memory(memory_add_physaddr_to_nid(base), base, memory_block_size_bytes(),
+			 MHP_NONE);
 	if (ret == -EEXIST)
-		kunit_skip(test, "the physical range at %#llx is in use here", PKS_HOTPLUG_BASE);
+		kunit_skip(test, "the physical range at %#llx is in use here", base);
 	KUNIT_ASSERT_EQ(test, 0, ret);
+	pks_hotplug_base = base;
 	KUNIT_ASSERT_EQ(test, 0, kunit_add_action_or_reset(test, pks_hot_remove, NULL));
 }
 
@@ -680,11 +684,33 @@ static void pks_test_hot_added_tables_tagged(struct kunit *test)
 	pmd_t *pmd;
 
 	pks_require(test);
-	pks_hot_add(test);
+	pks_hot_add(test, PKS_HOTPLUG_BASE);
 	pmd = lookup_pmd_address((unsigned long)__va(PKS_HOTPLUG_BASE));
 	KUNIT_ASSERT_NOT_NULL(test, pmd);
 	KUNIT_EXPECT_TRUE(test, grouped_pages_owns(pks_pgtables_cache(false), virt_to_page(pmd)));
 	KUNIT_EXPECT_TRUE(test, pks_page_has_pgtable_key(virt_to_page(pmd)));
+	pks_pgtable_walk(&init_mm, &walk);
+	pks_expect_all_tagged(test, &walk, 0);
+	pks_expect_hot_removed(test);
+}
+
+/*
+ * The memmap of a block 64G up needs a new vmemmap PMD table, made now
+ * (vmemmap_pud_populate()): the cache's, like the rest.
+ */
+static void pks_test_hot_added_memmap_tables_tagged(struct kunit *test)
+{
+	struct pks_pgtable_walk walk = {};
+	struct page *table;
+	pmd_t *pmd;
+
+	pks_require(test);
+	pks_hot_add(test, PKS_HOTPLUG_FAR_BASE);
+	pmd = lookup_pmd_address((unsigned long)pfn_to_page(PHYS_PFN(PKS_HOTPLUG_FAR_BASE)));
+	KUNIT_ASSERT_NOT_NULL(test, pmd);
+	table = virt_to_page(pmd);
+	KUNIT_EXPECT_TRUE_MSG(test, grouped_pages_owns(pks_pgtables_cache(false), table),
+			      "the vmemmap PMD table of the block's struct pages");
 	pks_pgtable_walk(&init_mm, &walk);
 	pks_expect_all_tagged(test, &walk, 0);
 	pks_expect_hot_removed(test);
@@ -705,7 +731,7 @@ static void pks_test_hot_remove_returns_tables(struct kunit *test)
 	pks_require(test);
 	if (debug_pagealloc_enabled())
 		kunit_skip(test, "debug_pagealloc: the direct map is 4K only");
-	pks_hot_add(test);
+	pks_hot_add(test, PKS_HOTPLUG_BASE);
 	dmap_before = pks_in_use(true);
 	KUNIT_ASSERT_EQ(test, 0, set_memory_4k(addr, 1));
 	pmd = lookup_pmd_address(addr);
@@ -722,6 +748,11 @@ static void pks_test_hot_remove_returns_tables(struct kunit *test)
 }
 #else
 static void pks_test_hot_added_tables_tagged(struct kunit *test)
+{
+	kunit_skip(test, "CONFIG_MEMORY_HOTREMOVE is off (configs/hotplug.config has it)");
+}
+
+static void pks_test_hot_added_memmap_tables_tagged(struct kunit *test)
 {
 	kunit_skip(test, "CONFIG_MEMORY_HOTREMOVE is off (configs/hotplug.config has it)");
 }
@@ -1114,6 +1145,7 @@ static struct kunit_case pks_test_cases[] = {
 	KUNIT_CASE(pks_test_kernel_pgd_and_image_alias_tagged),
 	KUNIT_CASE(pks_test_collapse_stays_out_of_table_walks),
 	KUNIT_CASE(pks_test_hot_added_tables_tagged),
+	KUNIT_CASE(pks_test_hot_added_memmap_tables_tagged),
 	KUNIT_CASE(pks_test_hot_remove_returns_tables),
 	KUNIT_CASE(pks_test_split_with_empty_reserve_tags_table_later),
 	KUNIT_CASE(pks_test_freed_foreign_table_loses_key),
