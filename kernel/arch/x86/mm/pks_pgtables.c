@@ -829,6 +829,9 @@ static void pks_walk_mm(struct mm_struct *mm, struct pks_pgtable_walk *walk, boo
  * pks_pgtable_walk() - count live page-table pages and those lacking the key
  * @mm: &init_mm for the kernel half, any other mm for its user half
  * @walk: counts are added here
+ *
+ * Context: process context, without the memory hotplug lock or @mm's mmap
+ * lock: the walk takes get_online_mems() and then the mmap lock for writing.
  */
 void pks_pgtable_walk(struct mm_struct *mm, struct pks_pgtable_walk *walk)
 {
