@@ -8,6 +8,7 @@
 
 #include <kunit/test.h>
 #include <linux/delay.h>
+#include <linux/efi.h>
 #include <linux/grouped_pages.h>
 #include <linux/grouped_pages_testing.h>
 #include <linux/io.h>
@@ -818,6 +819,22 @@ static void pks_test_split_with_empty_reserve_tags_table_later(struct kunit *tes
 	__free_pages(block, PMD_ORDER);
 }
 
+/*
+ * efi_mm's tables (EFI runtime services) are neither tagged nor walked: a
+ * documented exclusion, and this case is its guard. On a kernel that boots
+ * through EFI it fails, so the exclusion is never mistaken for coverage.
+ */
+static void pks_test_no_efi_runtime_page_tables(struct kunit *test)
+{
+	pks_require(test);
+	if (!IS_ENABLED(CONFIG_EFI))
+		kunit_skip(test, "CONFIG_EFI is off: no efi_mm");
+#ifdef CONFIG_EFI
+	KUNIT_EXPECT_FALSE_MSG(test, efi_enabled(EFI_RUNTIME_SERVICES) && efi_mm.pgd,
+			       "EFI runtime services run on efi_mm, whose page tables PKS page tables do not cover");
+#endif
+}
+
 /* A table tagged outside the cache (as at boot) loses the key when it is freed. */
 static void pks_test_freed_foreign_table_loses_key(struct kunit *test)
 {
@@ -1148,6 +1165,7 @@ static struct kunit_case pks_test_cases[] = {
 	KUNIT_CASE(pks_test_hot_added_memmap_tables_tagged),
 	KUNIT_CASE(pks_test_hot_remove_returns_tables),
 	KUNIT_CASE(pks_test_split_with_empty_reserve_tags_table_later),
+	KUNIT_CASE(pks_test_no_efi_runtime_page_tables),
 	KUNIT_CASE(pks_test_freed_foreign_table_loses_key),
 	KUNIT_CASE(pks_test_reserve_refills),
 	KUNIT_CASE(pks_test_page_tables_write_protected),
