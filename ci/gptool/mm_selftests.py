@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import kbuild, provenance, qemu
+from . import junit, kbuild, provenance, qemu
 from .errors import UNTESTABLE, HarnessError
 from .fsutil import publish_dir, write_json_atomic
 from .tree import Tree
@@ -189,6 +189,17 @@ def build_tests(req: MmRequest) -> Path:
     return out
 
 
+def junit_xml(run: str, tests: list[str], problems: list[str]) -> str:
+    """A case per test (failed by a problem naming it) and one for the run as a whole."""
+    def named(name: str) -> list[str]:
+        return [problem for problem in problems if problem.startswith(f'{name}: ')]
+    verdicts: list[tuple[str, str | None]] = [(name, '; '.join(named(name)) or None)
+                                              for name in tests]
+    rest = [problem for problem in problems if not any(problem in named(name) for name in tests)]
+    verdicts.append(('pks page tables and kernel', '; '.join(rest) or None))
+    return junit.from_verdicts(run, 'mm', verdicts)
+
+
 def table(enforcing: Boot, off: Boot) -> str:
     rows = [f'{"test":24} {"nopkstables":12} enforcing']
     rows += [f'{name:24} {outcome(code):12} {outcome(enforcing.results.get(name))}'
@@ -234,6 +245,8 @@ def run(req: MmRequest) -> int:
         for label, console in consoles.items():
             (staging / f'console-{label}.log').write_text(console)
         (staging / 'summary.txt').write_text(table(boots['enforcing'], boots['off']) + '\n')
+        (staging / 'junit.xml').write_text(junit_xml(f'mm-selftests x86_64/{req.config}',
+                                                     [test.name for test in SUBSET], problems))
         write_json_atomic(staging / 'meta.json', meta)
 
     stored = publish_dir(req.results / 'mm-selftests',

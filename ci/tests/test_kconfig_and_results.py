@@ -284,13 +284,14 @@ def test_gitlab_ci_gates_merges_and_reports_every_case() -> None:
     assert any('merge_request_event' in rule.get('if', '') for rule in rules)
     assert any('CI_DEFAULT_BRANCH' in rule.get('if', '') for rule in rules)
     jobs = {name: job for name, job in ci.items() if isinstance(job, dict) and 'script' in job}
-    assert set(jobs) == {'pytest', 'shellcheck', 'checkpatch', 'kunit', 'selftests', 'faults'}
-    for name in ('kunit', 'selftests', 'faults'):
+    assert set(jobs) == {'pytest', 'shellcheck', 'checkpatch', 'kunit', 'selftests', 'faults',
+                         'mm-selftests'}
+    for name in ('kunit', 'selftests', 'faults', 'mm-selftests'):
         artifacts = jobs[name]['artifacts']
         assert artifacts['when'] == 'always' and artifacts['expire_in']
         assert artifacts['reports']['junit'] == f'results/{name}/*/junit.xml'
     # The selftests and the sweep wait for the lint jobs only, not for every KUnit row.
-    for name in ('selftests', 'faults'):
+    for name in ('selftests', 'faults', 'mm-selftests'):
         assert set(jobs[name]['needs']) == {'pytest', 'shellcheck', 'checkpatch'}
         assert all(jobs[need]['stage'] == 'lint' for need in jobs[name]['needs'])
 

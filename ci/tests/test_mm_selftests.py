@@ -114,3 +114,18 @@ def test_every_test_of_the_subset_and_its_helpers_exist_in_6_12(tmp_path: Path) 
     subprocess.run(['tar', '-x', '-f', str(tree.DEFAULT_TARBALL), '-C', str(tmp_path), *wanted],
                    check=True)
     assert all((tmp_path / path).is_file() for path in wanted)
+
+
+def test_junit_fails_the_test_a_problem_names_and_the_run_for_the_rest() -> None:
+    import xml.etree.ElementTree as ET
+    xml = mm_selftests.junit_xml('mm-selftests x86_64/default', ['mremap_test', 'cow'],
+                                 ['cow: pass with nopkstables, fail (1) enforcing',
+                                  'enforcing: pk_faults 2, not 0'])
+    cases = {case.get('name'): case for case in ET.fromstring(xml).iter('testcase')}
+    assert cases['mremap_test'].find('failure') is None
+    failure = cases['cow'].find('failure')
+    assert failure is not None and 'fail (1) enforcing' in (failure.get('message') or '')
+    run = cases['pks page tables and kernel'].find('failure')
+    assert run is not None and run.get('message') == 'enforcing: pk_faults 2, not 0'
+    clean = ET.fromstring(mm_selftests.junit_xml('r', ['cow'], []))
+    assert all(case.find('failure') is None for case in clean.iter('testcase'))
