@@ -470,8 +470,9 @@ static void pks_untag_fn(struct work_struct *work)
  * A direct-map split with the reserve empty takes its table from the page
  * allocator, inside CPA, where the key cannot be set: setting it is CPA too.
  * The table gets it here, later, in process context. A table freed before
- * then is freed here instead, so that no page gets the key after its last
- * free: pks_adopt holds the state of each table waiting.
+ * then (or never used: the split lost a race) is freed here instead, without
+ * the key, so that no page gets the key after its last free: pks_adopt holds
+ * the state of each table waiting.
  */
 enum { PKS_ADOPT_PENDING = 1, PKS_ADOPT_TAGGING, PKS_ADOPT_FREED };
 static DEFINE_XARRAY_FLAGS(pks_adopt, XA_FLAGS_LOCK_IRQ);
@@ -499,9 +500,12 @@ static unsigned long pks_adopt_move(unsigned long pfn, unsigned long from, unsig
 
 /**
  * pks_direct_map_table_adopt() - give the key, later, to a split's table from the page allocator
- * @table: the new page table, already in place
+ * @table: the new page table, not in place yet
  *
- * Context: CPA, cpa_lock may be held; never sleeps.
+ * From then on pagetable_free() or pks_direct_map_table_free() hand @table
+ * back to the work item, which frees it.
+ *
+ * Context: CPA allocating its table, without cpa_lock; may sleep.
  */
 void pks_direct_map_table_adopt(struct page *table)
 {
@@ -509,7 +513,7 @@ void pks_direct_map_table_adopt(struct page *table)
 		return;
 	/* Without memory for the entry the table stays as it is: untagged, counted. */
 	if (xa_err(xa_store_irq(&pks_adopt, page_to_pfn(table), xa_mk_value(PKS_ADOPT_PENDING),
-				GFP_ATOMIC)))
+				GFP_KERNEL)))
 		return;
 	queue_work(system_unbound_wq, &pks_adopt_work);
 }
@@ -527,8 +531,11 @@ static void pks_adopt_fn(struct work_struct *work)
 		if (pks_adopt_move(pfn, PKS_ADOPT_PENDING, PKS_ADOPT_TAGGING) == PKS_ADOPT_PENDING)
 			err = pks_set_key(table, 1, PKS_KEY_PGTABLES);
 		if (pks_adopt_move(pfn, 0, 0) == PKS_ADOPT_FREED) {
-			/* Freed meanwhile: it goes to the page allocator without the key. */
-			if (err || pks_untag_or_leak(table))
+			/*
+			 * Freed meanwhile: to the page allocator without the key,
+			 * which the boot walk may have set as well as this work.
+			 */
+			if (!pks_page_has_pgtable_key(table) || pks_untag_or_leak(table))
 				__free_page(table);
 		} else if (!err) {
 			atomic_long_inc(&pks_dmap_fallbacks_tagged);
@@ -667,12 +674,16 @@ struct page *pks_direct_map_table_alloc(void)
  * pks_direct_map_table_free() - return an unused direct-map table to the reserve
  * @page: a page from pks_direct_map_table_alloc() or from the page allocator
  *
- * Return: true if @page went back to the reserve.
+ * Return: true if @page was taken care of: back to the reserve, or to the
+ * work item that frees a table from pks_direct_map_table_adopt().
  */
 bool pks_direct_map_table_free(struct page *page)
 {
-	if (!static_branch_likely(&pks_pgtables_enabled) ||
-	    !grouped_pages_owns(pks_dmap_cache, page))
+	if (!static_branch_likely(&pks_pgtables_enabled))
+		return false;
+	if (pks_adopt_free(page))
+		return true;
+	if (!grouped_pages_owns(pks_dmap_cache, page))
 		return false;
 	grouped_pages_free(pks_dmap_cache, page);
 	return true;
