@@ -590,6 +590,27 @@ static void pks_test_kernel_pgd_and_image_alias_tagged(struct kunit *test)
 }
 
 /*
+ * A free 2M block mapped by one large entry. One that was split earlier and is
+ * whole and free again is collapsed first (unlocked, the collapse the walk
+ * case holds off); one that cannot be mapped large skips the case.
+ */
+static struct page *pks_alloc_large_block(struct kunit *test)
+{
+	struct page *block = alloc_pages(GFP_KERNEL | __GFP_NOWARN, PMD_ORDER);
+	unsigned long addr;
+	unsigned int level;
+
+	KUNIT_ASSERT_NOT_NULL(test, block);
+	addr = (unsigned long)page_address(block);
+	KUNIT_ASSERT_NOT_NULL(test, lookup_address(addr, &level));
+	if (level == PG_LEVEL_4K && set_memory_collapse(addr, 1) < 1) {
+		__free_pages(block, PMD_ORDER);
+		kunit_skip(test, "the 2M block cannot be mapped large (mixed protections)");
+	}
+	return block;
+}
+
+/*
  * The boot walk tags the tables it finds while holding init_mm's mmap lock.
  * A collapse freeing one of them in between (the direct-map reserve's refill
  * collapses on another CPU while the walk's splits drain it) would hand the
@@ -604,15 +625,8 @@ static void pks_test_collapse_stays_out_of_table_walks(struct kunit *test)
 
 	if (debug_pagealloc_enabled())
 		kunit_skip(test, "debug_pagealloc: the direct map is 4K only, nothing collapses");
-	block = alloc_pages(GFP_KERNEL | __GFP_NOWARN, PMD_ORDER);
-	KUNIT_ASSERT_NOT_NULL(test, block);
+	block = pks_alloc_large_block(test);
 	addr = (unsigned long)page_address(block);
-	KUNIT_ASSERT_NOT_NULL(test, lookup_address(addr, &level));
-	/* A block split earlier and free again collapses: it is the same test, unlocked. */
-	if (level == PG_LEVEL_4K && set_memory_collapse(addr, 1) < 1) {
-		__free_pages(block, PMD_ORDER);
-		kunit_skip(test, "the 2M block cannot be mapped large (mixed protections)");
-	}
 	KUNIT_ASSERT_EQ(test, 0, set_memory_4k(addr, 1));
 
 	mmap_write_lock(&init_mm);
@@ -775,21 +789,15 @@ static void pks_test_split_with_empty_reserve_tags_table_later(struct kunit *tes
 {
 	struct grouped_pages_cache *dmap = pks_pgtables_cache(true);
 	struct page **taken, *block, *table;
-	unsigned int n, i, level;
 	unsigned long addr;
+	unsigned int n, i;
 	pmd_t *pmd;
 
 	pks_require(test);
 	if (debug_pagealloc_enabled())
 		kunit_skip(test, "debug_pagealloc: the direct map is 4K only");
-	block = alloc_pages(GFP_KERNEL | __GFP_NOWARN, PMD_ORDER);
-	KUNIT_ASSERT_NOT_NULL(test, block);
+	block = pks_alloc_large_block(test);
 	addr = (unsigned long)page_address(block);
-	KUNIT_ASSERT_NOT_NULL(test, lookup_address(addr, &level));
-	if (level == PG_LEVEL_4K && set_memory_collapse(addr, 1) < 1) {
-		__free_pages(block, PMD_ORDER);
-		kunit_skip(test, "the 2M block cannot be mapped large (mixed protections)");
-	}
 	taken = kunit_kcalloc(test, PKS_DRAIN_MAX, sizeof(*taken), GFP_KERNEL);
 	KUNIT_ASSERT_NOT_NULL(test, taken);
 	/* Empty the reserve, with no refill to come to the rescue. */
