@@ -287,14 +287,39 @@ class QemuKernel:
         return self.build_dir / 'build.log'
 
 
+@dataclass
+class QemuRunRequest:
+    """What a verb that boots one configuration's QEMU kernel is asked for."""
+    repo: Path
+    tree: Tree
+    work: Path
+    config: str
+    jobs: int
+    qemu_cpu: str
+    smp: int
+    memory_mb: int
+    timeout: int
+    results: Path
+
+    @property
+    def kernel(self) -> QemuKernel:
+        return QemuKernel(self.repo, self.tree, self.work, self.config, self.jobs)
+
+
+def run_logged(kernel: QemuKernel, cmd: list[str]) -> int:
+    """Run @cmd with its output, after the command line, appended to the build log."""
+    with kernel.log.open('a') as out:
+        out.write('$ ' + ' '.join(cmd) + '\n')
+        out.flush()
+        return subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT).returncode
+
+
 def _make(kernel: QemuKernel, *targets: str) -> None:
     compiler = cached_compiler()
     cmd = ['make', '-C', str(kernel.tree.path), f'O={kernel.build_dir}', 'ARCH=x86_64',
            f'-j{kernel.jobs}', f'CC={compiler}', f'HOSTCC={compiler}', *targets]
-    with heartbeat(f'make {" ".join(targets)}'), kernel.log.open('a') as out:
-        out.write('$ ' + ' '.join(cmd) + '\n')
-        out.flush()
-        status = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT).returncode
+    with heartbeat(f'make {" ".join(targets)}'):
+        status = run_logged(kernel, cmd)
     if status != 0:
         raise HarnessError(f'kernel build failed (make {" ".join(targets)}): '
                            f'{first_error(kernel.log.read_text(errors="replace"))} '
@@ -367,10 +392,7 @@ def build_kselftests(kernel: QemuKernel) -> Path:
     cmd = ['make', '-C', str(kernel.tree.path / 'tools/testing/selftests'),
            f'O={kernel.build_dir}', 'TARGETS=grouped_pages', f'CC={compiler}',
            'LDFLAGS=-static', f'KSFT_INSTALL_PATH={install}', 'install']
-    with kernel.log.open('a') as out:
-        out.write('$ ' + ' '.join(cmd) + '\n')
-        out.flush()
-        status = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT).returncode
+    status = run_logged(kernel, cmd)
     missing = [name for name in ('run_kselftest.sh', 'grouped_pages/gp_stress',
                                  'grouped_pages/gp_bench', 'grouped_pages/settings')
                if not (install / name).is_file()]

@@ -9,7 +9,6 @@ PK faults, and neither boot may report a kernel problem. A test that fails both 
 fails for reasons that are not ours: it is reported, not held against the run.
 """
 import re
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -18,7 +17,6 @@ from pathlib import Path
 from . import junit, kbuild, provenance, qemu
 from .errors import UNTESTABLE, HarnessError
 from .fsutil import publish_dir, write_json_atomic
-from .tree import Tree
 
 MM_DIR = 'tools/testing/selftests/mm'
 # Helpers most tests link with (vm_util.c needs thp_settings.c).
@@ -74,22 +72,7 @@ STATUS = re.compile(r'^GP-MM-STATUS (\w+) (\S+)\s*$', re.M)
 BOOTS = (('enforcing', ''), ('off', 'nopkstables'))
 
 
-@dataclass
-class MmRequest:
-    repo: Path
-    tree: Tree
-    work: Path
-    config: str
-    jobs: int
-    qemu_cpu: str
-    smp: int
-    memory_mb: int
-    timeout: int
-    results: Path
-
-    @property
-    def kernel(self) -> kbuild.QemuKernel:
-        return kbuild.QemuKernel(self.repo, self.tree, self.work, self.config, self.jobs)
+MmRequest = kbuild.QemuRunRequest
 
 
 @dataclass
@@ -177,11 +160,7 @@ def build_tests(req: MmRequest) -> Path:
                '-isystem', str(req.tree.path / 'tools/include/uapi'), *test.cflags,
                '-o', str(out / test.name), str(src / test.source_file),
                *(str(src / helper) for helper in HELPERS), '-lrt', '-lpthread', '-lm']
-        with kernel.log.open('a') as log:
-            log.write('$ ' + ' '.join(cmd) + '\n')
-            log.flush()
-            status = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT).returncode
-        if status != 0:
+        if kbuild.run_logged(kernel, cmd) != 0:
             raise HarnessError(f'mm selftest {test.name} did not build: '
                                f'{kbuild.first_error(kernel.log.read_text(errors="replace"))} '
                                f'(log: {kernel.log})', kind=UNTESTABLE)

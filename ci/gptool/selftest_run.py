@@ -15,31 +15,16 @@ from pathlib import Path
 from . import junit, kbuild, ktap, provenance, qemu
 from .errors import UNTESTABLE, HarnessError
 from .fsutil import publish_dir, write_json_atomic
-from .tree import Tree
 
 TEST_DEFINITION = re.compile(r'^TEST_F(?:_TIMEOUT)?\(gp, (\w+)', re.MULTILINE)
 STRESS_SOURCE = 'tools/testing/selftests/grouped_pages/gp_stress.c'
 
 
 @dataclass
-class SelftestRequest:
-    repo: Path
-    tree: Tree
-    work: Path
-    config: str
-    jobs: int
-    qemu_cpu: str
-    smp: int
-    memory_mb: int
-    timeout: int
-    results: Path
+class SelftestRequest(kbuild.QemuRunRequest):
     cmdline: str = ''
     # Only these tests (gp_stress -t NAME); all of them when empty.
     tests: list[str] = field(default_factory=list)
-
-    @property
-    def kernel(self) -> kbuild.QemuKernel:
-        return kbuild.QemuKernel(self.repo, self.tree, self.work, self.config, self.jobs)
 
 
 @dataclass
