@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,9 +123,11 @@ def ensure_base(work: Path, base: Base) -> tuple[Path, Base]:
         for stale in root.glob('.extract-*'):
             shutil.rmtree(stale, ignore_errors=True)
         staging = Path(tempfile.mkdtemp(dir=root, prefix='.extract-'))
-        print(f'tree: extracting {base.origin["path"]} into {tree} (once per base)', flush=True)
+        # stderr: stdout of `gptool tree` is the tree's path alone, for `cd "$(make -s tree)"`.
+        print(f'tree: extracting {base.origin["path"]} into {tree} (once per base)',
+              file=sys.stderr, flush=True)
         try:
-            with heartbeat('tree: extracting the base', every=30):
+            with heartbeat('tree: extracting the base', every=30, stream=sys.stderr):
                 if base.origin['kind'] == 'git':
                     _extract_git(Path(base.origin['path']), base.origin['commit'], staging)
                 else:

@@ -183,3 +183,12 @@ def test_an_extraction_killed_half_way_is_redone_and_its_copy_removed(
     prepared = tree.prepare(repo_copy, tmp_path / 'work', str(kernel_git))
     assert sorted(p.name for p in root.iterdir()) == ['base.json', 'linux']
     assert 'config GROUPED_PAGES\n' in (prepared.path / 'mm/Kconfig').read_text()
+
+
+def test_a_cold_extraction_keeps_stdout_for_the_path(kernel_git: Path, repo_copy: Path, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    # `cd "$(make -s tree)"` must work on the first run too: progress goes to stderr.
+    tree.prepare(repo_copy, tmp_path / 'work', str(kernel_git))
+    out, err = capsys.readouterr()
+    assert out == ''
+    assert 'tree: extracting' in err
