@@ -166,8 +166,8 @@ def run_on_tree(args: argparse.Namespace) -> int:
         faults.chosen(args.setting)
         return faults.run(faults.FaultsRequest(
             repo=args.repo, tree=tree.prepare(args.repo, args.work, args.kernel_src),
-            work=args.work, jobs=args.jobs, qemu_cpu=args.qemu_cpu, smp=args.smp,
-            memory_mb=args.memory, timeout=args.timeout,
+            work=args.work, config=faults.CONFIG, jobs=args.jobs, qemu_cpu=args.qemu_cpu,
+            smp=args.smp, memory_mb=args.memory, timeout=args.timeout,
             results=args.results or args.repo / 'results', settings=args.setting))
     if args.command == 'mm-selftests':
         kbuild.check_choice(args.repo, 'x86_64', args.config)

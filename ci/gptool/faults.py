@@ -26,7 +26,6 @@ from pathlib import Path
 from . import junit, kbuild, ktap, provenance, qemu
 from .errors import HarnessError
 from .fsutil import publish_dir, write_json_atomic
-from .tree import Tree
 
 CONFIG = 'fault-injection'
 # Every injected failure counts down from here: the sweep reports how many it made.
@@ -96,16 +95,8 @@ SWEEP = (
 
 
 @dataclass
-class FaultsRequest:
-    repo: Path
-    tree: Tree
-    work: Path
-    jobs: int
-    qemu_cpu: str
-    smp: int
-    memory_mb: int
-    timeout: int
-    results: Path
+class FaultsRequest(kbuild.QemuRunRequest):
+    """A sweep; its config is CONFIG, the one fragment that injects faults."""
     settings: list[str] = field(default_factory=list)
 
 
@@ -188,7 +179,7 @@ def table(outcomes: list[Outcome]) -> str:
 
 def run(req: FaultsRequest) -> int:
     settings = chosen(req.settings)
-    kernel = kbuild.QemuKernel(req.repo, req.tree, req.work, CONFIG, req.jobs)
+    kernel = req.kernel
     kernel.build_dir.mkdir(parents=True, exist_ok=True)
     kernel.log.write_text('')
     print(f'faults: building the fault-injection kernel in {kernel.build_dir} '
