@@ -26,6 +26,7 @@
 
 #include <linux/bitmap.h>
 #include <linux/debugfs.h>
+#include <linux/delay.h>
 #include <linux/grouped_pages.h>
 #include <linux/grouped_pages_testing.h>
 #include <linux/highmem.h>
@@ -148,6 +149,8 @@ struct grouped_pages_cache {
 	struct work_struct refill_work;
 	atomic_t next_node;
 	unsigned long failing_orders;
+	/* For the KUnit suite: microseconds between a free's ownership check and its claim. */
+	unsigned int claim_delay_us;
 	struct gp_counters counters;
 	/* Pages handed out: per CPU, not an atomic that every call would bounce. */
 	long __percpu *in_use;
@@ -363,6 +366,7 @@ unsigned int __weak grouped_pages_collapse_direct_map(struct page *page, unsigne
 {
 	return 0;
 }
+EXPORT_SYMBOL_IF_KUNIT(grouped_pages_collapse_direct_map);
 
 typedef int (*gp_change_fn)(struct page *page, unsigned int nr_pages, void *data);
 
@@ -769,6 +773,8 @@ void grouped_pages_free(struct grouped_pages_cache *cache, struct page *page)
 	}
 	node = cache->nodes[block->nid];
 	rcu_read_unlock();
+	if (unlikely(READ_ONCE(cache->claim_delay_us)))
+		udelay(READ_ONCE(cache->claim_delay_us));
 	/* Of two frees of one page, racing or not, exactly one marks it. */
 	seen = READ_ONCE(page->private);
 	if (seen == mark || cmpxchg(&page->private, seen, mark) != seen) {
@@ -1324,6 +1330,13 @@ void grouped_pages_set_failing_orders(struct grouped_pages_cache *cache,
 	WRITE_ONCE(cache->failing_orders, order_mask);
 }
 EXPORT_SYMBOL_IF_KUNIT(grouped_pages_set_failing_orders);
+
+/* For the KUnit suite: widen the gap between a free's ownership check and its claim. */
+void grouped_pages_set_claim_delay(struct grouped_pages_cache *cache, unsigned int usecs)
+{
+	WRITE_ONCE(cache->claim_delay_us, usecs);
+}
+EXPORT_SYMBOL_IF_KUNIT(grouped_pages_set_claim_delay);
 
 void grouped_pages_flush_refill(struct grouped_pages_cache *cache)
 {

@@ -653,6 +653,97 @@ static void gp_test_nofail_waits_for_memory(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, 0, gp_stats(ctx).alloc_failures);
 }
 
+/* Every page @nid can give without reclaim, held on @hog until gp_release_hog(). */
+static unsigned long gp_exhaust_node(int nid, struct list_head *hog)
+{
+	const gfp_t gfp = GFP_KERNEL | __GFP_THISNODE | __GFP_NORETRY | __GFP_NOWARN;
+	unsigned long pages = 0;
+	struct page *page;
+	int order;
+
+	for (order = MAX_PAGE_ORDER; order >= 0; order--) {
+		while ((page = alloc_pages_node(nid, gfp, order))) {
+			set_page_private(page, order);
+			list_add(&page->lru, hog);
+			pages += 1UL << order;
+		}
+	}
+	return pages;
+}
+
+static void gp_release_hog(struct list_head *hog)
+{
+	struct page *page, *next;
+
+	list_for_each_entry_safe(page, next, hog, lru) {
+		unsigned int order = page_private(page);
+
+		list_del(&page->lru);
+		set_page_private(page, 0);
+		__free_pages(page, order);
+	}
+}
+
+struct gp_nofail_any {
+	struct gp_ctx *ctx;
+	struct page *pages[2];
+	struct completion done;
+};
+
+static int gp_nofail_any_fn(void *data)
+{
+	struct gp_nofail_any *a = data;
+	unsigned int i;
+
+	/* NUMA_NO_NODE goes round the nodes: one of the two picks the exhausted one. */
+	for (i = 0; i < ARRAY_SIZE(a->pages); i++)
+		a->pages[i] = grouped_pages_alloc(a->ctx->cache, NUMA_NO_NODE,
+						  GFP_KERNEL | __GFP_NOFAIL);
+	complete(&a->done);
+	return 0;
+}
+
+/*
+ * A __GFP_NOFAIL caller that named no node gets its page from any node that
+ * has memory: it must not wait forever on an exhausted node, where the page
+ * allocator, asked for that node alone, neither fails nor calls the OOM killer.
+ */
+static void gp_test_nofail_any_node_when_one_is_exhausted(struct kunit *test)
+{
+	struct gp_ctx *ctx = gp_make_cache(test, gp_plain(), 0);
+	struct gp_nofail_any *a = kunit_kzalloc(test, sizeof(*a), GFP_KERNEL);
+	int exhausted = first_memory_node, i;
+	struct task_struct *task;
+	unsigned long hogged;
+	bool returned;
+	LIST_HEAD(hog);
+
+	KUNIT_ASSERT_NOT_NULL(test, a);
+	if (num_node_state(N_MEMORY) < 2)
+		kunit_skip(test, "needs two nodes with memory (numa=fake=2)");
+	a->ctx = ctx;
+	init_completion(&a->done);
+	hogged = gp_exhaust_node(exhausted, &hog);
+	kunit_info(test, "node %d exhausted: %lu pages held", exhausted, hogged);
+	task = kthread_run(gp_nofail_any_fn, a, "gp_nofail_any");
+	if (IS_ERR(task)) {
+		gp_release_hog(&hog);
+		KUNIT_FAIL(test, "cannot start the allocating thread");
+		return;
+	}
+	returned = wait_for_completion_timeout(&a->done, 20 * HZ);
+	KUNIT_EXPECT_TRUE_MSG(test, returned,
+			      "a NUMA_NO_NODE __GFP_NOFAIL allocation still waits after 20 s with node %d exhausted and another node free",
+			      exhausted);
+	gp_release_hog(&hog);
+	/* Until it returns, the task uses @a: never leave before it does. */
+	if (!returned)
+		wait_for_completion(&a->done);
+	for (i = 0; i < ARRAY_SIZE(a->pages); i++)
+		KUNIT_EXPECT_NOT_NULL(test, gp_track(ctx, a->pages[i]));
+	KUNIT_EXPECT_EQ(test, 0, gp_stats(ctx).alloc_failures);
+}
+
 /*
  * With init_on_alloc or init_on_free, a page recycled by the cache comes back
  * cleared, as one from the page allocator would.
@@ -1159,6 +1250,76 @@ static void gp_test_double_free_after_drain(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, 0UL, page_private(gp_get_ok(ctx)));
 }
 
+/* The scanner of gp_test_double_free_racing_shrinker: one full scan each time it is armed. */
+struct gp_armed_scan {
+	struct gp_ctx *ctx;
+	atomic_t armed;
+	atomic_t scans;
+	bool stop;
+	struct completion done;
+};
+
+static int gp_armed_scan_fn(void *data)
+{
+	struct gp_armed_scan *as = data;
+
+	while (!READ_ONCE(as->stop)) {
+		if (!atomic_xchg(&as->armed, 0)) {
+			cpu_relax();
+			continue;
+		}
+		/* The double free is inside its claim delay by now: give the block back under it. */
+		udelay(500);
+		gp_scan(as->ctx, GFP_KERNEL, ULONG_MAX);
+		atomic_inc(&as->scans);
+	}
+	complete(&as->done);
+	return 0;
+}
+
+/*
+ * A double free checks that the page is the cache's, then claims it. A scan
+ * on another CPU that gives the page's block back between the two must not
+ * let the claim succeed: the page belongs to the page allocator by then, and
+ * the free would mark it and queue it with a block about to be freed. The
+ * claim is delayed to put the scan in between, every round.
+ */
+static void gp_test_double_free_racing_shrinker(struct kunit *test)
+{
+	struct gp_ctx *ctx = gp_make_cache(test, gp_plain(), 0);
+	struct gp_armed_scan *as = kunit_kzalloc(test, sizeof(*as), GFP_KERNEL);
+	struct task_struct *task;
+	struct page *page;
+	unsigned int round;
+	int other;
+
+	KUNIT_ASSERT_NOT_NULL(test, as);
+	other = cpumask_any_but(cpu_online_mask, raw_smp_processor_id());
+	if (other >= nr_cpu_ids)
+		kunit_skip(test, "needs a second CPU for the scanner");
+	as->ctx = ctx;
+	init_completion(&as->done);
+	task = kthread_run_on_cpu(gp_armed_scan_fn, as, other, "gp_armed_scan/%u");
+	KUNIT_ASSERT_FALSE(test, IS_ERR(task));
+	for (round = 0; round < 16; round++) {
+		page = gp_get_ok(ctx);
+		/* Its only page free again: the block is whole and the scan gives it back. */
+		gp_put(ctx, page);
+		grouped_pages_set_claim_delay(ctx->cache, 2000);
+		atomic_set(&as->armed, 1);
+		grouped_pages_free(ctx->cache, page);
+		grouped_pages_set_claim_delay(ctx->cache, 0);
+		KUNIT_EXPECT_EQ_MSG(test, round + 1, gp_stats(ctx).bad_frees,
+				    "round %u: a double free racing the shrinker was taken", round);
+		if (gp_stats(ctx).bad_frees != round + 1)
+			break;
+	}
+	WRITE_ONCE(as->stop, true);
+	wait_for_completion(&as->done);
+	KUNIT_EXPECT_GT(test, atomic_read(&as->scans), 0);
+	KUNIT_EXPECT_EQ(test, 0, gp_stats(ctx).pages_in_use);
+}
+
 struct gp_remote_free {
 	struct work_struct work;
 	struct gp_ctx *ctx;
@@ -1598,6 +1759,78 @@ static void gp_test_concurrent_scanners_never_overlap(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, s.pages_cached, atomic_long_read(&ctx->protected_pages));
 }
 
+/* Allocate, free, and free again at random: every second free must be refused. */
+static int gp_race_double_free_churn(void *data)
+{
+	struct gp_race *race = data;
+	struct rnd_state rnd;
+	struct page *held[16];
+	unsigned int n, i;
+
+	gp_race_rnd_init(race, &rnd);
+	wait_for_completion(&race->start);
+	while (time_before(jiffies, race->deadline)) {
+		n = 1 + gp_rnd_below(&rnd, ARRAY_SIZE(held));
+		for (i = 0; i < n; i++) {
+			held[i] = grouped_pages_alloc(race->ctx->cache, NUMA_NO_NODE, GFP_KERNEL);
+			if (!held[i])
+				break;
+		}
+		n = i;
+		for (i = 0; i < n; i++)
+			grouped_pages_free(race->ctx->cache, held[i]);
+		for (i = 0; i < n; i++) {
+			if (gp_rnd_below(&rnd, 2))
+				continue;
+			grouped_pages_free(race->ctx->cache, held[i]);
+			atomic_inc(&race->bad);
+		}
+		cond_resched();
+	}
+	if (atomic_dec_and_test(&race->running))
+		complete(&race->done);
+	return 0;
+}
+
+/*
+ * Two CPUs free pages twice while a scanner gives blocks back: each second
+ * free is refused and counted, and nothing the page allocator owns is ever
+ * taken for the cache (KASAN reports a block used after it was freed).
+ */
+static void gp_test_double_frees_while_scanning(struct kunit *test)
+{
+	struct gp_ctx *ctx = gp_make_cache(test, gp_plain(), 0);
+	struct gp_race race = { .ctx = ctx };
+	unsigned int each = max(2U, num_online_cpus()), i;
+	struct grouped_pages_stats s;
+
+	if (num_online_cpus() < 2)
+		kunit_skip(test, "needs SMP: frees and scans race on two CPUs or more");
+	gp_race_seed(test, &race);
+	init_completion(&race.start);
+	init_completion(&race.done);
+	atomic_set(&race.running, 2 * each);
+	race.deadline = jiffies + 3 * HZ;
+	/* Widen the gap between a free's ownership check and its claim. */
+	grouped_pages_set_claim_delay(ctx->cache, 20);
+	for (i = 0; i < 2 * each; i++) {
+		struct task_struct *task =
+			kthread_run_on_cpu(i < each ? gp_race_double_free_churn : gp_race_scan_until,
+					   &race, i % num_online_cpus(), "gp_dfree/%u");
+
+		KUNIT_ASSERT_FALSE(test, IS_ERR(task));
+	}
+	complete_all(&race.start);
+	wait_for_completion(&race.done);
+	grouped_pages_set_claim_delay(ctx->cache, 0);
+
+	s = gp_stats(ctx);
+	KUNIT_EXPECT_GT(test, atomic_read(&race.scans), 0);
+	KUNIT_EXPECT_EQ(test, atomic_read(&race.bad), s.bad_frees);
+	KUNIT_EXPECT_EQ(test, 0, s.pages_in_use);
+	KUNIT_EXPECT_EQ(test, s.pages_cached, atomic_long_read(&ctx->protected_pages));
+}
+
 /* ---- x86 direct map ---- */
 
 #if GP_X86
@@ -1715,6 +1948,18 @@ static void gp_test_x86_block_stays_mapped_large(struct kunit *test)
 }
 
 /*
+ * Split the 2M mapping of @page the way a passing user does, not on purpose:
+ * one page read-only and writable again leaves 512 agreeing 4K entries that
+ * a collapse may merge (set_memory_4k() marks its split to be kept).
+ */
+static int gp_split_unmarked(struct page *page)
+{
+	int err = grouped_pages_prot_read_only.apply(page, 1, NULL);
+
+	return err ?: grouped_pages_prot_read_only.reset(page, 1, NULL);
+}
+
+/*
  * Hand the next refill a 2M block mapped by 4K pages that all agree, as one
  * split by someone else and made writable again is: split a large block and
  * free it to this CPU's lists. Call with migration disabled.
@@ -1727,7 +1972,7 @@ static void gp_steer_to_split_block(struct kunit *test)
 	block = alloc_pages_node(GP_NODE, GFP_KERNEL | __GFP_THISNODE | __GFP_NOWARN, PMD_ORDER);
 	if (!block)
 		return;
-	KUNIT_EXPECT_EQ(test, 0, set_memory_4k((unsigned long)page_address(block), 1));
+	KUNIT_EXPECT_EQ(test, 0, gp_split_unmarked(block));
 	KUNIT_EXPECT_NOT_NULL(test, lookup_address((unsigned long)page_address(block), &level));
 	KUNIT_EXPECT_EQ(test, PG_LEVEL_4K, level);
 	__free_pages(block, PMD_ORDER);
@@ -1862,6 +2107,290 @@ static void gp_test_x86_trim_free_cache_splits_nothing(struct kunit *test)
 				gp_prot_clears(prot));
 }
 
+#ifdef CONFIG_X86_64
+#define GP_WALK_BLOCKS	4
+
+/* What gp_test_x86_lookup_survives_collapse shares with its threads. */
+struct gp_walk_race {
+	struct gp_ctx *cache_ctx;
+	struct page *blocks[GP_WALK_BLOCKS];
+	unsigned long deadline;
+	atomic_t running;
+	struct completion done;
+	atomic_long_t collapses;
+	atomic_long_t splits;
+};
+
+/* Split each block's 2M mapping and collapse it again, as fast as CPA allows. */
+static int gp_walk_split_collapse(void *data)
+{
+	struct gp_walk_race *race = data;
+	unsigned int b, k = 0;
+
+	while (time_before(jiffies, race->deadline)) {
+		for (b = 0; b < GP_WALK_BLOCKS; b++) {
+			struct page *block = race->blocks[b];
+
+			k = (k + 97) % PTRS_PER_PTE;
+			if (!gp_split_unmarked(block + k))
+				atomic_long_inc(&race->splits);
+			atomic_long_add(grouped_pages_collapse_direct_map(block, PTRS_PER_PTE),
+					&race->collapses);
+		}
+		cond_resched();
+	}
+	if (atomic_dec_and_test(&race->running))
+		complete(&race->done);
+	return 0;
+}
+
+/* A real read-only cache at work: refills, resets and the collapses they make. */
+static int gp_walk_cache_churn(void *data)
+{
+	struct gp_walk_race *race = data;
+	struct grouped_pages_cache *cache = race->cache_ctx->cache;
+	struct page *held[64];
+	unsigned int n, i;
+
+	while (time_before(jiffies, race->deadline)) {
+		for (n = 0; n < ARRAY_SIZE(held); n++) {
+			held[n] = grouped_pages_alloc(cache, GP_NODE, GFP_KERNEL);
+			if (!held[n])
+				break;
+		}
+		for (i = 0; i < n; i++)
+			grouped_pages_free(cache, held[i]);
+		gp_scan(race->cache_ctx, GFP_KERNEL, ULONG_MAX);
+		cond_resched();
+	}
+	if (atomic_dec_and_test(&race->running))
+		complete(&race->done);
+	return 0;
+}
+
+/*
+ * A lockless walker's view of the 2M region around @addr, which maps the
+ * block at @pfn: inside an RCU read-side section, as a lookup_address()
+ * caller outside CPA must be, every entry it reads maps what it did when the
+ * walk found it. Reading a table a collapse freed under it finds zeroes
+ * (init_on_free), another table's entries, or a KASAN report.
+ * Return: the entries found wrong.
+ */
+static unsigned int gp_walk_block(unsigned long addr, unsigned long pfn)
+{
+	unsigned int level, i, wrong = 0;
+	pte_t *pte, *table;
+
+	rcu_read_lock();
+	pte = lookup_address(addr, &level);
+	if (!pte) {
+		wrong = 1;
+	} else if (level == PG_LEVEL_4K) {
+		table = pte - pte_index(addr);
+		for (i = 0; i < PTRS_PER_PTE; i++) {
+			pte_t entry = READ_ONCE(table[i]);
+
+			wrong += !pte_present(entry) || pte_pfn(entry) != pfn + i;
+		}
+	} else {
+		/* A large entry may be split meanwhile: a table pointer is no error. */
+		pte_t entry = READ_ONCE(*pte);
+
+		wrong = !pte_present(entry) ||
+			((pte_flags(entry) & _PAGE_PSE) &&
+			 pte_pfn(entry) != (pfn & ~((page_level_size(level) >> PAGE_SHIFT) - 1)));
+	}
+	rcu_read_unlock();
+	return wrong;
+}
+
+/*
+ * Collapse frees the page tables it replaces. A lockless walker of the
+ * direct map (lookup_address() outside CPA) may still hold one: the table
+ * must not be freed while it can. One CPU walks the blocks' tables and the
+ * 1G region around them, while another splits and collapses the blocks and
+ * churns a read-only cache. Run it under KASAN with init_on_free (the kasan
+ * row) to see every stale read.
+ */
+static void gp_test_x86_lookup_survives_collapse(struct kunit *test)
+{
+	struct gp_ctx *ctx = gp_make_cache(test, &grouped_pages_prot_read_only, 8);
+	struct gp_walk_race *race = kunit_kzalloc(test, sizeof(*race), GFP_KERNEL);
+	unsigned long walks = 0, wrong = 0, addr, region, pfn;
+	unsigned int b, i, level;
+	int other;
+
+	KUNIT_ASSERT_NOT_NULL(test, race);
+	gp_skip_unless_large_direct_map(test);
+	other = cpumask_any_but(cpu_online_mask, raw_smp_processor_id());
+	if (other >= nr_cpu_ids)
+		kunit_skip(test, "needs a second CPU: walks and collapses must race");
+	race->cache_ctx = ctx;
+	for (b = 0; b < GP_WALK_BLOCKS; b++) {
+		race->blocks[b] = alloc_pages_node(GP_NODE, GFP_KERNEL | __GFP_THISNODE |
+						   __GFP_NOWARN, PMD_ORDER);
+		if (!race->blocks[b]) {
+			while (b--)
+				__free_pages(race->blocks[b], PMD_ORDER);
+			kunit_skip(test, "no free 2M block");
+		}
+	}
+	init_completion(&race->done);
+	atomic_set(&race->running, 2);
+	race->deadline = jiffies + 5 * HZ;
+	KUNIT_ASSERT_FALSE(test, IS_ERR(kthread_run_on_cpu(gp_walk_split_collapse, race, other,
+							   "gp_collapse/%u")));
+	KUNIT_ASSERT_FALSE(test, IS_ERR(kthread_run_on_cpu(gp_walk_cache_churn, race, other,
+							   "gp_ro_churn/%u")));
+	region = (unsigned long)page_address(race->blocks[0]) & PUD_MASK;
+	migrate_disable();
+	while (time_before(jiffies, race->deadline)) {
+		for (b = 0; b < GP_WALK_BLOCKS; b++) {
+			pfn = page_to_pfn(race->blocks[b]);
+			wrong += gp_walk_block((unsigned long)page_address(race->blocks[b]), pfn);
+			walks++;
+		}
+		/* The 1G region around them, a 2M step at a time: its PMD table may go too. */
+		for (i = 0; i < PTRS_PER_PMD; i += 8) {
+			addr = region + i * PMD_SIZE;
+			pfn = __pa(addr) >> PAGE_SHIFT;
+			if (!pfn_range_is_mapped(pfn, pfn + PTRS_PER_PTE))
+				continue;
+			for (b = 0; b < GP_WALK_BLOCKS; b++)
+				if (page_to_pfn(race->blocks[b]) == pfn)
+					break;
+			if (b < GP_WALK_BLOCKS)
+				continue;
+			rcu_read_lock();
+			wrong += !lookup_address(addr, &level);
+			rcu_read_unlock();
+			walks++;
+		}
+		cond_resched();
+	}
+	migrate_enable();
+	wait_for_completion(&race->done);
+	for (b = 0; b < GP_WALK_BLOCKS; b++)
+		__free_pages(race->blocks[b], PMD_ORDER);
+	kunit_info(test, "%lu walks, %ld splits, %ld collapses", walks,
+		   atomic_long_read(&race->splits), atomic_long_read(&race->collapses));
+	KUNIT_EXPECT_GT(test, atomic_long_read(&race->collapses), 0);
+	KUNIT_EXPECT_EQ_MSG(test, 0, wrong,
+			    "a walker read page-table entries that a collapse freed under it");
+}
+
+/*
+ * set_memory_4k() splits on purpose (IOMMU buffers, SEV-SNP's RMP, cpa-test):
+ * no collapse may merge those entries again, neither one asked for the
+ * range itself nor one that a fallback page's reset in the same 2M region
+ * asks for.
+ */
+static void gp_test_x86_collapse_keeps_deliberate_4k(struct kunit *test)
+{
+	struct gp_ctx *ctx = gp_make_cache(test, &grouped_pages_prot_read_only, 0);
+	struct page *block, *fallback;
+	unsigned long addr;
+	unsigned int level, i;
+
+	gp_skip_unless_large_direct_map(test);
+	block = alloc_pages_node(GP_NODE, GFP_KERNEL | __GFP_THISNODE | __GFP_NOWARN, PMD_ORDER);
+	if (!block)
+		kunit_skip(test, "no free 2M block");
+	addr = (unsigned long)page_address(block);
+	KUNIT_ASSERT_EQ(test, 0, set_memory_4k(addr, 1));
+	KUNIT_EXPECT_EQ(test, 0, grouped_pages_collapse_direct_map(block, PTRS_PER_PTE));
+	KUNIT_EXPECT_NOT_NULL(test, lookup_address(addr, &level));
+	KUNIT_EXPECT_EQ_MSG(test, PG_LEVEL_4K, level, "a collapse undid set_memory_4k()");
+
+	/* The rest of the 2M region to the page allocator, for an order-0 refill to take. */
+	split_page(block, PMD_ORDER);
+	grouped_pages_set_failing_orders(ctx->cache, GENMASK(grouped_pages_block_order(), 1));
+	migrate_disable();
+	for (i = PTRS_PER_PTE - 1; i > 0; i--)
+		__free_page(block + i);
+	fallback = gp_get(ctx, GP_NODE, GFP_KERNEL);
+	migrate_enable();
+	KUNIT_ASSERT_NOT_NULL(test, fallback);
+	if (page_to_pfn(fallback) - page_to_pfn(block) >= PTRS_PER_PTE) {
+		__free_page(block);
+		kunit_skip(test, "the refill took a page outside the 2M region");
+	}
+	gp_put(ctx, fallback);
+	KUNIT_EXPECT_EQ(test, 1, gp_scan(ctx, GFP_KERNEL, ULONG_MAX));
+	KUNIT_EXPECT_NOT_NULL(test, lookup_address(addr, &level));
+	KUNIT_EXPECT_EQ_MSG(test, PG_LEVEL_4K, level,
+			    "a fallback page's reset collapsed a region split on purpose");
+	__free_page(block);
+}
+
+/*
+ * The first 2M of memory are mapped 4K so that no large page spans memory
+ * types the MTRRs set apart (the legacy VGA and BIOS ranges below 1M): no
+ * collapse may map them large.
+ */
+static void gp_test_x86_collapse_keeps_mtrr_split(struct kunit *test)
+{
+	unsigned long addr = (unsigned long)__va(0);
+	unsigned int level;
+
+	gp_skip_unless_large_direct_map(test);
+	if (!lookup_address(addr, &level) || level != PG_LEVEL_4K)
+		kunit_skip(test, "the first 2M are not mapped 4K here");
+	KUNIT_EXPECT_EQ(test, 0, grouped_pages_collapse_direct_map(pfn_to_page(0), 1));
+	KUNIT_EXPECT_NOT_NULL(test, lookup_address(addr, &level));
+	KUNIT_EXPECT_EQ_MSG(test, PG_LEVEL_4K, level, "the first 2M were mapped large");
+}
+
+/*
+ * Without PSE (Xen PV guests clear it) there are no large pages to collapse
+ * to. Only a kernel that may run without PSE (PARAVIRT_XXL) can tell.
+ */
+static void gp_test_x86_no_collapse_without_pse(struct kunit *test)
+{
+	struct page *block;
+	unsigned long addr;
+	unsigned int collapsed, level;
+
+	gp_skip_unless_large_direct_map(test);
+	if (!IS_ENABLED(CONFIG_PARAVIRT_XXL))
+		kunit_skip(test, "PSE is a required feature without CONFIG_PARAVIRT_XXL");
+	block = alloc_pages_node(GP_NODE, GFP_KERNEL | __GFP_THISNODE | __GFP_NOWARN, PMD_ORDER);
+	if (!block)
+		kunit_skip(test, "no free 2M block");
+	addr = (unsigned long)page_address(block);
+	KUNIT_ASSERT_EQ(test, 0, gp_split_unmarked(block));
+	/* For the length of one call, as a Xen PV guest's CPU features would be. */
+	clear_cpu_cap(&boot_cpu_data, X86_FEATURE_PSE);
+	collapsed = grouped_pages_collapse_direct_map(block, PTRS_PER_PTE);
+	set_cpu_cap(&boot_cpu_data, X86_FEATURE_PSE);
+	KUNIT_EXPECT_EQ(test, 0, collapsed);
+	KUNIT_EXPECT_NOT_NULL(test, lookup_address(addr, &level));
+	KUNIT_EXPECT_EQ(test, PG_LEVEL_4K, level);
+	grouped_pages_collapse_direct_map(block, PTRS_PER_PTE);
+	__free_pages(block, PMD_ORDER);
+}
+#else
+static void gp_test_x86_lookup_survives_collapse(struct kunit *test)
+{
+	kunit_skip(test, "the direct map collapses on x86_64 only");
+}
+
+static void gp_test_x86_collapse_keeps_deliberate_4k(struct kunit *test)
+{
+	kunit_skip(test, "the direct map collapses on x86_64 only");
+}
+
+static void gp_test_x86_collapse_keeps_mtrr_split(struct kunit *test)
+{
+	kunit_skip(test, "the direct map collapses on x86_64 only");
+}
+
+static void gp_test_x86_no_collapse_without_pse(struct kunit *test)
+{
+	kunit_skip(test, "the direct map collapses on x86_64 only");
+}
+#endif /* CONFIG_X86_64 */
+
 static void gp_test_x86_fallback_split_is_counted(struct kunit *test)
 {
 	struct gp_ctx *ctx = gp_make_cache(test, &grouped_pages_prot_read_only, 0);
@@ -1910,6 +2439,7 @@ static struct kunit_case gp_test_cases[] = {
 	KUNIT_CASE(gp_test_fallback_all_orders_fail),
 	KUNIT_CASE(gp_test_gfp_only_last_order_reclaims),
 	KUNIT_CASE(gp_test_nofail_waits_for_memory),
+	KUNIT_CASE(gp_test_nofail_any_node_when_one_is_exhausted),
 	KUNIT_CASE(gp_test_recycled_page_cleared_with_init_on),
 	KUNIT_CASE(gp_test_kasan_poisons_cached_pages),
 	KUNIT_CASE(gp_test_shrink_count),
@@ -1931,6 +2461,7 @@ static struct kunit_case gp_test_cases[] = {
 	KUNIT_CASE(gp_test_free_foreign_page),
 	KUNIT_CASE(gp_test_double_free),
 	KUNIT_CASE(gp_test_double_free_after_drain),
+	KUNIT_CASE(gp_test_double_free_racing_shrinker),
 	KUNIT_CASE(gp_test_shrink_drains_other_cpus),
 	KUNIT_CASE(gp_test_free_to_wrong_cache),
 	KUNIT_CASE(gp_test_free_after_shrinker_took_it_back),
@@ -1943,12 +2474,17 @@ static struct kunit_case gp_test_cases[] = {
 	KUNIT_CASE(gp_test_racing_refills_take_one_block),
 	KUNIT_CASE_SLOW(gp_test_concurrent_scanners_never_overlap),
 	KUNIT_CASE_SLOW(gp_test_stress_alloc_free_shrink),
+	KUNIT_CASE_SLOW(gp_test_double_frees_while_scanning),
 #if GP_X86
 	KUNIT_CASE_PARAM(gp_test_x86_block_stays_mapped_large, gp_x86_prot_gen_params),
 	KUNIT_CASE_PARAM(gp_test_x86_shrink_restores_mapping, gp_x86_prot_gen_params),
 	KUNIT_CASE_PARAM(gp_test_x86_trim_free_cache_splits_nothing, gp_x86_prot_gen_params),
 	KUNIT_CASE(gp_test_x86_fallback_split_is_counted),
 	KUNIT_CASE(gp_test_x86_fallback_block_mapped_large_again),
+	KUNIT_CASE(gp_test_x86_collapse_keeps_deliberate_4k),
+	KUNIT_CASE(gp_test_x86_collapse_keeps_mtrr_split),
+	KUNIT_CASE(gp_test_x86_no_collapse_without_pse),
+	KUNIT_CASE_SLOW(gp_test_x86_lookup_survives_collapse),
 	KUNIT_CASE(gp_test_zero_refused_when_read_only),
 #endif
 	{}
