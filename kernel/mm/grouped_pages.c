@@ -26,7 +26,6 @@
 
 #include <linux/bitmap.h>
 #include <linux/debugfs.h>
-#include <linux/delay.h>
 #include <linux/grouped_pages.h>
 #include <linux/grouped_pages_testing.h>
 #include <linux/highmem.h>
@@ -149,8 +148,9 @@ struct grouped_pages_cache {
 	struct work_struct refill_work;
 	atomic_t next_node;
 	unsigned long failing_orders;
-	/* For the KUnit suite: microseconds between a free's ownership check and its claim. */
-	unsigned int claim_delay_us;
+	/* For the KUnit suite: called between a free's ownership check and its claim. */
+	void (*claim_hook)(void *arg);
+	void *claim_hook_arg;
 	struct gp_counters counters;
 	/* Pages handed out: per CPU, not an atomic that every call would bounce. */
 	long __percpu *in_use;
@@ -773,8 +773,8 @@ void grouped_pages_free(struct grouped_pages_cache *cache, struct page *page)
 	}
 	node = cache->nodes[block->nid];
 	rcu_read_unlock();
-	if (unlikely(READ_ONCE(cache->claim_delay_us)))
-		udelay(READ_ONCE(cache->claim_delay_us));
+	if (unlikely(cache->claim_hook))
+		cache->claim_hook(cache->claim_hook_arg);
 	/* Of two frees of one page, racing or not, exactly one marks it. */
 	seen = READ_ONCE(page->private);
 	if (seen == mark || cmpxchg(&page->private, seen, mark) != seen) {
@@ -1331,12 +1331,17 @@ void grouped_pages_set_failing_orders(struct grouped_pages_cache *cache,
 }
 EXPORT_SYMBOL_IF_KUNIT(grouped_pages_set_failing_orders);
 
-/* For the KUnit suite: widen the gap between a free's ownership check and its claim. */
-void grouped_pages_set_claim_delay(struct grouped_pages_cache *cache, unsigned int usecs)
+/*
+ * For the KUnit suite: run @hook(@arg) between a free's ownership check and
+ * its claim, to put a racing scan in between. Set while no page is freed.
+ */
+void grouped_pages_set_claim_hook(struct grouped_pages_cache *cache,
+				  void (*hook)(void *arg), void *arg)
 {
-	WRITE_ONCE(cache->claim_delay_us, usecs);
+	cache->claim_hook_arg = arg;
+	cache->claim_hook = hook;
 }
-EXPORT_SYMBOL_IF_KUNIT(grouped_pages_set_claim_delay);
+EXPORT_SYMBOL_IF_KUNIT(grouped_pages_set_claim_hook);
 
 void grouped_pages_flush_refill(struct grouped_pages_cache *cache)
 {

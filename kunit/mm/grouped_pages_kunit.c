@@ -656,7 +656,9 @@ static void gp_test_nofail_waits_for_memory(struct kunit *test)
 /* Every page @nid can give without reclaim, held on @hog until gp_release_hog(). */
 static unsigned long gp_exhaust_node(int nid, struct list_head *hog)
 {
-	const gfp_t gfp = GFP_KERNEL | __GFP_THISNODE | __GFP_NORETRY | __GFP_NOWARN;
+	/* The reserves below the min watermark too: __GFP_NOFAIL may dip into those. */
+	const gfp_t gfp = GFP_KERNEL | __GFP_THISNODE | __GFP_NORETRY | __GFP_NOWARN |
+			  __GFP_MEMALLOC;
 	unsigned long pages = 0;
 	struct page *page;
 	int order;
@@ -1268,8 +1270,6 @@ static int gp_armed_scan_fn(void *data)
 			cpu_relax();
 			continue;
 		}
-		/* The double free is inside its claim delay by now: give the block back under it. */
-		udelay(500);
 		gp_scan(as->ctx, GFP_KERNEL, ULONG_MAX);
 		atomic_inc(&as->scans);
 	}
@@ -1277,47 +1277,70 @@ static int gp_armed_scan_fn(void *data)
 	return 0;
 }
 
+/* The claim hook: a whole scan happens between the free's check and its claim. */
+static void gp_claim_after_scan(void *data)
+{
+	struct gp_armed_scan *as = data;
+	int scans = atomic_read(&as->scans);
+	unsigned long timeout = jiffies + HZ;
+
+	atomic_set(&as->armed, 1);
+	while (atomic_read(&as->scans) == scans && time_before(jiffies, timeout))
+		cpu_relax();
+}
+
 /*
  * A double free checks that the page is the cache's, then claims it. A scan
  * on another CPU that gives the page's block back between the two must not
  * let the claim succeed: the page belongs to the page allocator by then, and
- * the free would mark it and queue it with a block about to be freed. The
- * claim is delayed to put the scan in between, every round.
+ * the free would mark it and queue it with a block about to be freed. A hook
+ * runs the scan in between, every round.
  */
 static void gp_test_double_free_racing_shrinker(struct kunit *test)
 {
 	struct gp_ctx *ctx = gp_make_cache(test, gp_plain(), 0);
 	struct gp_armed_scan *as = kunit_kzalloc(test, sizeof(*as), GFP_KERNEL);
 	struct task_struct *task;
+	unsigned int round, scans;
 	struct page *page;
-	unsigned int round;
 	int other;
 
 	KUNIT_ASSERT_NOT_NULL(test, as);
+	/* The hook spins until the scan is done: it must not spin on the scanner's CPU. */
+	migrate_disable();
 	other = cpumask_any_but(cpu_online_mask, raw_smp_processor_id());
-	if (other >= nr_cpu_ids)
+	if (other >= nr_cpu_ids) {
+		migrate_enable();
 		kunit_skip(test, "needs a second CPU for the scanner");
+	}
 	as->ctx = ctx;
 	init_completion(&as->done);
 	task = kthread_run_on_cpu(gp_armed_scan_fn, as, other, "gp_armed_scan/%u");
-	KUNIT_ASSERT_FALSE(test, IS_ERR(task));
+	if (IS_ERR(task)) {
+		migrate_enable();
+		KUNIT_FAIL(test, "cannot start the scanner");
+		return;
+	}
 	for (round = 0; round < 16; round++) {
 		page = gp_get_ok(ctx);
 		/* Its only page free again: the block is whole and the scan gives it back. */
 		gp_put(ctx, page);
-		grouped_pages_set_claim_delay(ctx->cache, 2000);
-		atomic_set(&as->armed, 1);
+		scans = atomic_read(&as->scans);
+		grouped_pages_set_claim_hook(ctx->cache, gp_claim_after_scan, as);
 		grouped_pages_free(ctx->cache, page);
-		grouped_pages_set_claim_delay(ctx->cache, 0);
+		grouped_pages_set_claim_hook(ctx->cache, NULL, NULL);
+		KUNIT_EXPECT_EQ_MSG(test, scans + 1, atomic_read(&as->scans),
+				    "round %u: no scan between the check and the claim", round);
 		KUNIT_EXPECT_EQ_MSG(test, round + 1, gp_stats(ctx).bad_frees,
 				    "round %u: a double free racing the shrinker was taken", round);
 		if (gp_stats(ctx).bad_frees != round + 1)
 			break;
 	}
+	migrate_enable();
 	WRITE_ONCE(as->stop, true);
 	wait_for_completion(&as->done);
-	KUNIT_EXPECT_GT(test, atomic_read(&as->scans), 0);
 	KUNIT_EXPECT_EQ(test, 0, gp_stats(ctx).pages_in_use);
+	KUNIT_EXPECT_EQ(test, 0, gp_stats(ctx).blocks);
 }
 
 struct gp_remote_free {
@@ -1792,6 +1815,11 @@ static int gp_race_double_free_churn(void *data)
 	return 0;
 }
 
+static void gp_claim_dawdles(void *unused)
+{
+	udelay(20);
+}
+
 /*
  * Two CPUs free pages twice while a scanner gives blocks back: each second
  * free is refused and counted, and nothing the page allocator owns is ever
@@ -1803,6 +1831,7 @@ static void gp_test_double_frees_while_scanning(struct kunit *test)
 	struct gp_race race = { .ctx = ctx };
 	unsigned int each = max(2U, num_online_cpus()), i;
 	struct grouped_pages_stats s;
+	struct page *page;
 
 	if (num_online_cpus() < 2)
 		kunit_skip(test, "needs SMP: frees and scans race on two CPUs or more");
@@ -1811,8 +1840,17 @@ static void gp_test_double_frees_while_scanning(struct kunit *test)
 	init_completion(&race.done);
 	atomic_set(&race.running, 2 * each);
 	race.deadline = jiffies + 3 * HZ;
+	/*
+	 * One double free before the race: the free path warns once per boot,
+	 * and two CPUs printing that warning at once garble it.
+	 */
+	page = gp_get_ok(ctx);
+	gp_put(ctx, page);
+	grouped_pages_free(ctx->cache, page);
+	KUNIT_ASSERT_EQ(test, 1, gp_stats(ctx).bad_frees);
+	atomic_inc(&race.bad);
 	/* Widen the gap between a free's ownership check and its claim. */
-	grouped_pages_set_claim_delay(ctx->cache, 20);
+	grouped_pages_set_claim_hook(ctx->cache, gp_claim_dawdles, NULL);
 	for (i = 0; i < 2 * each; i++) {
 		struct task_struct *task =
 			kthread_run_on_cpu(i < each ? gp_race_double_free_churn : gp_race_scan_until,
@@ -1822,7 +1860,7 @@ static void gp_test_double_frees_while_scanning(struct kunit *test)
 	}
 	complete_all(&race.start);
 	wait_for_completion(&race.done);
-	grouped_pages_set_claim_delay(ctx->cache, 0);
+	grouped_pages_set_claim_hook(ctx->cache, NULL, NULL);
 
 	s = gp_stats(ctx);
 	KUNIT_EXPECT_GT(test, atomic_read(&race.scans), 0);

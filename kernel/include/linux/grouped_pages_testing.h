@@ -17,7 +17,8 @@ struct shrinker;
 struct shrinker *grouped_pages_cache_shrinker(struct grouped_pages_cache *cache);
 void grouped_pages_set_failing_orders(struct grouped_pages_cache *cache,
 				      unsigned long order_mask);
-void grouped_pages_set_claim_delay(struct grouped_pages_cache *cache, unsigned int usecs);
+void grouped_pages_set_claim_hook(struct grouped_pages_cache *cache,
+				  void (*hook)(void *arg), void *arg);
 void grouped_pages_flush_refill(struct grouped_pages_cache *cache);
 unsigned int grouped_pages_block_order(void);
 unsigned long grouped_pages_break_partial(struct grouped_pages_cache *cache, int nid,
@@ -39,8 +40,8 @@ static inline void grouped_pages_set_failing_orders(struct grouped_pages_cache *
 {
 }
 
-static inline void grouped_pages_set_claim_delay(struct grouped_pages_cache *cache,
-						 unsigned int usecs)
+static inline void grouped_pages_set_claim_hook(struct grouped_pages_cache *cache,
+						void (*hook)(void *arg), void *arg)
 {
 }
 
