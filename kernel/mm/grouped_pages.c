@@ -101,8 +101,8 @@ struct gp_node {
 	 * One shrinker scan at a time. A scan resets a block's pages outside
 	 * @lock while the block stays listed; a second scan could retire and
 	 * free that block under it. Reclaim runs scans of one shrinker on many
-	 * CPUs at once (kswapd per node, direct reclaimers): kswapd backs off,
-	 * direct reclaimers wait their turn.
+	 * CPUs at once (kswapd per node, direct reclaimers): kswapd and gentle
+	 * passes back off, desperate ones wait their turn.
 	 */
 	struct mutex shrink_lock;
 };
@@ -170,6 +170,22 @@ static struct dentry *gp_debugfs_root;
 static unsigned int gp_block_pages(const struct gp_block *block)
 {
 	return 1U << block->order;
+}
+
+/*
+ * Whether @pfn is still one of @block's pages, without the node's lock. The
+ * answer is stable for a page its caller holds, since blocks change only
+ * around free pages: the bit of a page in use is never cleared, and a block
+ * with a page in use is never retired. Call under rcu_read_lock(): a
+ * retired block is freed after a grace period.
+ */
+static bool gp_block_has(const struct gp_block *block, unsigned long pfn)
+{
+	unsigned long word;
+
+	/* Writers change other bits of the word under the node's lock, never this one's. */
+	word = data_race(READ_ONCE(block->present[BIT_WORD(pfn - block->pfn)]));
+	return !READ_ONCE(block->dead) && (word & BIT_MASK(pfn - block->pfn));
 }
 
 /* Keep each block on the list that matches its free count. */
@@ -763,24 +779,31 @@ void grouped_pages_free(struct grouped_pages_cache *cache, struct page *page)
 	struct gp_node *node;
 	struct gp_pcp *pcp;
 
+	/*
+	 * The check that the page is ours and the claim are one RCU read-side
+	 * section: a page the shrinker gives back keeps the cache's mark until
+	 * a grace period has passed (gp_release_runs()), so a second free
+	 * racing with it finds the mark and is refused, and never marks a page
+	 * the page allocator owns.
+	 */
 	rcu_read_lock();
 	block = xa_load(&cache->blocks, pfn);
-	/* Stable for a page its caller holds: blocks change only around free pages. */
-	if (!block || READ_ONCE(block->dead) || !test_bit(pfn - block->pfn, block->present)) {
+	if (!block || !gp_block_has(block, pfn)) {
 		rcu_read_unlock();
 		gp_bad_free(cache, page, "not from this cache");
 		return;
 	}
 	node = cache->nodes[block->nid];
-	rcu_read_unlock();
 	if (unlikely(cache->claim_hook))
 		cache->claim_hook(cache->claim_hook_arg);
 	/* Of two frees of one page, racing or not, exactly one marks it. */
 	seen = READ_ONCE(page->private);
 	if (seen == mark || cmpxchg(&page->private, seen, mark) != seen) {
+		rcu_read_unlock();
 		gp_bad_free(cache, page, "double free");
 		return;
 	}
+	rcu_read_unlock();
 	/* Not on any list yet: nobody else can take it while it is cleared. */
 	if (cache->prot->direct_map_writable && want_init_on_free())
 		gp_clear_page(cache, page);
@@ -802,38 +825,54 @@ EXPORT_SYMBOL_GPL(grouped_pages_free);
  * @cache: the cache
  * @page: any page
  *
+ * Takes no lock: the page-table free path asks it for every table.
+ *
  * Return: true if @page is one of @cache's pages (in use or free), so that a
- * caller with pages from several sources knows where to free it.
+ * caller with pages from several sources knows where to free it. Exact for a
+ * page the caller holds; for any other page, a snapshot.
  */
 bool grouped_pages_owns(struct grouped_pages_cache *cache, struct page *page)
 {
-	unsigned long pfn = page_to_pfn(page), flags;
+	unsigned long pfn = page_to_pfn(page);
 	struct gp_block *block;
-	bool owned = false;
+	bool owned;
 
 	rcu_read_lock();
 	block = xa_load(&cache->blocks, pfn);
-	if (block) {
-		struct gp_node *node = cache->nodes[block->nid];
-
-		spin_lock_irqsave(&node->lock, flags);
-		owned = !block->dead && test_bit(pfn - block->pfn, block->present);
-		spin_unlock_irqrestore(&node->lock, flags);
-	}
+	owned = block && gp_block_has(block, pfn);
 	rcu_read_unlock();
 	return owned;
 }
 EXPORT_SYMBOL_GPL(grouped_pages_owns);
 
 /*
+ * The pages of a run given back, a grace period after they left the cache's
+ * index and bitmaps: only now may they lose the cache's mark and reach the
+ * page allocator (see grouped_pages_free()).
+ */
+static void gp_free_run_rcu(struct rcu_head *head)
+{
+	struct page *first = container_of(head, struct page, rcu_head);
+	unsigned long i, nr = first->index;
+
+	first->index = 0;
+	for (i = 0; i < nr; i++) {
+		struct page *page = nth_page(first, i);
+
+		set_page_private(page, 0);
+		__free_page(page);
+	}
+}
+
+/*
  * Give the pages marked in @release back to the page allocator, one reset per
- * contiguous run. Runs whose reset fails stay owned: they are returned in
- * @release for the caller to put back.
+ * contiguous run, after a grace period (gp_free_run_rcu()). Runs whose reset
+ * fails stay owned: they are returned in @release for the caller to put back.
  */
 static unsigned long gp_release_runs(struct grouped_pages_cache *cache,
 				     const struct gp_block *block, unsigned long *release)
 {
-	unsigned int nbits = gp_block_pages(block), start, end, i;
+	unsigned int nbits = gp_block_pages(block), start, end;
 	unsigned long freed = 0;
 
 	for_each_set_bitrange(start, end, release, nbits) {
@@ -843,10 +882,9 @@ static unsigned long gp_release_runs(struct grouped_pages_cache *cache,
 			continue;
 		/* Before the pages can reach another block of this cache. */
 		gp_unindex_pages(cache, block->pfn + start, end - start);
-		for (i = start; i < end; i++) {
-			set_page_private(pfn_to_page(block->pfn + i), 0);
-			__free_page(pfn_to_page(block->pfn + i));
-		}
+		/* The run's first page is ours alone until then: it carries the run. */
+		page->index = end - start;
+		call_rcu(&page->rcu_head, gp_free_run_rcu);
 		bitmap_clear(release, start, end - start);
 		freed += end - start;
 	}
@@ -987,38 +1025,78 @@ static bool gp_reclaim_desperate(const struct shrink_control *sc)
 	return sc->priority < GP_BREAK_PRIORITY;
 }
 
-/* What a scan would give back: the same rules as gp_shrink_scan(), without resetting. */
+/* What gp_shrink_count() has found so far. */
+struct gp_count {
+	unsigned long avail;	/* free pages not counted yet */
+	unsigned long whole;	/* pages of blocks a scan would give back whole */
+	unsigned long in_whole;	/* pages of every block that is, or may be, whole */
+	bool room;		/* the reserve left room for the last block */
+};
+
+/* Blocks go back whole, oldest first, as long as the reserve stays free. */
+static void gp_count_whole(struct grouped_pages_cache *cache, struct gp_count *c,
+			   unsigned int nr_pages)
+{
+	c->in_whole += nr_pages;
+	if (c->room && c->avail >= cache->reserve + nr_pages) {
+		c->avail -= nr_pages;
+		c->whole += nr_pages;
+	} else {
+		c->room = false;
+	}
+}
+
+/* Blocks looked at for pages on CPUs' lists: their GP_PCP_HIGH pages rarely span more. */
+#define GP_COUNT_MAX_BLOCKS	64
+
+/* A block counts as whole if the pages it misses may all be on CPUs' lists (@budget). */
+static void gp_count_completed(struct grouped_pages_cache *cache, struct gp_count *c,
+			       const struct gp_block *block, unsigned long *budget,
+			       unsigned int *walked)
+{
+	unsigned int missing = block->nr_present - block->nr_free;
+
+	if (!*budget || missing > *budget || ++*walked > GP_COUNT_MAX_BLOCKS)
+		return;
+	*budget -= missing;
+	gp_count_whole(cache, c, block->nr_present);
+}
+
+/*
+ * What a scan would give back: the same rules as gp_shrink_scan(), without
+ * resetting. Reclaim counts far more often than it scans, so counting leaves
+ * the CPUs' lists alone (the scan drains them): a block whose missing pages
+ * could all be waiting on those lists counts as whole, as the scan's drain
+ * may make it.
+ */
 static unsigned long gp_shrink_count(struct shrinker *shrinker, struct shrink_control *sc)
 {
 	struct grouped_pages_cache *cache = shrinker->private_data;
 	struct gp_node *node = cache->nodes[sc->nid];
-	unsigned long whole = 0, avail, flags;
+	unsigned long on_cpus = gp_pcp_pages(node), budget = on_cpus, flags, free;
+	struct gp_count c = { .room = true };
+	unsigned int walked = 0;
 	struct gp_block *block;
 
-	/* A CPU's free pages may complete a whole block: count them where they belong. */
-	gp_drain_node(node);
 	spin_lock_irqsave(&node->lock, flags);
-	if (!node->nr_free) {
+	free = node->nr_free + on_cpus;
+	if (!free) {
 		spin_unlock_irqrestore(&node->lock, flags);
 		return SHRINK_EMPTY;
 	}
-	avail = node->nr_free;
-	list_for_each_entry_reverse(block, &node->whole_free, list) {
-		if (avail < cache->reserve + block->nr_free)
-			break;
-		avail -= block->nr_free;
-		whole += block->nr_free;
-	}
-	if (gp_reclaim_desperate(sc) && avail > cache->reserve) {
-		unsigned long in_whole_blocks = 0;
-
-		list_for_each_entry(block, &node->whole_free, list)
-			in_whole_blocks += block->nr_free;
+	c.avail = free;
+	list_for_each_entry_reverse(block, &node->whole_free, list)
+		gp_count_whole(cache, &c, block->nr_present);
+	/* A small fallback block whose every free page is on a CPU's list counts as full. */
+	list_for_each_entry_reverse(block, &node->partial, list)
+		gp_count_completed(cache, &c, block, &budget, &walked);
+	list_for_each_entry_reverse(block, &node->full, list)
+		gp_count_completed(cache, &c, block, &budget, &walked);
+	if (gp_reclaim_desperate(sc) && c.avail > cache->reserve)
 		/* Free pages of partly used blocks, down to the reserve. */
-		whole += min(node->nr_free - in_whole_blocks, avail - cache->reserve);
-	}
+		c.whole += min(free - c.in_whole, c.avail - cache->reserve);
 	spin_unlock_irqrestore(&node->lock, flags);
-	return whole;
+	return c.whole;
 }
 
 /*
@@ -1045,11 +1123,12 @@ static unsigned long gp_shrink_scan(struct shrinker *shrinker, struct shrink_con
 	if (!gp_shrink_allowed(sc->gfp_mask))
 		return SHRINK_STOP;
 	/*
-	 * kswapd must not stall behind another scan: it backs off. A direct
-	 * reclaimer needs the memory now and waits for its turn, or a burst
-	 * of allocations would take little from the cache and more elsewhere.
+	 * A scan at work resets protections and flushes every CPU's TLB: kswapd
+	 * and gentle direct reclaim do not sleep behind it, the memory it frees
+	 * reaches them anyway. Only a desperate pass (and drop_caches) waits
+	 * for its turn: it needs what the cache holds, all of it.
 	 */
-	if (current_is_kswapd()) {
+	if (!gp_reclaim_desperate(sc) || current_is_kswapd()) {
 		if (!mutex_trylock(&node->shrink_lock))
 			return SHRINK_STOP;
 	} else {

@@ -296,9 +296,13 @@ static unsigned long gp_fill_block(struct gp_ctx *ctx)
 	return ctx->last_apply_pfn;
 }
 
-/* A page just handed back to the page allocator has no references left. */
+/*
+ * A page handed back to the page allocator has no references left: the
+ * shrinker frees pages a grace period after they leave the cache.
+ */
 static void gp_expect_released(struct kunit *test, unsigned long pfn)
 {
+	rcu_barrier();
 	KUNIT_EXPECT_EQ(test, 0, page_ref_count(pfn_to_page(pfn)));
 }
 
@@ -975,6 +979,8 @@ static void gp_test_broken_pages_return_in_new_block(struct kunit *test)
 	/* The per-CPU free lists that hand the freed pages back are this CPU's. */
 	migrate_disable();
 	freed = gp_scan(ctx, GFP_KERNEL, ctx->block_pages);
+	/* They reach the page allocator a grace period later, on this CPU. */
+	rcu_barrier();
 	/* Order-0 refills: the page allocator hands out the pages freed last first. */
 	grouped_pages_set_failing_orders(ctx->cache, GENMASK(grouped_pages_block_order(), 1));
 	for (i = 0; i < 64; i++) {
@@ -1242,8 +1248,8 @@ static void gp_test_double_free_after_drain(struct kunit *test)
 	gp_put(ctx, page);
 	grouped_pages_free(ctx->cache, page);
 	KUNIT_EXPECT_EQ(test, 1, gp_stats(ctx).bad_frees);
-	/* Counting moves every CPU's free pages back to their blocks. */
-	gp_count(ctx, GP_NODE);
+	/* A scan moves every CPU's free pages back to their blocks, here freeing none. */
+	KUNIT_EXPECT_EQ(test, SHRINK_STOP, gp_scan(ctx, GFP_KERNEL, 0));
 	grouped_pages_free(ctx->cache, page);
 	KUNIT_EXPECT_EQ(test, 2, gp_stats(ctx).bad_frees);
 	KUNIT_EXPECT_EQ(test, 1, gp_stats(ctx).pages_in_use);
@@ -1815,9 +1821,13 @@ static int gp_race_double_free_churn(void *data)
 	return 0;
 }
 
+/* Microseconds a free waits between its check and its claim in the stress case. */
+#define GP_CLAIM_DAWDLE_US	20
+
+/* Inside the free's RCU read-side section: it may not sleep. */
 static void gp_claim_dawdles(void *unused)
 {
-	udelay(20);
+	udelay(GP_CLAIM_DAWDLE_US);
 }
 
 /*
@@ -1852,9 +1862,9 @@ static void gp_test_double_frees_while_scanning(struct kunit *test)
 	/* Widen the gap between a free's ownership check and its claim. */
 	grouped_pages_set_claim_hook(ctx->cache, gp_claim_dawdles, NULL);
 	for (i = 0; i < 2 * each; i++) {
-		struct task_struct *task =
-			kthread_run_on_cpu(i < each ? gp_race_double_free_churn : gp_race_scan_until,
-					   &race, i % num_online_cpus(), "gp_dfree/%u");
+		int (*fn)(void *) = i < each ? gp_race_double_free_churn : gp_race_scan_until;
+		struct task_struct *task = kthread_run_on_cpu(fn, &race, i % num_online_cpus(),
+							      "gp_dfree/%u");
 
 		KUNIT_ASSERT_FALSE(test, IS_ERR(task));
 	}
