@@ -442,14 +442,19 @@ static int gp_reset(struct grouped_pages_cache *cache, struct page *page, unsign
  * reclaim and compaction for one page would cost more than a split. The block
  * order still wakes kswapd, whose compaction may give the next refill a block.
  *
- * Return: the flags for alloc_pages_node(), always with __GFP_THISNODE.
+ * A __GFP_NOFAIL caller's last attempt may take its page from any node: the
+ * page allocator, asked for one node alone, neither fails nor calls the OOM
+ * killer, and would wait for that node forever.
+ *
+ * Return: the flags for alloc_pages_node(): with __GFP_THISNODE, but for that
+ * last attempt of a __GFP_NOFAIL caller.
  */
 VISIBLE_IF_KUNIT gfp_t grouped_pages_block_gfp(gfp_t gfp, unsigned int order)
 {
 	gfp_t block_gfp = (gfp & GP_GFP_CALLER) | __GFP_THISNODE;
 
 	if (!order)
-		return block_gfp;
+		return gfp & __GFP_NOFAIL ? block_gfp & ~__GFP_THISNODE : block_gfp;
 	block_gfp &= ~(__GFP_DIRECT_RECLAIM | __GFP_NOFAIL | __GFP_RETRY_MAYFAIL);
 	if (order != GP_BLOCK_ORDER)
 		block_gfp &= ~__GFP_KSWAPD_RECLAIM;
@@ -531,10 +536,14 @@ static unsigned int gp_memalloc_scope(gfp_t gfp)
 	return memalloc_flags_save(0);
 }
 
-/* Take one block from the page allocator and protect it whole. Called with refill_lock held. */
+/*
+ * Take one block from the page allocator and protect it whole. Called with
+ * @nid's refill_lock held. Return: the node whose lists got the block (@nid,
+ * or where a __GFP_NOFAIL caller's last attempt found a page), or -ENOMEM.
+ */
 static int gp_refill(struct grouped_pages_cache *cache, int nid, gfp_t gfp)
 {
-	struct gp_node *node = cache->nodes[nid];
+	struct gp_node *node;
 	struct gp_block *block;
 	unsigned long flags;
 	unsigned int order, nr, i;
@@ -550,6 +559,8 @@ static int gp_refill(struct grouped_pages_cache *cache, int nid, gfp_t gfp)
 		err = -ENOMEM;
 		goto out_block;
 	}
+	nid = page_to_nid(page);
+	node = cache->nodes[nid];
 	nr = 1U << order;
 	scope = gp_memalloc_scope(gfp);
 	err = gp_apply(cache, page, nr);
@@ -582,7 +593,7 @@ static int gp_refill(struct grouped_pages_cache *cache, int nid, gfp_t gfp)
 	atomic_long_inc(&cache->counters.refills);
 	if (order < GP_BLOCK_ORDER)
 		atomic_long_add(nr, &cache->counters.fallback_pages);
-	return 0;
+	return nid;
 
 out_reset:
 	if (gp_reset(cache, page, nr)) {
@@ -642,7 +653,7 @@ static struct page *gp_take_or_refill(struct grouped_pages_cache *cache, int nid
 {
 	struct gp_node *node = cache->nodes[nid];
 	struct page *page;
-	int tries;
+	int tries, got;
 
 	page = gp_take(cache, node, keep);
 	if (page)
@@ -651,8 +662,16 @@ static struct page *gp_take_or_refill(struct grouped_pages_cache *cache, int nid
 	/* A racing caller may have refilled while we waited. */
 	for (tries = 0; !page && tries <= cache->reserve; tries++) {
 		page = gp_take(cache, node, keep);
-		if (!page && gp_refill(cache, nid, gfp))
+		if (page)
 			break;
+		got = gp_refill(cache, nid, gfp);
+		if (got < 0)
+			break;
+		/* A __GFP_NOFAIL caller's page from another node: for it, reserve or not. */
+		if (got != nid) {
+			page = gp_take(cache, cache->nodes[got], 0);
+			break;
+		}
 	}
 	if (!page)
 		page = gp_take(cache, node, keep);

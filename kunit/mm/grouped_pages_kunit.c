@@ -607,8 +607,9 @@ static void gp_test_gfp_only_last_order_reclaims(struct kunit *test)
 		KUNIT_EXPECT_EQ_MSG(test, order == top, !!(gfp & __GFP_KSWAPD_RECLAIM),
 				    "order %u", order);
 	}
+	/* Any node may serve the last attempt of a caller that must not fail. */
 	gfp = grouped_pages_block_gfp(GFP_KERNEL | __GFP_NOFAIL, 0);
-	KUNIT_EXPECT_EQ(test, GFP_KERNEL | __GFP_NOFAIL | __GFP_THISNODE, gfp);
+	KUNIT_EXPECT_EQ(test, GFP_KERNEL | __GFP_NOFAIL, gfp);
 	gfp = grouped_pages_block_gfp(GFP_NOFS | __GFP_NORETRY | __GFP_HIGH | __GFP_NOWARN, 0);
 	KUNIT_EXPECT_EQ(test, GFP_NOFS | __GFP_NORETRY | __GFP_HIGH | __GFP_NOWARN |
 			__GFP_THISNODE, gfp);
