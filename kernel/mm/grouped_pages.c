@@ -622,8 +622,10 @@ static void gp_refill_work(struct work_struct *work)
 			continue;
 		mutex_lock(&node->refill_lock);
 		WRITE_ONCE(node->refill_wanted, false);
-		if (READ_ONCE(node->nr_free) <= cache->reserve)
-			gp_refill(cache, nid, GFP_KERNEL);
+		/* Until the reserve is whole again, however small the blocks that come. */
+		while (READ_ONCE(node->nr_free) <= cache->reserve &&
+		       gp_refill(cache, nid, GFP_KERNEL) == nid)
+			;
 		mutex_unlock(&node->refill_lock);
 	}
 }
