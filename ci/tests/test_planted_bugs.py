@@ -4,6 +4,7 @@ ci/planted-bug.sh shows that each bug fails the test its patch names; that takes
 kernel build, so `make test` at least checks here that the script could still run.
 """
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -53,3 +54,23 @@ def test_planted_bug_names_an_existing_test(patch: Path) -> None:
         # Fragmentation metrics are named frag.<prot>.n<pages>.<mode>.<what> at run time.
         what = bench.group(2) or bench.group(1)
         assert f'"{what}"' in BENCH.read_text()
+
+
+IN_PATCHES = [p for p in PATCHES if '+++ b/kernel/patches/' in p.read_text()]
+
+
+@pytest.mark.parametrize('patch', IN_PATCHES, ids=lambda p: p.stem)
+def test_planted_bug_in_a_patch_leaves_a_series_that_applies(patch: Path, tmp_path: Path,
+                                                             real_kernel_files: Path) -> None:
+    """A bug planted in one of kernel/patches/ must leave every later patch applying, or
+    ci/planted-bug.sh fails at preparing the tree instead of at the test it names."""
+    patches = tmp_path / 'patches'
+    shutil.copytree(REPO / 'kernel/patches', patches)
+    subprocess.run(['patch', '-s', '-p3', '-d', str(patches), '-i', str(patch)], check=True)
+    linux = tmp_path / 'linux'
+    shutil.copytree(real_kernel_files, linux)
+    for series_patch in sorted(patches.glob('*.patch')):
+        applied = subprocess.run(['git', 'apply', '--whitespace=nowarn', str(series_patch)],
+                                 cwd=linux, capture_output=True, text=True)
+        assert applied.returncode == 0, (
+            f'with {patch.name} planted, {series_patch.name} no longer applies:\n{applied.stderr}')

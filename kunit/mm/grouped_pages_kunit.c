@@ -2346,7 +2346,8 @@ static void gp_test_x86_collapse_keeps_deliberate_4k(struct kunit *test)
 	if (!block)
 		kunit_skip(test, "no free 2M block");
 	addr = (unsigned long)page_address(block);
-	KUNIT_ASSERT_EQ(test, 0, set_memory_4k(addr, 1));
+	/* All of it: entries that all agree, as a collapse wants them. */
+	KUNIT_ASSERT_EQ(test, 0, set_memory_4k(addr, PTRS_PER_PTE));
 	KUNIT_EXPECT_EQ(test, 0, grouped_pages_collapse_direct_map(block, PTRS_PER_PTE));
 	KUNIT_EXPECT_NOT_NULL(test, lookup_address(addr, &level));
 	KUNIT_EXPECT_EQ_MSG(test, PG_LEVEL_4K, level, "a collapse undid set_memory_4k()");

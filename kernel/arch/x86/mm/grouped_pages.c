@@ -6,6 +6,7 @@
 
 #include <linux/grouped_pages.h>
 #include <linux/mm.h>
+#include <linux/rcupdate.h>
 #include <linux/set_memory.h>
 
 #include <asm/pgtable_types.h>
@@ -13,10 +14,13 @@
 unsigned long grouped_pages_direct_map_size(struct page *page)
 {
 	unsigned int level;
+	pte_t *pte;
 
-	if (!lookup_address((unsigned long)page_address(page), &level))
-		return 0;
-	return page_level_size(level);
+	/* A collapse frees the tables it replaces after a grace period. */
+	rcu_read_lock();
+	pte = lookup_address((unsigned long)page_address(page), &level);
+	rcu_read_unlock();
+	return pte ? page_level_size(level) : 0;
 }
 
 static unsigned long gp_addr(struct page *page)

@@ -283,10 +283,16 @@ EXPORT_SYMBOL_GPL(pks_pgtable_windows);
 static bool pks_address_has_pgtable_key(unsigned long address)
 {
 	unsigned int level;
-	pte_t *pte = lookup_address(address, &level);
+	bool has_key;
+	pte_t *pte;
 
-	return pte && (pte_val(*pte) & _PAGE_PKEY_MASK) ==
-		      ((pteval_t)PKS_KEY_PGTABLES << _PAGE_BIT_PKEY_BIT0);
+	/* Lockless, also from RCU callbacks: a collapse frees tables after a grace period. */
+	rcu_read_lock();
+	pte = lookup_address(address, &level);
+	has_key = pte && (pte_val(*pte) & _PAGE_PKEY_MASK) ==
+			 ((pteval_t)PKS_KEY_PGTABLES << _PAGE_BIT_PKEY_BIT0);
+	rcu_read_unlock();
+	return has_key;
 }
 
 /**

@@ -657,6 +657,39 @@ static void pks_test_collapse_stays_out_of_table_walks(struct kunit *test)
 	__free_pages(block, PMD_ORDER);
 }
 
+/*
+ * Hot-remove frees the direct-map tables of the memory it removes, under
+ * init_mm's page_table_lock, not cpa_lock, and whether a section is online
+ * changes only inside a hotplug operation. A collapse that checked its range
+ * online and then freed the same tables would free them twice: no collapse
+ * runs while a hotplug operation does.
+ */
+static void pks_test_no_collapse_during_memory_hotplug(struct kunit *test)
+{
+	struct page *block;
+	unsigned long addr;
+	unsigned int level;
+	int collapsed;
+
+	if (!IS_ENABLED(CONFIG_MEMORY_HOTPLUG))
+		kunit_skip(test, "CONFIG_MEMORY_HOTPLUG is off (configs/hotplug.config has it)");
+	if (debug_pagealloc_enabled())
+		kunit_skip(test, "debug_pagealloc: the direct map is 4K only, nothing collapses");
+	block = pks_alloc_large_block(test);
+	addr = (unsigned long)page_address(block);
+	KUNIT_ASSERT_EQ(test, 0, pks_split_unmarked(addr));
+
+	mem_hotplug_begin();
+	collapsed = set_memory_collapse(addr, 1);
+	lookup_address(addr, &level);
+	mem_hotplug_done();
+	KUNIT_EXPECT_EQ_MSG(test, 0, collapsed, "collapsed during a memory hotplug operation");
+	KUNIT_EXPECT_EQ(test, PG_LEVEL_4K, level);
+
+	KUNIT_EXPECT_GE(test, set_memory_collapse(addr, 1), 1);
+	__free_pages(block, PMD_ORDER);
+}
+
 #ifdef CONFIG_MEMORY_HOTREMOVE
 /*
  * A memory block at 32G, where no RAM or device is on our machines and the
@@ -1191,6 +1224,7 @@ static struct kunit_case pks_test_cases[] = {
 	KUNIT_CASE(pks_test_split_takes_table_from_reserve),
 	KUNIT_CASE(pks_test_kernel_pgd_and_image_alias_tagged),
 	KUNIT_CASE(pks_test_collapse_stays_out_of_table_walks),
+	KUNIT_CASE(pks_test_no_collapse_during_memory_hotplug),
 	KUNIT_CASE(pks_test_hot_added_tables_tagged),
 	KUNIT_CASE(pks_test_hot_added_memmap_tables_tagged),
 	KUNIT_CASE(pks_test_hot_remove_returns_tables),
