@@ -32,7 +32,7 @@ BENCH_CMDLINE  ?=
 MM_MEMORY  ?= 2048
 MM_TIMEOUT ?= 1800
 
-.PHONY: help deps tree kunit selftests mm-selftests faults bench compare bisect trend matrix cell pytest shellcheck checkpatch test
+.PHONY: help deps tree kunit selftests mm-selftests faults soak bench compare bisect trend matrix cell pytest shellcheck checkpatch test
 
 help:
 	@echo 'make kunit     run our KUnit suites with kunit.py (ARCH=um|x86_64|i386, CONFIG=...)'
@@ -42,6 +42,9 @@ help:
 	@echo '               no test worse enforcing, 0 PK faults, 0 untagged tables (results/mm-selftests/)'
 	@echo 'make faults    the fault-injection sweep: KUnit suite and selftests under injected page and slab'
 	@echo '               allocation failures, one boot per setting (SETTING=name...: only those); results/faults/'
+	@echo '               (SOAK_SECONDS=N: the soak case too, under each setting)'
+	@echo 'make soak      SOAK_SECONDS (300) of every cache operation at once, x86_64 with SMP vCPUs'
+	@echo '               (SMP=4 for four; SEED=<n> replays a run)'
 	@echo 'make bench     boot the QEMU kernel with gp_bench; results in results/bench/ (BENCH_MODE, BENCH_WORKLOAD, RUNS)'
 	@echo 'make compare   A=<rev|results dir> B=<rev|results dir> [RUNS=5]: what changed from A to B (results/compare/)'
 	@echo 'make bisect    GOOD=<rev> BAD=<rev> CHECK=<check> [REPEAT=N] [ON=base KERNEL_SRC=..]:'
@@ -86,7 +89,17 @@ mm-selftests: deps
 
 faults: deps
 	@$(GPTOOL) faults --jobs=$(JOBS) --qemu-cpu=$(QEMU_CPU) --smp=$(SMP) --memory=$(MEMORY) \
-		--timeout=$(SELFTEST_TIMEOUT) $(foreach setting,$(SETTING),--setting=$(setting))
+		--timeout=$(SELFTEST_TIMEOUT) $(foreach setting,$(SETTING),--setting=$(setting)) \
+		--soak-seconds=$(if $(filter file,$(origin SOAK_SECONDS)),0,$(SOAK_SECONDS))
+
+# Minutes of every operation of the cache at once (the KUnit case gp_test_soak), x86_64,
+# SMP vCPUs; SEED=<n> replays a run (its seed is in the log). Under failures: make faults SOAK_SECONDS=N.
+SOAK_SECONDS ?= 300
+soak: deps
+	@$(GPTOOL) kunit --arch=x86_64 --config=$(CONFIG) --jobs=$(JOBS) --qemu-cpu=$(QEMU_CPU) \
+		--timeout=$$(($(SOAK_SECONDS) + $(KUNIT_TIMEOUT))) -- '--qemu_args=-smp $(SMP)' \
+		--kernel_args=grouped_pages_kunit.soak_seconds=$(SOAK_SECONDS) \
+		$(if $(SEED),--kernel_args=grouped_pages_kunit.seed=$(SEED)) grouped_pages.gp_test_soak
 
 bench: deps
 	@$(GPTOOL) bench --config=$(CONFIG) --jobs=$(JOBS) --qemu-cpu=$(QEMU_CPU) \

@@ -66,6 +66,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     fi.add_argument('--setting', action='append', default=[], metavar='NAME',
                     help='only this setting of the sweep (repeatable): ' +
                     ', '.join(s.name for s in faults.SWEEP))
+    fi.add_argument('--soak-seconds', type=int, default=0,
+                    help="also run the KUnit suite's soak case this long under each setting")
     fi.add_argument('--results', type=Path, default=None)
     bn = sub.add_parser('bench', help='boot the QEMU kernel with gp_bench and store its metrics')
     bn.add_argument('--config', default='default')
@@ -164,11 +166,14 @@ def run_on_tree(args: argparse.Namespace) -> int:
         return bench.run(request)
     if args.command == 'faults':
         faults.chosen(args.setting)
+        if args.soak_seconds < 0:
+            raise HarnessError(f'--soak-seconds must be 0 (no soak) or more, not {args.soak_seconds}', 2)
         return faults.run(faults.FaultsRequest(
             repo=args.repo, tree=tree.prepare(args.repo, args.work, args.kernel_src),
             work=args.work, config=faults.CONFIG, jobs=args.jobs, qemu_cpu=args.qemu_cpu,
             smp=args.smp, memory_mb=args.memory, timeout=args.timeout,
-            results=args.results or args.repo / 'results', settings=args.setting))
+            results=args.results or args.repo / 'results', settings=args.setting,
+            soak_seconds=args.soak_seconds))
     if args.command == 'mm-selftests':
         kbuild.check_choice(args.repo, 'x86_64', args.config)
         if args.smp < 1 or args.memory < 1024 or args.timeout < 60:

@@ -98,6 +98,8 @@ SWEEP = (
 class FaultsRequest(kbuild.QemuRunRequest):
     """A sweep; its config is CONFIG, the one fragment that injects faults."""
     settings: list[str] = field(default_factory=list)
+    # The KUnit suite's soak case, for this long under each setting's failures (0: skipped).
+    soak_seconds: int = 0
 
 
 @dataclass
@@ -198,10 +200,11 @@ def run(req: FaultsRequest) -> int:
     for number, setting in enumerate(settings, 1):
         print(f'faults: setting {number}/{len(settings)}: {setting.name}', flush=True)
         # nokaslr: the code's addresses are those of System.map.
+        soak = f' gp.soak={req.soak_seconds}' if req.soak_seconds else ''
         cmd = qemu.command(machine, image, initramfs,
                            'gp.run=faults gp.args=' + ':'.join(setting.knobs(text)) +
-                           ' nokaslr numa=fake=2 loglevel=7 printk.time=0')
-        console, timed_out = qemu.boot(cmd, req.timeout, echo=False)
+                           soak + ' nokaslr numa=fake=2 loglevel=7 printk.time=0')
+        console, timed_out = qemu.boot(cmd, req.timeout + req.soak_seconds, echo=False)
         outcomes.append(judge(setting, console, timed_out, req.timeout))
         consoles[setting.name] = console
         commands[setting.name] = cmd

@@ -104,8 +104,15 @@ for word in $(cat /proc/cmdline); do
 	case "$word" in
 	gp.run=*) run=${word#gp.run=} ;;
 	gp.args=*) args=$(echo "${word#gp.args=}" | tr ':' ' ') ;;
+	gp.soak=*) soak=${word#gp.soak=} ;;
 	esac
 done
+# The grouped-pages suite's soak case runs only when asked for (make faults SOAK_SECONDS=N).
+module_args() {
+	case "$1" in
+	*/grouped_pages_kunit.ko) [ -n "${soak:-}" ] && echo "soak_seconds=$soak" ;;
+	esac
+}
 case "$run" in
 kunit-modules)
 	# Each test module runs its suites when loaded; KTAP goes to the console.
@@ -129,7 +136,8 @@ faults)
 		# Loading maps the module: its page tables may be made to fail too.
 		for module in /modules/*.ko; do
 			tries=0
-			until insmod "$module"; do
+			# shellcheck disable=SC2046
+			until insmod "$module" $(module_args "$module"); do
 				tries=$((tries + 1))
 				if [ $tries -ge 5 ]; then
 					echo "GP-KUNIT-INSMOD-FAILED $module"

@@ -8,6 +8,7 @@
 
 #include <kunit/test.h>
 #include <linux/completion.h>
+#include <linux/cpu.h>
 #include <linux/delay.h>
 #include <linux/grouped_pages.h>
 #include <linux/grouped_pages_testing.h>
@@ -31,6 +32,8 @@
 #endif
 
 #define GP_MAX_TRACKED	4096
+/* Pages a CPU holds or leaves on its list in the CPU hotplug case. */
+#define GP_PCP_TEST_PAGES	16
 /* Cases that are not about node choice use one node, so blocks fill in order. */
 #define GP_NODE		first_memory_node
 #define GP_X86		(IS_ENABLED(CONFIG_X86) && IS_ENABLED(CONFIG_GROUPED_PAGES))
@@ -270,20 +273,32 @@ static unsigned long gp_scan(struct gp_ctx *ctx, gfp_t gfp, unsigned long nr)
 	return gp_scan_at(ctx, gfp, nr, GP_DESPERATE);
 }
 
-static unsigned long gp_scan_all_nodes(struct gp_ctx *ctx, unsigned long nr)
+static unsigned long gp_scan_node_at(struct gp_ctx *ctx, int nid, unsigned long nr, int priority)
 {
 	struct shrinker *shrinker = grouped_pages_cache_shrinker(ctx->cache);
+	struct shrink_control sc = { .gfp_mask = GFP_KERNEL, .nid = nid, .nr_to_scan = nr,
+				     .priority = priority };
+
+	return shrinker->scan_objects(shrinker, &sc);
+}
+
+static unsigned long gp_scan_all_nodes(struct gp_ctx *ctx, unsigned long nr, int priority)
+{
 	unsigned long freed, total = 0;
 	int nid;
 
 	for_each_node_state(nid, N_MEMORY) {
-		struct shrink_control sc = { .gfp_mask = GFP_KERNEL, .nid = nid, .nr_to_scan = nr };
-
-		freed = shrinker->scan_objects(shrinker, &sc);
+		freed = gp_scan_node_at(ctx, nid, nr, priority);
 		if (freed != SHRINK_STOP)
 			total += freed;
 	}
 	return total;
+}
+
+/* Reclaim's priorities, each as likely: gentle passes back off, desperate ones break blocks. */
+static int gp_rnd_priority(struct rnd_state *rnd)
+{
+	return prandom_u32_state(rnd) % (DEF_PRIORITY + 1);
 }
 
 /* Fill the cache's first block completely; return its first pfn. */
@@ -1072,6 +1087,49 @@ static void gp_test_shrink_breaks_partial_only_when_desperate(struct kunit *test
  * Keeping the reserve never breaks a whole free block, even when reclaim is
  * desperate: the block stays whole (and mapped large) instead.
  */
+/* How much reclaim asks a shrinker for at once: mm/shrinker.c's SHRINK_BATCH. */
+#define GP_SHRINK_BATCH	128
+
+/*
+ * Reclaim asks at falling priorities, DEF_PRIORITY first, in batches of
+ * GP_SHRINK_BATCH, until it has enough; here it never has. The whole free
+ * blocks go back in the gentle passes, without waiting on anyone; the block
+ * with a page in use is broken only once reclaim is desperate.
+ */
+static void gp_test_shrink_priorities_like_reclaim(struct kunit *test)
+{
+	struct gp_ctx *ctx = gp_make_cache(test, gp_plain(), 0);
+	unsigned long count, scanned;
+	struct grouped_pages_stats s;
+	int priority;
+	unsigned int i;
+
+	for (i = 0; i < 3; i++)
+		gp_fill_block(ctx);
+	/* Keep one page of the last block. */
+	while (ctx->nr_pages > 1)
+		gp_put(ctx, ctx->pages[0]);
+	for (priority = DEF_PRIORITY; priority >= 0; priority--) {
+		count = gp_count_at(ctx, GP_NODE, priority);
+		if (count == SHRINK_EMPTY)
+			count = 0;
+		for (scanned = 0; scanned < count; scanned += GP_SHRINK_BATCH)
+			if (gp_scan_at(ctx, GFP_KERNEL, GP_SHRINK_BATCH, priority) == SHRINK_STOP)
+				break;
+		s = gp_stats(ctx);
+		if (priority == DEF_PRIORITY) {
+			KUNIT_EXPECT_EQ(test, 2, s.whole_blocks_freed);
+			KUNIT_EXPECT_EQ(test, ctx->block_pages - 1, s.pages_cached);
+		}
+		if (priority >= DEF_PRIORITY - 2)
+			KUNIT_EXPECT_EQ_MSG(test, 0, s.partial_breaks, "priority %d", priority);
+	}
+	s = gp_stats(ctx);
+	KUNIT_EXPECT_GE(test, s.partial_breaks, 1);
+	KUNIT_EXPECT_EQ(test, 0, s.pages_cached);
+	KUNIT_EXPECT_EQ(test, 1, s.pages_in_use);
+}
+
 static void gp_test_shrink_reserve_keeps_whole_block(struct kunit *test)
 {
 	struct gp_ctx *ctx = gp_make_cache(test, gp_plain(), 16);
@@ -1650,7 +1708,12 @@ static int gp_race_shrink(void *data)
 	gp_race_rnd_init(race, &rnd);
 	wait_for_completion(&race->start);
 	while (atomic_read(&race->running) > 1) {
-		gp_scan(race->ctx, GFP_KERNEL, 1 + gp_rnd_below(&rnd, 600));
+		int nid = gp_rnd_below(&rnd, 2) ? first_memory_node :
+						  next_memory_node(first_memory_node);
+
+		if (nid >= MAX_NUMNODES)
+			nid = first_memory_node;
+		gp_scan_node_at(race->ctx, nid, 1 + gp_rnd_below(&rnd, 600), gp_rnd_priority(&rnd));
 		atomic_inc(&race->scans);
 		cond_resched();
 	}
@@ -1661,7 +1724,7 @@ static int gp_race_shrink(void *data)
 
 static void gp_test_stress_alloc_free_shrink(struct kunit *test)
 {
-	struct gp_ctx *ctx = gp_make_cache(test, gp_plain(), 8);
+	struct gp_ctx *ctx = gp_make_cache(test, gp_param_prot(test), 8);
 	struct gp_race race = { .ctx = ctx, .rounds = 2000 };
 	unsigned int workers = 2 * num_online_cpus(), i;
 	struct task_struct *task;
@@ -1693,7 +1756,7 @@ static void gp_test_stress_alloc_free_shrink(struct kunit *test)
 	 * With nothing in use, everything can go back but the reserve, which
 	 * keeps whole the block it needs (per node) rather than break it.
 	 */
-	gp_scan_all_nodes(ctx, ULONG_MAX);
+	gp_scan_all_nodes(ctx, ULONG_MAX, GP_DESPERATE);
 	KUNIT_EXPECT_LT(test, gp_stats(ctx).pages_cached,
 			(8 + ctx->block_pages) * num_node_state(N_MEMORY));
 	KUNIT_EXPECT_EQ(test, 0, gp_count(ctx, GP_NODE));
@@ -1737,8 +1800,9 @@ static int gp_race_scan_until(void *data)
 	wait_for_completion(&race->start);
 	while (time_before(jiffies, race->deadline)) {
 		/* Up to two blocks: past the whole free ones into the partial phase. */
-		if (gp_scan(race->ctx, GFP_KERNEL,
-			    1 + gp_rnd_below(&rnd, 2 * race->ctx->block_pages)) != SHRINK_STOP)
+		if (gp_scan_node_at(race->ctx, GP_NODE,
+				    1 + gp_rnd_below(&rnd, 2 * race->ctx->block_pages),
+				    gp_rnd_priority(&rnd)) != SHRINK_STOP)
 			atomic_inc(&race->scans);
 		cond_resched();
 	}
@@ -1756,7 +1820,7 @@ static int gp_race_scan_until(void *data)
  */
 static void gp_test_concurrent_scanners_never_overlap(struct kunit *test)
 {
-	struct gp_ctx *ctx = gp_make_cache(test, gp_plain(), 0);
+	struct gp_ctx *ctx = gp_make_cache(test, gp_param_prot(test), 0);
 	struct gp_race race = { .ctx = ctx };
 	unsigned int each = max(2U, num_online_cpus()), i;
 	struct grouped_pages_stats s;
@@ -1838,7 +1902,7 @@ static void gp_claim_dawdles(void *unused)
  */
 static void gp_test_double_frees_while_scanning(struct kunit *test)
 {
-	struct gp_ctx *ctx = gp_make_cache(test, gp_plain(), 0);
+	struct gp_ctx *ctx = gp_make_cache(test, gp_param_prot(test), 0);
 	struct gp_race race = { .ctx = ctx };
 	unsigned int each = max(2U, num_online_cpus()), i;
 	struct grouped_pages_stats s;
@@ -1878,6 +1942,315 @@ static void gp_test_double_frees_while_scanning(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, atomic_read(&race.bad), s.bad_frees);
 	KUNIT_EXPECT_EQ(test, 0, s.pages_in_use);
 	KUNIT_EXPECT_EQ(test, s.pages_cached, atomic_long_read(&ctx->protected_pages));
+}
+
+#ifdef CONFIG_HOTPLUG_CPU
+/* What the victim CPU of gp_test_cpu_offline_keeps_its_pages does before it goes. */
+struct gp_on_victim {
+	struct gp_ctx *ctx;
+	unsigned int hold;
+	unsigned int cycle;
+	struct completion done;
+};
+
+/* Hold @hold pages, and leave @cycle more freed on this CPU's list. */
+static int gp_on_victim_fn(void *data)
+{
+	struct gp_on_victim *v = data;
+	struct page *pages[GP_PCP_TEST_PAGES];
+	unsigned int i;
+
+	for (i = 0; i < v->hold + v->cycle; i++)
+		pages[i] = gp_get(v->ctx, GP_NODE, GFP_KERNEL);
+	for (i = v->hold; i < v->hold + v->cycle; i++)
+		if (pages[i])
+			gp_put(v->ctx, pages[i]);
+	complete(&v->done);
+	return 0;
+}
+
+static void gp_run_on_cpu(struct kunit *test, struct gp_on_victim *v, int cpu)
+{
+	struct task_struct *task;
+
+	init_completion(&v->done);
+	task = kthread_run_on_cpu(gp_on_victim_fn, v, cpu, "gp_victim/%u");
+	KUNIT_ASSERT_FALSE(test, IS_ERR(task));
+	wait_for_completion(&v->done);
+}
+#endif /* CONFIG_HOTPLUG_CPU */
+
+/*
+ * A CPU that goes offline with free pages on its list and pages in use that
+ * it allocated, while others allocate and shrink: nothing it held is lost or
+ * counted twice, the shrinker still gets every free page back, and the CPU
+ * works again once it is back.
+ */
+static void gp_test_cpu_offline_keeps_its_pages(struct kunit *test)
+{
+#ifdef CONFIG_HOTPLUG_CPU
+	struct gp_ctx *ctx = gp_make_cache(test, gp_param_prot(test), 0);
+	struct gp_on_victim *v = kunit_kzalloc(test, sizeof(*v), GFP_KERNEL);
+	struct gp_race race = { .ctx = ctx };
+	struct grouped_pages_stats s;
+	int victim, err, i;
+
+	KUNIT_ASSERT_NOT_NULL(test, v);
+	if (num_online_cpus() < 2)
+		kunit_skip(test, "needs a second CPU");
+	victim = cpumask_last(cpu_online_mask);
+	v->ctx = ctx;
+	v->hold = 4;
+	v->cycle = 12;
+	gp_run_on_cpu(test, v, victim);
+	KUNIT_ASSERT_EQ(test, 4, gp_stats(ctx).pages_in_use);
+
+	/* Churn and scans go on elsewhere while the CPU leaves. */
+	gp_race_seed(test, &race);
+	init_completion(&race.start);
+	init_completion(&race.done);
+	atomic_set(&race.running, 3);
+	race.deadline = jiffies + HZ;
+	for (i = 0; i < 3; i++) {
+		struct task_struct *task =
+			kthread_run_on_cpu(i < 2 ? gp_race_hold_churn : gp_race_scan_until, &race,
+					   cpumask_first(cpu_online_mask), "gp_hotplug/%u");
+
+		KUNIT_ASSERT_FALSE(test, IS_ERR(task));
+	}
+	complete_all(&race.start);
+	err = remove_cpu(victim);
+	wait_for_completion(&race.done);
+	if (err)
+		kunit_skip(test, "CPU %d cannot go offline: %d", victim, err);
+
+	s = gp_stats(ctx);
+	KUNIT_EXPECT_EQ(test, 4, s.pages_in_use);
+	KUNIT_EXPECT_EQ(test, s.pages_cached + s.pages_in_use,
+			atomic_long_read(&ctx->protected_pages));
+	/* Freed here, counted where they were allocated: the sum stays exact. */
+	while (ctx->nr_pages)
+		gp_put(ctx, ctx->pages[0]);
+	KUNIT_EXPECT_EQ(test, 0, gp_stats(ctx).pages_in_use);
+	/* The offline CPU's list is drained like any other: every page goes back. */
+	gp_scan_all_nodes(ctx, ULONG_MAX, GP_DESPERATE);
+	s = gp_stats(ctx);
+	KUNIT_EXPECT_EQ(test, 0, s.pages_cached);
+	KUNIT_EXPECT_EQ(test, 0, s.blocks);
+	KUNIT_EXPECT_EQ(test, 0, atomic_long_read(&ctx->protected_pages));
+
+	KUNIT_ASSERT_EQ(test, 0, add_cpu(victim));
+	v->hold = 0;
+	gp_run_on_cpu(test, v, victim);
+	KUNIT_EXPECT_EQ(test, 0, gp_stats(ctx).pages_in_use);
+	KUNIT_EXPECT_EQ(test, s.bad_frees, gp_stats(ctx).bad_frees);
+#else
+	kunit_skip(test, "needs CONFIG_HOTPLUG_CPU");
+#endif
+}
+
+/* ---- soak ---- */
+
+#if GP_X86
+/*
+ * Split the 2M mapping of @page the way a passing user does, not on purpose:
+ * one page read-only and writable again leaves 512 agreeing 4K entries that
+ * a collapse may merge (set_memory_4k() marks its split to be kept).
+ */
+static int gp_split_unmarked(struct page *page)
+{
+	int err = grouped_pages_prot_read_only.apply(page, 1, NULL);
+
+	return err ?: grouped_pages_prot_read_only.reset(page, 1, NULL);
+}
+
+#endif
+
+/* Opt-in: `make soak` sets it. Seeded by grouped_pages_kunit.seed like the races. */
+static uint gp_soak_seconds;
+module_param_named(soak_seconds, gp_soak_seconds, uint, 0444);
+MODULE_PARM_DESC(soak_seconds, "how long gp_test_soak runs (0: it is skipped)");
+
+#define GP_SOAK_HELD	64
+
+struct gp_soak {
+	struct gp_race race;
+	struct gp_ctx *ctxs[ARRAY_SIZE(gp_prots)];
+	atomic_long_t ops;
+	atomic_long_t double_frees[ARRAY_SIZE(gp_prots)];
+	atomic_long_t cpu_flips;
+};
+
+struct gp_soak_held {
+	struct page *page;
+	unsigned int cache;
+};
+
+static int gp_soak_node(struct rnd_state *rnd)
+{
+	int nid = first_memory_node;
+
+	switch (gp_rnd_below(rnd, 3)) {
+	case 0:
+		return NUMA_NO_NODE;
+	case 1:
+		nid = next_memory_node(nid);
+		return nid < MAX_NUMNODES ? nid : first_memory_node;
+	default:
+		return nid;
+	}
+}
+
+/* One step of every kind the cache knows, chosen at random, on a random cache. */
+static void gp_soak_step(struct gp_soak *soak, struct rnd_state *rnd,
+			 struct gp_soak_held *held, unsigned int *nr)
+{
+	static const gfp_t gfps[] = { GFP_KERNEL, GFP_ATOMIC, GFP_NOWAIT, GFP_NOFS };
+	unsigned int c = gp_rnd_below(rnd, ARRAY_SIZE(soak->ctxs)), op = gp_rnd_below(rnd, 100), i;
+	struct grouped_pages_cache *cache = soak->ctxs[c]->cache;
+	struct page *page;
+
+	if (op < 40 && *nr < GP_SOAK_HELD) {
+		page = grouped_pages_alloc(cache, gp_soak_node(rnd),
+					   gfps[gp_rnd_below(rnd, ARRAY_SIZE(gfps))]);
+		if (page)
+			held[(*nr)++] = (struct gp_soak_held){ page, c };
+	} else if (op < 75 && *nr) {
+		i = gp_rnd_below(rnd, *nr);
+		grouped_pages_free(soak->ctxs[held[i].cache]->cache, held[i].page);
+		held[i] = held[--*nr];
+	} else if (op < 80) {
+		page = grouped_pages_alloc(cache, NUMA_NO_NODE, GFP_KERNEL);
+		if (page) {
+			grouped_pages_free(cache, page);
+			grouped_pages_free(cache, page);
+			atomic_long_inc(&soak->double_frees[c]);
+		}
+	} else if (op < 92) {
+		int nid = gp_soak_node(rnd);
+
+		gp_scan_node_at(soak->ctxs[c], nid == NUMA_NO_NODE ? first_memory_node : nid,
+				1 + gp_rnd_below(rnd, 1024), gp_rnd_priority(rnd));
+	} else if (op < 96) {
+		gp_count_at(soak->ctxs[c], first_memory_node, gp_rnd_priority(rnd));
+	} else if (*nr) {
+		/* Split and collapse the direct map around a page of the unprotected cache. */
+		i = gp_rnd_below(rnd, *nr);
+#if GP_X86
+		if (held[i].cache == 0 && !debug_pagealloc_enabled() &&
+		    !gp_split_unmarked(held[i].page))
+			grouped_pages_collapse_direct_map(held[i].page, 1);
+#endif
+	}
+	atomic_long_inc(&soak->ops);
+}
+
+static int gp_soak_worker(void *data)
+{
+	struct gp_soak *soak = data;
+	struct gp_soak_held held[GP_SOAK_HELD];
+	struct rnd_state rnd;
+	unsigned int nr = 0;
+
+	gp_race_rnd_init(&soak->race, &rnd);
+	wait_for_completion(&soak->race.start);
+	while (time_before(jiffies, soak->race.deadline)) {
+		gp_soak_step(soak, &rnd, held, &nr);
+		cond_resched();
+	}
+	while (nr--)
+		grouped_pages_free(soak->ctxs[held[nr].cache]->cache, held[nr].page);
+	if (atomic_dec_and_test(&soak->race.running))
+		complete(&soak->race.done);
+	return 0;
+}
+
+/* Now and then the last CPU goes offline with pages on its lists, and comes back. */
+static int gp_soak_cpu_flipper(void *data)
+{
+	struct gp_soak *soak = data;
+
+	wait_for_completion(&soak->race.start);
+	while (time_before(jiffies, soak->race.deadline)) {
+#ifdef CONFIG_HOTPLUG_CPU
+		int cpu = cpumask_last(cpu_online_mask);
+
+		if (cpu && !remove_cpu(cpu)) {
+			msleep(100);
+			if (!add_cpu(cpu))
+				atomic_long_inc(&soak->cpu_flips);
+		}
+#endif
+		msleep(900);
+	}
+	if (atomic_dec_and_test(&soak->race.running))
+		complete(&soak->race.done);
+	return 0;
+}
+
+/*
+ * Minutes of everything at once, on every protection: allocations of every
+ * kind on every node, frees, double frees, scans at every priority, counts,
+ * direct-map splits and collapses and a CPU going offline and back. Replay a
+ * failure with its seed. Skipped unless soak_seconds is set (make soak).
+ */
+static void gp_test_soak(struct kunit *test)
+{
+	struct gp_soak *soak = kunit_kzalloc(test, sizeof(*soak), GFP_KERNEL);
+	unsigned int workers = 2 * num_online_cpus(), c, i;
+	struct grouped_pages_stats s;
+	unsigned long kept;
+	struct page *page;
+	char name[48];
+
+	KUNIT_ASSERT_NOT_NULL(test, soak);
+	if (!gp_soak_seconds)
+		kunit_skip(test, "opt-in: make soak (grouped_pages_kunit.soak_seconds=N)");
+	for (c = 0; c < ARRAY_SIZE(soak->ctxs); c++) {
+		/* Named like a case (no '-'): the harness knows its provoked warnings by that. */
+		snprintf(name, sizeof(name), "gp_test_soak_%s", gp_prots[c]->name);
+		strreplace(name, '-', '_');
+		soak->ctxs[c] = gp_make_named_cache(test, kunit_kstrdup(test, name, GFP_KERNEL),
+						    gp_prots[c], c * 8);
+	}
+	/* The free path warns once per boot: before the race, where no other CPU prints. */
+	page = grouped_pages_alloc(soak->ctxs[0]->cache, NUMA_NO_NODE, GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, page);
+	grouped_pages_free(soak->ctxs[0]->cache, page);
+	grouped_pages_free(soak->ctxs[0]->cache, page);
+	atomic_long_inc(&soak->double_frees[0]);
+	gp_race_seed(test, &soak->race);
+	init_completion(&soak->race.start);
+	init_completion(&soak->race.done);
+	atomic_set(&soak->race.running, workers + 1);
+	soak->race.deadline = jiffies + gp_soak_seconds * HZ;
+	for (i = 0; i < workers; i++) {
+		struct task_struct *task = kthread_run(gp_soak_worker, soak, "gp_soak/%u", i);
+
+		KUNIT_ASSERT_FALSE(test, IS_ERR(task));
+	}
+	KUNIT_ASSERT_FALSE(test, IS_ERR(kthread_run(gp_soak_cpu_flipper, soak, "gp_soak_cpu")));
+	complete_all(&soak->race.start);
+	wait_for_completion(&soak->race.done);
+	kunit_info(test, "%ld steps, %ld CPU offline/online cycles in %u s",
+		   atomic_long_read(&soak->ops), atomic_long_read(&soak->cpu_flips),
+		   gp_soak_seconds);
+	for (c = 0; c < ARRAY_SIZE(soak->ctxs); c++) {
+		struct gp_ctx *ctx = soak->ctxs[c];
+
+		grouped_pages_flush_refill(ctx->cache);
+		s = gp_stats(ctx);
+		KUNIT_EXPECT_EQ_MSG(test, atomic_long_read(&soak->double_frees[c]), s.bad_frees,
+				    "cache %s", ctx->inner->name);
+		KUNIT_EXPECT_EQ_MSG(test, 0, s.pages_in_use, "cache %s", ctx->inner->name);
+		KUNIT_EXPECT_EQ_MSG(test, s.pages_cached, atomic_long_read(&ctx->protected_pages),
+				    "cache %s", ctx->inner->name);
+		gp_scan_all_nodes(ctx, ULONG_MAX, GP_DESPERATE);
+		/* What is left is the reserve's block on each node. */
+		kept = (unsigned long)(c * 8 + ctx->block_pages) * num_node_state(N_MEMORY);
+		KUNIT_EXPECT_LE_MSG(test, gp_stats(ctx).pages_cached, kept, "cache %s",
+				    ctx->inner->name);
+	}
 }
 
 /* ---- x86 direct map ---- */
@@ -1994,18 +2367,6 @@ static void gp_test_x86_block_stays_mapped_large(struct kunit *test)
 	gp_expect_block_mapping(test, ctx->first_apply_pfn, ctx->block_pages, PMD_SIZE, 0,
 				gp_prot_clears(prot));
 	KUNIT_EXPECT_EQ(test, 0, gp_stats(ctx).direct_map_splits);
-}
-
-/*
- * Split the 2M mapping of @page the way a passing user does, not on purpose:
- * one page read-only and writable again leaves 512 agreeing 4K entries that
- * a collapse may merge (set_memory_4k() marks its split to be kept).
- */
-static int gp_split_unmarked(struct page *page)
-{
-	int err = grouped_pages_prot_read_only.apply(page, 1, NULL);
-
-	return err ?: grouped_pages_prot_read_only.reset(page, 1, NULL);
 }
 
 /*
@@ -2474,6 +2835,9 @@ static const struct grouped_pages_prot *gp_x86_prots[] = {
 KUNIT_ARRAY_PARAM(gp_x86_prot, gp_x86_prots, gp_prot_desc);
 #endif /* GP_X86 */
 
+/* Races of a few seconds, once per protection. */
+#define GP_SLOW	{ .speed = KUNIT_SPEED_SLOW }
+
 static struct kunit_case gp_test_cases[] = {
 	KUNIT_CASE(gp_test_create_rejects_bad_args),
 	KUNIT_CASE_PARAM(gp_test_new_cache_is_empty, gp_prot_gen_params),
@@ -2501,6 +2865,7 @@ static struct kunit_case gp_test_cases[] = {
 	KUNIT_CASE(gp_test_broken_pages_return_in_new_block),
 	KUNIT_CASE(gp_test_partial_break_skips_whole_block),
 	KUNIT_CASE(gp_test_shrink_breaks_partial_only_when_desperate),
+	KUNIT_CASE(gp_test_shrink_priorities_like_reclaim),
 	KUNIT_CASE(gp_test_shrink_reserve_keeps_whole_block),
 	KUNIT_CASE(gp_test_shrink_keeps_reserve),
 	KUNIT_CASE(gp_test_shrink_nested_alloc_uses_reserve),
@@ -2522,9 +2887,12 @@ static struct kunit_case gp_test_cases[] = {
 	KUNIT_CASE(gp_test_no_node_spreads_evenly),
 	KUNIT_CASE(gp_test_no_node_takes_other_node),
 	KUNIT_CASE(gp_test_racing_refills_take_one_block),
-	KUNIT_CASE_SLOW(gp_test_concurrent_scanners_never_overlap),
-	KUNIT_CASE_SLOW(gp_test_stress_alloc_free_shrink),
-	KUNIT_CASE_SLOW(gp_test_double_frees_while_scanning),
+	KUNIT_CASE_PARAM_ATTR(gp_test_concurrent_scanners_never_overlap, gp_prot_gen_params,
+			      GP_SLOW),
+	KUNIT_CASE_PARAM_ATTR(gp_test_stress_alloc_free_shrink, gp_prot_gen_params, GP_SLOW),
+	KUNIT_CASE_PARAM_ATTR(gp_test_double_frees_while_scanning, gp_prot_gen_params, GP_SLOW),
+	KUNIT_CASE_PARAM_ATTR(gp_test_cpu_offline_keeps_its_pages, gp_prot_gen_params, GP_SLOW),
+	KUNIT_CASE_SLOW(gp_test_soak),
 #if GP_X86
 	KUNIT_CASE_PARAM(gp_test_x86_block_stays_mapped_large, gp_x86_prot_gen_params),
 	KUNIT_CASE_PARAM(gp_test_x86_shrink_restores_mapping, gp_x86_prot_gen_params),
