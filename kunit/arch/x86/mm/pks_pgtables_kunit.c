@@ -11,6 +11,7 @@
 #include <linux/efi.h>
 #include <linux/grouped_pages.h>
 #include <linux/grouped_pages_testing.h>
+#include <linux/hrtimer.h>
 #include <linux/io.h>
 #include <linux/irq_work.h>
 #include <linux/kthread.h>
@@ -1109,6 +1110,151 @@ static void pks_test_interrupt_runs_outside_window(struct kunit *test)
 			    "PKRS after the window");
 }
 
+/* The PKRS an emulated interrupt's handler ran with, and the state it left. */
+struct pks_emulated_irq {
+	bool nmi;
+	unsigned int taken;
+	u64 in_handler[4];
+};
+
+static struct pks_emulated_irq pks_emulated;
+
+/*
+ * What the entry code does for an interrupt (or an NMI) taken at this point:
+ * enter, run a handler that reads PKRS, exit. Real interrupts are off.
+ */
+static void pks_emulate_interrupt(void)
+{
+	struct pks_emulated_irq *e = &pks_emulated;
+	u64 state;
+
+	state = e->nmi ? pks_nmi_enter() : pks_irqentry_enter();
+	if (e->taken < ARRAY_SIZE(e->in_handler))
+		e->in_handler[e->taken++] = pks_read_pkrs();
+	if (e->nmi)
+		pks_nmi_exit(state);
+	else
+		pks_irqentry_exit(state);
+}
+
+/*
+ * Closing a window writes the cached PKRS and the MSR. An interrupt or NMI
+ * that arrives between the two must still run its handler write-protected,
+ * and leave the CPU write-protected once the close completes: emulate one at
+ * every step of the close (TCG delivers interrupts only between translation
+ * blocks, so a real one never lands there under QEMU).
+ */
+static void pks_test_interrupt_at_window_close(struct kunit *test)
+{
+	u32 writable = pks_pkrs_writable(pks_default_pkrs);
+	unsigned long flags;
+	unsigned int i;
+	int nmi;
+
+	pks_require_enforcing(test);
+	for (nmi = 0; nmi <= 1; nmi++) {
+		pks_emulated = (struct pks_emulated_irq){ .nmi = nmi };
+		local_irq_save(flags);
+		__pks_write_pkrs(writable, NULL);
+		__pks_write_pkrs(pks_default_pkrs, pks_emulate_interrupt);
+		local_irq_restore(flags);
+		KUNIT_EXPECT_GT_MSG(test, pks_emulated.taken, 0, "%s", nmi ? "NMI" : "interrupt");
+		for (i = 0; i < pks_emulated.taken; i++)
+			KUNIT_EXPECT_EQ_MSG(test, (u64)pks_default_pkrs, pks_emulated.in_handler[i],
+					    "%s handler %u of %u: page tables writable in it",
+					    nmi ? "NMI" : "interrupt", i + 1, pks_emulated.taken);
+		KUNIT_EXPECT_EQ_MSG(test, (u64)pks_default_pkrs, pks_read_pkrs(),
+				    "PKRS after the close (%s)", nmi ? "NMI" : "interrupt");
+		KUNIT_EXPECT_EQ(test, pks_default_pkrs, this_cpu_read(pks_pkrs));
+	}
+}
+
+/* One interrupt storm: IPIs from the other CPU and a fast timer on this one. */
+struct pks_storm {
+	struct hrtimer timer;
+	atomic_t taken;
+	atomic_t writable;
+	bool stop;
+	int cpu;
+	struct completion done;
+};
+
+static void pks_storm_check(struct pks_storm *storm)
+{
+	atomic_inc(&storm->taken);
+	if (!(pks_read_pkrs() & PKRS_WD(PKS_KEY_PGTABLES)))
+		atomic_inc(&storm->writable);
+}
+
+static void pks_storm_ipi(void *data)
+{
+	pks_storm_check(data);
+}
+
+static enum hrtimer_restart pks_storm_tick(struct hrtimer *timer)
+{
+	struct pks_storm *storm = container_of(timer, struct pks_storm, timer);
+
+	pks_storm_check(storm);
+	if (READ_ONCE(storm->stop))
+		return HRTIMER_NORESTART;
+	hrtimer_forward_now(timer, ns_to_ktime(20 * NSEC_PER_USEC));
+	return HRTIMER_RESTART;
+}
+
+static int pks_storm_sender(void *data)
+{
+	struct pks_storm *storm = data;
+
+	while (!READ_ONCE(storm->stop)) {
+		smp_call_function_single(storm->cpu, pks_storm_ipi, storm, 1);
+		cond_resched();
+	}
+	complete(&storm->done);
+	return 0;
+}
+
+/*
+ * Interrupts rain on a CPU that opens and closes windows as fast as it can:
+ * every handler runs with page tables write-protected.
+ */
+static void pks_test_interrupt_storm_on_windows(struct kunit *test)
+{
+	struct pks_storm *storm = kunit_kzalloc(test, sizeof(*storm), GFP_KERNEL);
+	unsigned long deadline, saved, windows = 0;
+	struct task_struct *sender;
+	int other;
+
+	KUNIT_ASSERT_NOT_NULL(test, storm);
+	pks_require_enforcing(test);
+	migrate_disable();
+	storm->cpu = raw_smp_processor_id();
+	other = cpumask_any_but(cpu_online_mask, storm->cpu);
+	init_completion(&storm->done);
+	hrtimer_init(&storm->timer, CLOCK_MONOTONIC, HRTIMER_MODE_REL_PINNED_HARD);
+	storm->timer.function = pks_storm_tick;
+	hrtimer_start(&storm->timer, ns_to_ktime(20 * NSEC_PER_USEC), HRTIMER_MODE_REL_PINNED_HARD);
+	sender = other < nr_cpu_ids ?
+		 kthread_run_on_cpu(pks_storm_sender, storm, other, "pks_storm/%u") : NULL;
+	deadline = jiffies + 2 * HZ;
+	while (time_before(jiffies, deadline)) {
+		saved = pks_pgtable_write_begin();
+		pks_pgtable_write_end(saved);
+		windows++;
+		if (!(windows % 1024))
+			cond_resched();
+	}
+	WRITE_ONCE(storm->stop, true);
+	hrtimer_cancel(&storm->timer);
+	migrate_enable();
+	if (!IS_ERR_OR_NULL(sender))
+		wait_for_completion(&storm->done);
+	kunit_info(test, "%lu windows, %d interrupts", windows, atomic_read(&storm->taken));
+	KUNIT_EXPECT_GT(test, atomic_read(&storm->taken), 0);
+	KUNIT_EXPECT_EQ_MSG(test, 0, atomic_read(&storm->writable),
+			    "handlers ran with page tables writable");
+}
+
 /*
  * A lazy MMU section is one window, and the task's own: a write to a page
  * table inside it needs no window of its own, a window nested in it writes no
@@ -1235,6 +1381,8 @@ static struct kunit_case pks_test_cases[] = {
 	KUNIT_CASE(pks_test_page_tables_write_protected),
 	KUNIT_CASE(pks_test_stray_memset_faults),
 	KUNIT_CASE(pks_test_interrupt_runs_outside_window),
+	KUNIT_CASE(pks_test_interrupt_at_window_close),
+	KUNIT_CASE_SLOW(pks_test_interrupt_storm_on_windows),
 	KUNIT_CASE(pks_test_lazy_mmu_section_is_one_window),
 	KUNIT_CASE(pks_test_kernel_mappings_write_in_windows),
 	/* Last: its shrinking leaves 4K-mapped holes where later cases want 2M blocks. */

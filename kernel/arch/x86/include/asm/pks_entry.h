@@ -29,14 +29,23 @@ DECLARE_PER_CPU(u32, pks_interrupted_pkrs);
 /*
  * The cached value is written before the MSR: an interrupt between the two
  * then saves and restores the value being written, never a stale one.
+ * @between, NULL but in the KUnit suite, stands for an interrupt arriving
+ * between the two steps.
  */
-static __always_inline void pks_write_pkrs(u32 pkrs)
+static __always_inline void __pks_write_pkrs(u32 pkrs, void (*between)(void))
 {
 	if (this_cpu_read(pks_pkrs) == pkrs)
 		return;
 	this_cpu_write(pks_pkrs, pkrs);
+	if (between)
+		between();
 	native_wrmsrl(MSR_IA32_PKRS, pkrs);
 	this_cpu_inc(pks_pkrs_writes);
+}
+
+static __always_inline void pks_write_pkrs(u32 pkrs)
+{
+	__pks_write_pkrs(pkrs, NULL);
 }
 
 static __always_inline u32 pks_nmi_enter(void)
