@@ -2519,6 +2519,8 @@ static void gp_test_x86_trim_free_cache_splits_nothing(struct kunit *test)
 
 #ifdef CONFIG_X86_64
 #define GP_WALK_BLOCKS	4
+/* Microseconds a walker holds a table it found before reading it. */
+#define GP_WALK_HOLD_US	50
 
 /* What gp_test_x86_lookup_survives_collapse shares with its threads. */
 struct gp_walk_race {
@@ -2597,6 +2599,8 @@ static unsigned int gp_walk_block(unsigned long addr, unsigned long pfn)
 		wrong = 1;
 	} else if (level == PG_LEVEL_4K) {
 		table = pte - pte_index(addr);
+		/* Work with what it found, as CPA's clflush loop does: long enough to lose it. */
+		udelay(GP_WALK_HOLD_US);
 		for (i = 0; i < PTRS_PER_PTE; i++) {
 			pte_t entry = READ_ONCE(table[i]);
 
