@@ -137,8 +137,8 @@ bool pks_available(void)
 /* Whatever the cached value says: the MSR was reset by bring-up or by sleep. */
 static void pks_load_default_pkrs(void)
 {
-	this_cpu_write(pks_pkrs, pks_default_pkrs);
-	wrmsrl(MSR_IA32_PKRS, pks_default_pkrs);
+	this_cpu_write(pks_pkrs, PKS_PKRS_CHANGING);
+	pks_write_pkrs(pks_default_pkrs);
 }
 
 /* Called on every CPU as it is brought up. */

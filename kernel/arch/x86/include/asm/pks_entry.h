@@ -26,20 +26,28 @@ DECLARE_PER_CPU(bool, pks_fault_resume_writable);
 /* The PKRS of the context the last interrupt or exception (not NMI) interrupted. */
 DECLARE_PER_CPU(u32, pks_interrupted_pkrs);
 
+/* The cached PKRS while the MSR is being written: whoever interrupts reads the MSR. */
+#define PKS_PKRS_CHANGING	(~0U)
+
 /*
- * The cached value is written before the MSR: an interrupt between the two
- * then saves and restores the value being written, never a stale one.
- * @between, NULL but in the KUnit suite, stands for an interrupt arriving
- * between the two steps.
+ * Writing PKRS takes two steps, the MSR and its cached copy, and an
+ * interrupt or NMI may come between them. While the MSR changes, the cache
+ * says PKS_PKRS_CHANGING: an interrupt then cannot trust it, reads the MSR
+ * itself, and so never runs its handler with page tables writable because
+ * the cache already showed the default. @between, NULL but in the KUnit
+ * suite, stands for an interrupt arriving between the steps.
  */
 static __always_inline void __pks_write_pkrs(u32 pkrs, void (*between)(void))
 {
 	if (this_cpu_read(pks_pkrs) == pkrs)
 		return;
-	this_cpu_write(pks_pkrs, pkrs);
+	this_cpu_write(pks_pkrs, PKS_PKRS_CHANGING);
 	if (between)
 		between();
 	native_wrmsrl(MSR_IA32_PKRS, pkrs);
+	if (between)
+		between();
+	this_cpu_write(pks_pkrs, pkrs);
 	this_cpu_inc(pks_pkrs_writes);
 }
 
@@ -48,39 +56,63 @@ static __always_inline void pks_write_pkrs(u32 pkrs)
 	__pks_write_pkrs(pkrs, NULL);
 }
 
-static __always_inline u32 pks_nmi_enter(void)
+/*
+ * What an interrupt found, to give back on its exit: the PKRS in effect
+ * (low half) and the cached value (high half), which is PKS_PKRS_CHANGING
+ * when the interrupt came in the middle of a write.
+ */
+static __always_inline u64 pks_entry_state(u32 cached, u32 pkrs)
 {
-	u32 interrupted = this_cpu_read(pks_pkrs);
+	return (u64)cached << 32 | pkrs;
+}
 
+static __always_inline u64 pks_nmi_enter(void)
+{
+	u32 cached = this_cpu_read(pks_pkrs), pkrs = cached;
+
+	if (unlikely(cached == PKS_PKRS_CHANGING))
+		pkrs = (u32)__rdmsr(MSR_IA32_PKRS);
 	pks_write_pkrs(pks_default_pkrs);
-	return interrupted;
+	return pks_entry_state(cached, pkrs);
 }
 
 /* A PK fault reports the PKRS it faulted with: an NMI leaves that record alone. */
-static __always_inline u32 pks_irqentry_enter(void)
+static __always_inline u64 pks_irqentry_enter(void)
 {
-	u32 interrupted = pks_nmi_enter();
+	u64 state = pks_nmi_enter();
 
-	this_cpu_write(pks_interrupted_pkrs, interrupted);
-	return interrupted;
+	this_cpu_write(pks_interrupted_pkrs, (u32)state);
+	return state;
 }
 
-static __always_inline void pks_irqentry_exit(u32 interrupted)
+/* Back to what the interrupted context had, the middle of a write included. */
+static __always_inline void pks_entry_restore(u32 cached, u32 pkrs)
 {
+	pks_write_pkrs(pkrs);
+	if (unlikely(cached == PKS_PKRS_CHANGING))
+		this_cpu_write(pks_pkrs, PKS_PKRS_CHANGING);
+}
+
+static __always_inline void pks_irqentry_exit(u64 state)
+{
+	u32 cached = state >> 32, pkrs = (u32)state;
+
 	if (unlikely(this_cpu_read(pks_fault_resume_writable))) {
 		this_cpu_write(pks_fault_resume_writable, false);
-		interrupted = pks_pkrs_writable(interrupted);
+		pkrs = pks_pkrs_writable(pkrs);
+		if (cached != PKS_PKRS_CHANGING)
+			cached = pkrs;
 	}
-	pks_write_pkrs(interrupted);
+	pks_entry_restore(cached, pkrs);
 }
 
 /*
  * An NMI, #MC or #DB may hit between a fault handler setting the flag above
  * and that fault's own exit: it leaves the flag to that exit.
  */
-static __always_inline void pks_nmi_exit(u32 interrupted)
+static __always_inline void pks_nmi_exit(u64 state)
 {
-	pks_write_pkrs(interrupted);
+	pks_entry_restore(state >> 32, (u32)state);
 }
 
 /*
