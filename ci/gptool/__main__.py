@@ -101,7 +101,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     cmp.add_argument('--a', required=True, metavar='SPEC',
                      help='before: a results directory, or a git revision to build and bench')
     cmp.add_argument('--b', required=True, metavar='SPEC', help='after: as --a')
-    cmp.add_argument('--runs', type=int, default=5, help='bench runs per revision side')
+    cmp.add_argument('--runs', type=int, default=compare.DEFAULT_RUNS,
+                     help='bench runs per revision side')
     cmp.add_argument('--alpha', type=float, default=0.05, help='significance level')
     cmp.add_argument('--min-effect', type=float, default=5.0, metavar='PCT',
                      help='smallest change in %% called real, for metrics that set none')
