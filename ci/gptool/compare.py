@@ -5,14 +5,16 @@ results/bench or the A/ of an earlier compare report: all its runs are pooled), 
 git revision of the repo. A revision is checked out in a detached worktree under
 GP_WORK/worktrees (the user's checkout is never touched), built once with the bench
 verb of this checkout's harness, then benched RUNS times, the runs of A and B
-interleaved (A B A B ...) so that a slow spell of the host hits both sides alike.
+interleaved (A B B A ...) so that a slow spell of the host hits both sides alike.
 
 The statistics and the verdict rule are in stats.py. A timed metric contributes one
 sample per run, the median of its rounds: the rounds of one boot share its memory layout
 and host load, so treating them as independent would make p far too small. Exact
-(deterministic) metrics compare all their values. The table goes to stdout; the
-report (report.json, report.md, and copies of the results of both sides) to a new
-directory results/compare/<time>-<a>-vs-<b>/. Exit status 1 if a metric regressed.
+(deterministic) metrics compare all their values. What each verdict rests on (BASES),
+and the false-discovery control over the table, are below. The table goes to stdout;
+the report (report.json, report.md, and copies of the results of both sides) to a new
+directory results/compare/<time>-<a>-vs-<b>/. Exit status 1 if a metric regressed, else
+3 if a change is inconclusive (significant alone, not over the table), else 0.
 """
 import datetime
 import json
@@ -492,8 +494,8 @@ def write_report(req: CompareRequest, a: Side, b: Side, comparison: dict[str, An
 
 def check_request(req: CompareRequest) -> None:
     if req.runs < 1:
-        raise HarnessError(f'RUNS={req.runs}: want at least 1 run per side (5 or more to see '
-                           '10% changes in noisy metrics)', 2)
+        raise HarnessError(f'RUNS={req.runs}: want at least 1 run per side ({DEFAULT_RUNS} for '
+                           'a metric that moves alone to pass over a whole table)', 2)
     if not 0 < req.alpha < 1:
         raise HarnessError(f'--alpha {req.alpha:g}: want a significance level between 0 and 1, '
                            'such as 0.05', 2)
