@@ -207,10 +207,10 @@ def run_on_tree(args: argparse.Namespace) -> int:
             request.tree = tree.prepare(args.repo, args.work, args.kernel_src)
         return bench.run(request)
     prepared = tree.prepare(args.repo, args.work, args.kernel_src)
-    results = args.results or args.repo / 'results'
     if args.command == 'tree':
         print(prepared.path)
         return 0
+    results = args.results or args.repo / 'results'
     if args.command == 'faults':
         return faults.run(faults.FaultsRequest(
             repo=args.repo, tree=prepared, work=args.work, config=faults.CONFIG, jobs=args.jobs,

@@ -7,13 +7,14 @@ import json
 import re
 import subprocess
 import sys
+from types import SimpleNamespace
 from pathlib import Path
 
 import pytest
 
 import power_sim
 from conftest import REPO
-from gptool import benchstore, compare, errors
+from gptool import benchstore, compare, errors, tree
 from gptool.__main__ import main
 from gptool.errors import HarnessError
 
@@ -136,3 +137,13 @@ def test_the_harness_exits_with_the_status_it_reports() -> None:
     proc = subprocess.run([sys.executable, '-m', 'gptool', 'kunit', '--arch', 'arm64'],
                           cwd=REPO / 'ci', capture_output=True, text=True)
     assert proc.returncode == 2 and 'Traceback' not in proc.stderr
+
+
+def test_tree_prints_the_prepared_tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """The verb make checkpatch runs first (a traceback once, when the verbs' arguments
+    moved before the lock)."""
+    monkeypatch.setattr(tree, 'prepare', lambda repo, work, kernel_src: SimpleNamespace(
+        path=tmp_path / 'linux'))
+    assert main(['--work', str(tmp_path / 'w'), 'tree']) == 0
+    assert capsys.readouterr().out == f'{tmp_path / "linux"}\n'
