@@ -10,11 +10,12 @@ from typing import NoReturn
 from . import (bench, bisect, checks, compare, faults, fsutil, kbuild, kunit_run, matrix_report,
                mm_selftests,
                qemu, selftest_run, tree, trend)
-from .errors import (FAILURE, HARNESS_FAILED, INFRASTRUCTURE, MEANING, UNTESTABLE, USAGE,
-                     USAGE_ERROR, HarnessError)
+from .errors import (FAILED, FAILURE, HARNESS_FAILED, INCONCLUSIVE, INFRASTRUCTURE, MEANING,
+                     UNTESTABLE, USAGE, USAGE_ERROR, HarnessError)
 
 # How a run that returned (rather than raised) ended, for the --outcome file.
-KIND_OF_STATUS = {1: FAILURE, 2: USAGE, 3: 'inconclusive', 4: INFRASTRUCTURE}
+KIND_OF_STATUS = {FAILED: FAILURE, USAGE_ERROR: USAGE, INCONCLUSIVE: 'inconclusive',
+                  HARNESS_FAILED: INFRASTRUCTURE}
 
 
 def default_work() -> Path:

@@ -133,6 +133,13 @@ def test_the_status_reaches_ci_through_make(tmp_path: Path) -> None:
                           capture_output=True, text=True).returncode == 0
 
 
+def test_ci_status_sh_says_what_the_table_says() -> None:
+    script = (REPO / 'ci' / 'status.sh').read_text()
+    for status, meaning in errors.MEANING.items():
+        case = '*' if status == errors.HARNESS_FAILED else str(status)
+        assert f"{case}) meaning='{meaning}' ;;" in script, (status, meaning)
+
+
 def test_the_harness_exits_with_the_status_it_reports() -> None:
     proc = subprocess.run([sys.executable, '-m', 'gptool', 'kunit', '--arch', 'arm64'],
                           cwd=REPO / 'ci', capture_output=True, text=True)
