@@ -350,7 +350,8 @@ def compare_sides(a: Side, b: Side, req: CompareRequest) -> dict[str, Any]:
                default=0)
     needed = runs_needed(len(tested), req.alpha)
     if tested and runs < needed:
-        notes.append(f'note: with {runs} runs a side, a metric that moves alone cannot pass '
+        notes.append(f'note: with {runs} run{"s" if runs != 1 else ""} a side, a metric that '
+                     'moves alone cannot pass '
                      f'the false-discovery control over {len(tested)} metrics: it is at best '
                      f'inconclusive; {needed} runs a side can (RUNS={needed})')
     return {'metrics': rows, 'only_in_a': sorted(pooled_a.keys() - pooled_b.keys()),
