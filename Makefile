@@ -11,9 +11,14 @@ GP_WORK    ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/grouped-pages
 CCACHE_DIR ?= $(GP_WORK)/ccache
 KERNEL_SRC ?=
 
+# OUTCOME=<file>: gptool writes there how it ended ({status, kind, message}), since make
+# itself exits 2 for any failure; ci/status.sh sets it and exits with that status.
+OUTCOME    ?=
 PYTHON := /usr/bin/python3
 GPTOOL := PYTHONPATH=$(CURDIR)/ci GP_WORK=$(GP_WORK) KERNEL_SRC=$(KERNEL_SRC) \
-	CCACHE_DIR=$(CCACHE_DIR) $(PYTHON) -m gptool
+	CCACHE_DIR=$(CCACHE_DIR) $(PYTHON) -m gptool $(if $(OUTCOME),--outcome='$(OUTCOME)')
+# Before $(error ...): a usage error caught by make itself is written to OUTCOME as status 2.
+usage = $(if $(OUTCOME),$(shell printf '{"status": 2, "kind": "usage"}\n' > '$(OUTCOME)'))
 
 export CCACHE_DIR
 
@@ -32,7 +37,7 @@ BENCH_CMDLINE  ?=
 MM_MEMORY  ?= 2048
 MM_TIMEOUT ?= 1800
 
-.PHONY: help deps tree kunit selftests mm-selftests faults soak bench compare bisect trend matrix cell pytest shellcheck checkpatch test
+.PHONY: help deps tree kunit selftests mm-selftests faults soak bench compare bisect trend matrix cell pytest pytest-fast shellcheck checkpatch test
 
 help:
 	@echo 'make kunit     run our KUnit suites with kunit.py (ARCH=um|x86_64|i386, CONFIG=...)'
@@ -46,7 +51,8 @@ help:
 	@echo 'make soak      SOAK_SECONDS (300) of every cache operation at once, x86_64 with SMP vCPUs'
 	@echo '               (SMP=4 for four; SEED=<n> replays a run)'
 	@echo 'make bench     boot the QEMU kernel with gp_bench; results in results/bench/ (BENCH_MODE, BENCH_WORKLOAD, RUNS)'
-	@echo 'make compare   A=<rev|results dir> B=<rev|results dir> [RUNS=5]: what changed from A to B (results/compare/)'
+	@echo 'make compare   A=<rev|results dir> B=<rev|results dir> [RUNS=8]: what changed from A to B (results/compare/);'
+	@echo '               gptool exits 1 on a regression, 3 when a change is inconclusive (make: 2; ci/status.sh keeps them)'
 	@echo 'make bisect    GOOD=<rev> BAD=<rev> CHECK=<check> [REPEAT=N] [ON=base KERNEL_SRC=..]:'
 	@echo '               the first bad commit and a reproduce.sh (results/bisect/); CHECK is one of'
 	@echo '               kunit:<suite.case glob> (with ARCH CONFIG QEMU_CPU), selftest:<name>,'
@@ -58,7 +64,8 @@ help:
 	@echo 'make tree      prepare the kernel tree (base + kernel/ + kunit/ + kernel/patches/)'
 	@echo 'make deps      install the Debian packages the harness needs'
 	@echo 'make checkpatch   scripts/checkpatch.pl --strict on our kernel files'
-	@echo 'make pytest       the harness tests (ci/tests)'
+	@echo 'make pytest       the harness tests (ci/tests), fast ones first'
+	@echo 'make pytest-fast  the harness tests not marked slow: under a minute'
 	@echo 'make shellcheck   shellcheck on the shell scripts'
 	@echo 'variables: ARCH CONFIG QEMU_CPU KUNIT_ARGS SMP MEMORY JOBS GP_WORK CCACHE_DIR KERNEL_SRC'
 	@echo '           TEST (selftests) SETTING (faults) ROW (cell) GOOD BAD CHECK REPEAT ON (bisect)'
@@ -67,6 +74,9 @@ help:
 	@echo '           bench: BENCH_MODE BENCH_WORKLOAD BENCH_MEMORY BENCH_CMDLINE RUNS'
 	@echo '           compare: A B RUNS COMPARE_ARGS (e.g. --force, --alpha 0.01, --min-effect 3)'
 	@echo '           matrix: MATRIX_JOBS (1: rows share GP_WORK and wait on its lock)'
+	@echo '           OUTCOME: a file where gptool writes its exit status (ci/status.sh TARGET sets it)'
+	@echo 'exit statuses (gptool, ci/status.sh): 0 passed, 1 the code under test failed, 2 usage error,'
+	@echo '           3 inconclusive, 4 the harness or the machine failed'
 
 deps:
 	@bash ci/deps
@@ -107,13 +117,13 @@ bench: deps
 		--workload=$(BENCH_WORKLOAD) --runs=$(RUNS) --cmdline='$(BENCH_CMDLINE)'
 
 # A and B: git revisions (benched RUNS times each, interleaved) or stored results.
-# RUNS defaults to 5 here, unless given; COMPARE_ARGS e.g. --force, --alpha 0.01, --min-effect 3.
+# RUNS defaults to 8 here, unless given; COMPARE_ARGS e.g. --force, --alpha 0.01, --min-effect 3.
 COMPARE_ARGS ?=
 compare: deps
-	$(if $(and $(A),$(B)),,$(error make compare needs A= and B=, each a git revision (HEAD~1, a tag, \
+	$(if $(and $(A),$(B)),,$(usage)$(error make compare needs A= and B=, each a git revision (HEAD~1, a tag, \
 		a sha) or a bench results directory (results/bench/<run>, results/compare/<report>/A); \
-		e.g. make compare A=HEAD~1 B=HEAD RUNS=5))
-	@$(GPTOOL) compare --a='$(A)' --b='$(B)' --runs=$(if $(filter file,$(origin RUNS)),5,$(RUNS)) \
+		e.g. make compare A=HEAD~1 B=HEAD))
+	@$(GPTOOL) compare --a='$(A)' --b='$(B)' --runs=$(if $(filter file,$(origin RUNS)),8,$(RUNS)) \
 		--config=$(CONFIG) --mode=$(BENCH_MODE) --qemu-cpu=$(QEMU_CPU) --smp=$(SMP) \
 		--memory=$(BENCH_MEMORY) --workload=$(BENCH_WORKLOAD) --cmdline='$(BENCH_CMDLINE)' \
 		$(COMPARE_ARGS)
@@ -123,7 +133,7 @@ compare: deps
 REPEAT ?= 1
 ON     ?= overlay
 bisect: deps
-	$(if $(and $(GOOD),$(BAD),$(CHECK)),,$(error make bisect needs GOOD=<rev> BAD=<rev> \
+	$(if $(and $(GOOD),$(BAD),$(CHECK)),,$(usage)$(error make bisect needs GOOD=<rev> BAD=<rev> \
 		CHECK=<kunit:suite.case-glob | selftest:name | bench:metric>number | cmd:command>, \
 		e.g. make bisect GOOD=v1 BAD=HEAD CHECK=kunit:grouped_pages.gp_test_apply_once_per_block))
 	@$(GPTOOL) bisect --good='$(GOOD)' --bad='$(BAD)' --check="$$CHECK" \
@@ -141,12 +151,19 @@ matrix: deps
 
 # One row of the matrix (and of GitLab's jobs), run as the matrix runs it.
 cell: deps
-	$(if $(ROW),,$(error make cell needs ROW=<ARCH-CONFIG-CPU>, a row of ci/matrix, \
+	$(if $(ROW),,$(usage)$(error make cell needs ROW=<ARCH-CONFIG-CPU>, a row of ci/matrix, \
 		e.g. ROW=x86_64-kasan-max or ROW=selftests-lockdep-max))
 	@bash ci/matrix.sh $(ROW)
 
+# The whole suite, the tests not marked slow first: a harness edit that breaks one is
+# told in under a minute. Its gitlab-ci-local tests need npm; pytest-fast does not.
 pytest: deps
-	@cd ci && GP_WORK=$(GP_WORK) $(PYTHON) -m pytest -q tests
+	@bash ci/deps --gitlab-ci-local
+	@cd ci && GP_WORK=$(GP_WORK) $(PYTHON) -m pytest -q -m 'not slow' tests
+	@cd ci && GP_WORK=$(GP_WORK) $(PYTHON) -m pytest -q -m slow tests
+
+pytest-fast: deps
+	@cd ci && GP_WORK=$(GP_WORK) $(PYTHON) -m pytest -q -m 'not slow' tests
 
 shellcheck: deps
 	@shellcheck ci/deps .ci/run $(wildcard ci/*.sh) && echo "shellcheck: clean"
@@ -155,4 +172,5 @@ checkpatch: deps
 	@tree=$$($(GPTOOL) tree) && bash ci/checkpatch.sh "$$tree"
 
 test: deps
-	@bash ci/test-all.sh
+	@bash ci/deps --gitlab-ci-local
+	@OUTCOME='$(OUTCOME)' bash ci/test-all.sh

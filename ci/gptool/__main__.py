@@ -3,12 +3,19 @@ import argparse
 import errno
 import os
 import sys
+import traceback
 from pathlib import Path
+from typing import NoReturn
 
 from . import (bench, bisect, checks, compare, faults, fsutil, kbuild, kunit_run, matrix_report,
                mm_selftests,
                qemu, selftest_run, tree, trend)
-from .errors import FAILURE, INFRASTRUCTURE, HarnessError
+from .errors import (FAILED, FAILURE, HARNESS_FAILED, INCONCLUSIVE, INFRASTRUCTURE, MEANING,
+                     UNTESTABLE, USAGE, USAGE_ERROR, HarnessError)
+
+# How a run that returned (rather than raised) ended, for the --outcome file.
+KIND_OF_STATUS = {FAILED: FAILURE, USAGE_ERROR: USAGE, INCONCLUSIVE: 'inconclusive',
+                  HARNESS_FAILED: INFRASTRUCTURE}
 
 
 def default_work() -> Path:
@@ -16,8 +23,17 @@ def default_work() -> Path:
     return Path(cache) / 'grouped-pages'
 
 
+class Parser(argparse.ArgumentParser):
+    """A bad argument is a HarnessError like any other usage error, so that it gets the
+    same exit status and, for bisect-step, git bisect run's abort rather than "bad"."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        raise HarnessError(f'{self.prog}: {message}', USAGE_ERROR)
+
+
 def parse(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog='gptool', description=__doc__)
+    parser = Parser(prog='gptool', description=__doc__)
     parser.add_argument('--repo', type=Path, default=Path(__file__).resolve().parents[2])
     parser.add_argument('--work', type=Path, default=Path(os.environ.get('GP_WORK') or default_work()),
                         help='trees and build directories (outside the repo)')
@@ -88,7 +104,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     cmp.add_argument('--a', required=True, metavar='SPEC',
                      help='before: a results directory, or a git revision to build and bench')
     cmp.add_argument('--b', required=True, metavar='SPEC', help='after: as --a')
-    cmp.add_argument('--runs', type=int, default=5, help='bench runs per revision side')
+    cmp.add_argument('--runs', type=int, default=compare.DEFAULT_RUNS,
+                     help='bench runs per revision side')
     cmp.add_argument('--alpha', type=float, default=0.05, help='significance level')
     cmp.add_argument('--min-effect', type=float, default=5.0, metavar='PCT',
                      help='smallest change in %% called real, for metrics that set none')
@@ -149,64 +166,78 @@ def bisect_request(args: argparse.Namespace) -> bisect.BisectRequest:
                            selftest_timeout=args.selftest_timeout))
 
 
-def run_on_tree(args: argparse.Namespace) -> int:
-    """The commands that prepare and build the shared kernel tree: one at a time per GP_WORK."""
-    if args.command == 'bench':
-        fragment = kbuild.check_choice(args.repo, 'x86_64', args.config)
-        request = bench.BenchRequest(
-            repo=args.repo, tree=None, work=args.work, config=args.config, jobs=args.jobs,
-            machine=qemu.Machine(cpu=args.qemu_cpu, smp=args.smp, memory_mb=args.memory,
-                                 mode=args.mode, tcg_threads=fragment.tcg_threads),
-            runs=args.runs, workload=args.workload, cmdline=args.cmdline,
-            timeout=args.timeout, results=args.results or args.repo / 'results',
-            artifacts=args.artifacts, build_only=args.build_only)
-        bench.check_request(request)
-        if args.artifacts is None or args.build_only:
-            request.tree = tree.prepare(args.repo, args.work, args.kernel_src)
-        return bench.run(request)
+def bench_request(args: argparse.Namespace) -> bench.BenchRequest:
+    fragment = kbuild.check_choice(args.repo, 'x86_64', args.config)
+    return bench.BenchRequest(
+        repo=args.repo, tree=None, work=args.work, config=args.config, jobs=args.jobs,
+        machine=qemu.Machine(cpu=args.qemu_cpu, smp=args.smp, memory_mb=args.memory,
+                             mode=args.mode, tcg_threads=fragment.tcg_threads),
+        runs=args.runs, workload=args.workload, cmdline=args.cmdline,
+        timeout=args.timeout, results=args.results or args.repo / 'results',
+        artifacts=args.artifacts, build_only=args.build_only)
+
+
+def kunit_extra(args: argparse.Namespace) -> list[str]:
+    return args.kunit_args[1:] if args.kunit_args[:1] == ['--'] else args.kunit_args
+
+
+def check_arguments(args: argparse.Namespace) -> None:
+    """Refuse a bad request at once, before waiting for GP_WORK's lock."""
+    if args.command == 'kunit':
+        kbuild.check_choice(args.repo, args.arch, args.config)
+        kunit_run.effective_timeout(args.timeout, kunit_extra(args))
+    elif args.command in ('selftests', 'mm-selftests'):
+        kbuild.check_choice(args.repo, 'x86_64', args.config)
+    if args.command == 'selftests' and (args.smp < 1 or args.memory < 256 or args.timeout < 30):
+        raise HarnessError('selftests need --smp >= 1, --memory >= 256 (MiB) and '
+                           '--timeout >= 30 (s)', USAGE_ERROR)
+    if args.command == 'mm-selftests' and (args.smp < 1 or args.memory < 1024 or
+                                           args.timeout < 60):
+        raise HarnessError('mm-selftests need --smp >= 1, --memory >= 1024 (MiB: 256 of '
+                           'them are huge pages) and --timeout >= 60 (s)', USAGE_ERROR)
     if args.command == 'faults':
         faults.chosen(args.setting)
         if args.soak_seconds < 0:
-            raise HarnessError(f'--soak-seconds must be 0 (no soak) or more, not {args.soak_seconds}', 2)
-        return faults.run(faults.FaultsRequest(
-            repo=args.repo, tree=tree.prepare(args.repo, args.work, args.kernel_src),
-            work=args.work, config=faults.CONFIG, jobs=args.jobs, qemu_cpu=args.qemu_cpu,
-            smp=args.smp, memory_mb=args.memory, timeout=args.timeout,
-            results=args.results or args.repo / 'results', settings=args.setting,
-            soak_seconds=args.soak_seconds))
-    if args.command == 'mm-selftests':
-        kbuild.check_choice(args.repo, 'x86_64', args.config)
-        if args.smp < 1 or args.memory < 1024 or args.timeout < 60:
-            raise HarnessError('mm-selftests need --smp >= 1, --memory >= 1024 (MiB: 256 of '
-                               'them are huge pages) and --timeout >= 60 (s)', 2)
-        return mm_selftests.run(mm_selftests.MmRequest(
-            repo=args.repo, tree=tree.prepare(args.repo, args.work, args.kernel_src),
-            work=args.work, config=args.config, jobs=args.jobs, qemu_cpu=args.qemu_cpu,
-            smp=args.smp, memory_mb=args.memory, timeout=args.timeout,
-            results=args.results or args.repo / 'results'))
-    if args.command == 'kunit':
-        kbuild.check_choice(args.repo, args.arch, args.config)
-    elif args.command == 'selftests':
-        kbuild.check_choice(args.repo, 'x86_64', args.config)
-        if args.smp < 1 or args.memory < 256 or args.timeout < 30:
-            raise HarnessError('selftests need --smp >= 1, --memory >= 256 (MiB) and '
-                               '--timeout >= 30 (s)', 2)
+            raise HarnessError(f'--soak-seconds must be 0 (no soak) or more, not '
+                               f'{args.soak_seconds}', USAGE_ERROR)
+    if args.command == 'bench':
+        bench.check_request(bench_request(args))
+
+
+def run_on_tree(args: argparse.Namespace) -> int:
+    """The commands that prepare and build the shared kernel tree: one at a time per
+    GP_WORK, their arguments checked already (check_arguments)."""
+    if args.command == 'bench':
+        request = bench_request(args)
+        if args.artifacts is None or args.build_only:
+            request.tree = tree.prepare(args.repo, args.work, args.kernel_src)
+        return bench.run(request)
     prepared = tree.prepare(args.repo, args.work, args.kernel_src)
     if args.command == 'tree':
         print(prepared.path)
         return 0
+    results = args.results or args.repo / 'results'
+    if args.command == 'faults':
+        return faults.run(faults.FaultsRequest(
+            repo=args.repo, tree=prepared, work=args.work, config=faults.CONFIG, jobs=args.jobs,
+            qemu_cpu=args.qemu_cpu, smp=args.smp, memory_mb=args.memory, timeout=args.timeout,
+            results=results, settings=args.setting, soak_seconds=args.soak_seconds))
+    if args.command == 'mm-selftests':
+        return mm_selftests.run(mm_selftests.MmRequest(
+            repo=args.repo, tree=prepared, work=args.work, config=args.config, jobs=args.jobs,
+            qemu_cpu=args.qemu_cpu, smp=args.smp, memory_mb=args.memory, timeout=args.timeout,
+            results=results))
     if args.command == 'selftests':
         return selftest_run.run(selftest_run.SelftestRequest(
             repo=args.repo, tree=prepared, work=args.work, config=args.config,
             jobs=args.jobs, qemu_cpu=args.qemu_cpu, smp=args.smp, memory_mb=args.memory,
-            timeout=args.timeout, results=args.results or args.repo / 'results',
-            cmdline=args.cmdline, tests=args.test))
-    extra = args.kunit_args[1:] if args.kunit_args[:1] == ['--'] else args.kunit_args
+            timeout=args.timeout, results=results, cmdline=args.cmdline, tests=args.test))
+    extra = kunit_extra(args)
     return kunit_run.run(kunit_run.RunRequest(
         repo=args.repo, tree=prepared, work=args.work, arch=args.arch, config=args.config,
         jobs=args.jobs, qemu_cpu=args.qemu_cpu,
-        timeout=kunit_run.effective_timeout(args.timeout, extra),
-        results=args.results or args.repo / 'results', extra_args=extra))
+        timeout=kunit_run.effective_timeout(args.timeout, extra), results=results,
+        extra_args=extra))
 
 
 def write_outcome(path: Path | None, status: int, kind: str, message: str) -> None:
@@ -216,22 +247,38 @@ def write_outcome(path: Path | None, status: int, kind: str, message: str) -> No
 
 
 def main(argv: list[str]) -> int:
-    args = parse(argv)
+    """Run a verb; its exit status is one of errors.MEANING's, whatever goes wrong."""
+    # git bisect run reads every status from 1 to 127 but 125 as "bad": a step that
+    # did not judge the commit must say skip or abort, whatever went wrong.
+    step_protocol = 'bisect-step' in argv
+    outcome: Path | None = None
+    command = 'gptool'
+    raised = True
     try:
+        args = parse(argv)
+        outcome, command = args.outcome, f'gptool {args.command}'
         status = dispatch(args)
+        raised = False
+        kind, message = ('passed', '') if status == 0 else \
+            (KIND_OF_STATUS.get(status, INFRASTRUCTURE), f'{command} exited with status {status}')
     except HarnessError as err:
-        print(f'error: {err}', file=sys.stderr)
-        write_outcome(args.outcome, err.status, err.kind, str(err))
-        return err.status
-    except OSError as err:
-        if err.errno != errno.ENOSPC:
-            raise
-        message = f'disk full: {err}'
+        status, kind, message = err.status, err.kind, str(err)
+    except Exception as err:  # noqa: BLE001 (a fault nobody foresaw is the harness's)
+        traceback.print_exc()
+        status, kind = HARNESS_FAILED, INFRASTRUCTURE
+        message = f'disk full: {err}' if isinstance(err, OSError) and err.errno == errno.ENOSPC \
+            else f'the harness failed: {type(err).__name__}: {err}'
+    if raised:
         print(f'error: {message}', file=sys.stderr)
-        write_outcome(args.outcome, 1, INFRASTRUCTURE, message)
-        return 1
-    write_outcome(args.outcome, status, 'passed' if status == 0 else FAILURE,
-                  '' if status == 0 else f'gptool {args.command} exited with status {status}')
+        if step_protocol:  # whatever it was, it is no verdict on the commit
+            status = bisect.EXIT[checks.SKIP if kind == UNTESTABLE else checks.ABORT]
+    try:
+        write_outcome(outcome, status, kind, message)
+    except OSError as err:
+        print(f'error: cannot write the outcome file {outcome}: {err}', file=sys.stderr)
+        status = bisect.EXIT[checks.ABORT] if step_protocol else HARNESS_FAILED
+    if status and not step_protocol:
+        print(f'{command}: exit {status} ({MEANING.get(status, "unknown")})', file=sys.stderr)
     return status
 
 
@@ -255,6 +302,7 @@ def dispatch(args: argparse.Namespace) -> int:
     if args.command == 'trend':
         return trend.run(trend.TrendRequest(repo=args.repo, results=args.results or
                                             args.repo / 'results', metrics=args.metric))
+    check_arguments(args)
     with fsutil.work_lock(args.work, f'gptool {args.command}'):
         return run_on_tree(args)
 

@@ -26,6 +26,7 @@ from typing import Any
 from . import benchstore, kbuild, provenance, qemu
 from .errors import HarnessError
 from .fsutil import publish_dir, write_json_atomic
+from .revisions import HARNESS_CI
 from .tree import Tree
 
 METRIC_LINE = re.compile(r'^GP-BENCH-METRIC (\{.*\})\s*$')
@@ -237,6 +238,10 @@ def boot_once(req: BenchRequest, artifacts: dict[str, Path], index: int) -> Path
                  'memory_mb': req.machine.memory_mb, 'command': commands[0]},
         'boots': [' '.join(args) for args in boots],
         'mode': req.machine.mode, 'tools': build_info['tools'],
+        # What the timing depends on besides the code, and the harness that ran it (when
+        # compare runs another revision, this checkout's).
+        'host': provenance.host(),
+        'harness': provenance.repo_commit(HARNESS_CI.parent),
         # When the run started, as the schema says.
         'date': provenance.iso_date(datetime.datetime.fromtimestamp(started, datetime.timezone.utc)),
         'duration_s': round(time.time() - started, 1),

@@ -33,12 +33,20 @@ from pathlib import Path
 from typing import Any
 
 from . import checks, kbuild, provenance, tree
-from .errors import HarnessError
+from .errors import HARNESS_FAILED, INCONCLUSIVE, PASSED, USAGE_ERROR, HarnessError
 from .fsutil import reserve_dir, write_atomic, write_json_atomic
 from .revisions import HARNESS_CI, ensure_worktree, git, harness_env, resolve_rev
 
 ONS = ('overlay', 'base')
 EXIT = {checks.GOOD: 0, checks.BAD: 1, checks.SKIP: 125, checks.ABORT: 128}
+# How a bisect ended, and the exit status of `make bisect` (README "Exit statuses").
+STATUS = {
+    'found': PASSED,                 # the first bad commit
+    'ambiguous': INCONCLUSIVE,       # skipped commits hide it
+    'untestable-end': INCONCLUSIVE,  # GOOD or BAD cannot be tested
+    'wrong-ends': USAGE_ERROR,       # GOOD tested bad or BAD tested good: nothing to search
+    'aborted': HARNESS_FAILED,       # the machine or the harness failed
+}
 # Below this, a step aborts rather than fail half-way through a kernel build.
 MIN_FREE_BYTES = 3 << 30
 
@@ -308,7 +316,7 @@ def run(req: BisectRequest) -> int:
             git(req.repo, 'worktree', 'remove', '--force', plan.overlay_worktree, check=False)
     summary = summarize(plan, source, status, first_bad, candidates, reason)
     print(summary['text'], flush=True)
-    return 0 if status == 'found' else 1
+    return STATUS[status]
 
 
 def search(plan: Plan, plan_path: Path, source: Path, good: str,
@@ -322,7 +330,9 @@ def search(plan: Plan, plan_path: Path, source: Path, good: str,
         verdict = next(v for v, code in EXIT.items() if code == status)
         if verdict != wanted:
             last = read_steps(Path(plan.dir or ''))[-1]
-            return ('aborted', None, [],
+            ending = {checks.ABORT: 'aborted', checks.SKIP: 'untestable-end'}.get(verdict,
+                                                                                 'wrong-ends')
+            return (ending, None, [],
                     f'{label}={plan.extra[label.lower() + "_spec"]} ({sha[:12]}) tested '
                     f'{verdict}, not {wanted}: {last["reason"]}')
     git(worktree, 'bisect', 'start', bad, good)
@@ -381,7 +391,7 @@ def summarize(plan: Plan, source: Path, status: str, first_bad: str | None,
         lines.append('**No single first bad commit: skipped commits hide it. Candidates:** ' +
                      ', '.join(c[:12] for c in candidates))
     else:
-        lines.append(f'**Aborted: {reason}**')
+        lines.append(f'**No verdict ({status}): {reason}**')
     lines += ['', '| # | step | commit | verdict | reason | s |', '|---|---|---|---|---|---|']
     for s in steps:
         lines.append(f'| {s["number"]} | {s["label"]} | {s["commit"][:12]} {s["subject"][:50]} | '
@@ -409,7 +419,8 @@ REPRODUCER = """\
 # is the one the bisect ran. GP_WORK (default ~/.cache/grouped-pages) holds its builds;
 # ON=base also needs KERNEL_SRC=<kernel git tree holding the commits>. GP_HARNESS=<a ci/
 # directory> runs that harness instead of the recorded one (say so when you report).
-# Exit status: 0 reproduced, 1 not reproduced, 2 cannot run (missing commits or tools).
+# Exit status: 0 reproduced, 1 not reproduced, 2 cannot run (missing commits), 3 a step
+# could not test its commit (skip), 4 a step aborted: the machine or the harness failed.
 set -euo pipefail
 check={check_quoted}
 clone=$(cd "${{1:-.}}" && git rev-parse --show-toplevel)
@@ -429,7 +440,7 @@ cat > "$out/plan.json" <<'PLAN'
 PLAN
 harness_ci=${{GP_HARNESS:-$work/worktrees/harness-{harness12}/ci}}
 if [[ -z ${{GP_HARNESS:-}} && ! -d $harness_ci ]]; then
-	git -C "$clone" worktree add --quiet --detach "${{harness_ci%/ci}}" {harness_sha}
+	git -C "$clone" worktree add --quiet --detach "${{harness_ci%/ci}}" {harness_sha} || exit 4
 fi
 step() {{
 	PYTHONPATH="$harness_ci" /usr/bin/python3 -m gptool --repo "$clone" --work "$work" \\
@@ -443,9 +454,15 @@ step {parent} 'parent' || status=$?
 parent_status=$status
 echo "first bad {first_bad12}: exit $bad_status (1 = bad); parent {parent12}: exit $parent_status (0 = good)"
 echo "steps: $out/steps.json"
-if ((bad_status == 128 || parent_status == 128)); then
-	echo "NOT REPRODUCED: a step aborted (the machine failed): see $out/steps.json" >&2
-	exit 2
+verdict() {{ (($1 == 0 || $1 == 1)); }}
+verdict_or_skip() {{ (($1 == 0 || $1 == 1 || $1 == 125)); }}
+if ! verdict "$bad_status" || ! verdict "$parent_status"; then
+	if verdict_or_skip "$bad_status" && verdict_or_skip "$parent_status"; then
+		echo "NO VERDICT: a step could not test its commit (skip): see $out/steps.json" >&2
+		exit 3
+	fi
+	echo "NO VERDICT: a step aborted, the machine or the harness failed: see $out/steps.json" >&2
+	exit 4
 fi
 if ((bad_status == 1 && parent_status == 0)); then
 	echo "REPRODUCED: {first_bad12} is bad and its parent {parent12} is good under $check"

@@ -7,7 +7,8 @@ Forms of CHECK:
   bench:<metric><op><threshold>  a bench figure; the condition says when a revision is
                                  BAD, e.g. bench:frag.ro.n1024.grouped.splits>0
   cmd:<shell command>            run in the revision's worktree with bash; its exit status
-                                 means what it means to `git bisect run`
+                                 means what it means to `git bisect run`, except 126 and
+                                 127 (bash could not run it): abort
 
 A run ends in one of four verdicts:
   good, bad
@@ -53,8 +54,10 @@ REPEAT_RULE = {
              'its rounds) is compared with the threshold; a run that failed (crash, hang) '
              'makes the step bad, one that could not be tested makes it skip.',
 }
-# Exit statuses of cmd: checks, as git bisect run reads them.
+# Exit statuses of cmd: checks, as git bisect run reads them; but bash's own 126 and
+# 127 say the command could not run at all (git would read them as bad).
 CMD_SKIP = 125
+CMD_NOT_RUN = {126: 'not executable', 127: 'not found: a tool missing?'}
 
 
 @dataclass(frozen=True)
@@ -143,7 +146,9 @@ def harness_outcome(path: Path) -> dict[str, Any]:
 
 
 def verdict_of_kind(kind: str) -> str:
-    return {errors.UNTESTABLE: SKIP, errors.INFRASTRUCTURE: ABORT, errors.USAGE: ABORT}.get(kind, BAD)
+    """Only a failure of what was tested is bad; an outcome of any other or no known kind
+    is no verdict on the revision."""
+    return {errors.FAILURE: BAD, errors.UNTESTABLE: SKIP}.get(kind, ABORT)
 
 
 def newest_dir(root: Path) -> Path | None:
@@ -166,7 +171,7 @@ def kunit_cases(group: dict[str, Any]) -> Iterator[tuple[str, str]]:
 
 def judge_kunit(check: Check, outcome: dict[str, Any], result: Path | None) -> tuple[str, str]:
     kind, message = outcome.get('kind'), str(outcome.get('message') or '')
-    if kind in (errors.UNTESTABLE, errors.INFRASTRUCTURE, errors.USAGE):
+    if kind not in ('passed', errors.FAILURE):
         return verdict_of_kind(str(kind)), message
     cases: list[tuple[str, str]] = []
     if result is not None and (result / 'kunit.json').is_file():
@@ -193,7 +198,7 @@ def judge_kunit(check: Check, outcome: dict[str, Any], result: Path | None) -> t
 
 def judge_selftest(check: Check, outcome: dict[str, Any], result: Path | None) -> tuple[str, str]:
     kind, message = outcome.get('kind'), str(outcome.get('message') or '')
-    if kind in (errors.UNTESTABLE, errors.INFRASTRUCTURE, errors.USAGE):
+    if kind not in ('passed', errors.FAILURE):
         return verdict_of_kind(str(kind)), message
     meta: dict[str, Any] = {}
     if result is not None and (result / 'meta.json').is_file():
@@ -235,6 +240,9 @@ def run_once(check: Check, setup: Setup, worktree: Path, work: Path, out: Path,
             return Run(GOOD, 'the command exited with 0', str(log), took)
         if status == CMD_SKIP:
             return Run(SKIP, f'the command exited with {CMD_SKIP}: {last_error(text)}', str(log), took)
+        if status in CMD_NOT_RUN:
+            return Run(ABORT, f'the command exited with {status} ({CMD_NOT_RUN[status]}): '
+                       f'{last_error(text)}', str(log), took)
         if 0 < status < 128:
             return Run(BAD, f'the command exited with {status}: {last_error(text)}', str(log), took)
         return Run(ABORT, f'the command exited with {status} (>127, or killed): '

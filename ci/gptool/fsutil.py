@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from .errors import HarnessError
+from .errors import INFRASTRUCTURE, HarnessError
 
 
 @contextlib.contextmanager
@@ -27,7 +27,8 @@ def work_lock(work: Path, what: str) -> Iterator[None]:
         lock = open(work / 'lock', 'a+', encoding='utf-8')  # noqa: SIM115 (held for the run)
     except OSError as err:
         raise HarnessError(f'GP_WORK={work} is not usable ({err.strerror}): set GP_WORK to a '
-                           'writable directory, e.g. make GP_WORK=/tmp/gp-work ...') from err
+                           'writable directory, e.g. make GP_WORK=/tmp/gp-work ...',
+                           kind=INFRASTRUCTURE) from err
     with lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -420,8 +420,8 @@ def build_initramfs(kernel: QemuKernel, extra: dict[str, Path] | None = None,
     kselftests = build_kselftests(kernel)
     busybox = Path('/bin/busybox')
     if not busybox.is_file():
-        raise HarnessError('/bin/busybox missing: run `make deps` (busybox-static)', 2,
-                           INFRASTRUCTURE)
+        raise HarnessError('/bin/busybox missing: run `make deps` (busybox-static)',
+                           kind=INFRASTRUCTURE)
     with tempfile.TemporaryDirectory(prefix='gp-initramfs-') as tmp:
         root = Path(tmp)
         for sub in ('bin', 'proc', 'sys', 'dev', 'tmp', 'usr/bin'):

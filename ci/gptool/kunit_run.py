@@ -49,7 +49,7 @@ def effective_timeout(timeout: int, extra_args: list[str]) -> int:
         if value is not None:
             if not value.isdigit() or int(value) < 1:
                 raise HarnessError(f'--timeout {value!r} in KUNIT_ARGS: give whole seconds, '
-                                   'e.g. KUNIT_TIMEOUT=900')
+                                   'e.g. KUNIT_TIMEOUT=900', kind=USAGE)
             timeout = int(value)
     return timeout
 
@@ -140,13 +140,17 @@ def diagnose(req: RunRequest, output: str, status: int) -> str:
         wrong = kconfig.mismatches(merged_kunitconfig(req), dotconfig, req.tree.path, req.arch)
         details = '; '.join(f'{m.option}={m.wanted} is {m.got} in .config: {m.reason}' for m in wrong)
         return f'kunitconfig options did not land: {details or "(kunit.py named none)"}'
+    # Before the crash patterns: compiler output may say "BUG:" or "oops" too.
+    if re.search(r'^\[.*\] Building KUnit Kernel|ERROR:root:', output, re.M) and \
+            'Starting KUnit Kernel' not in output:
+        return f'kernel build failed for ARCH={req.arch} CONFIG={req.config}'
+    if traceback := re.search(r'^Traceback \(most recent call last\):\n(?:.*\n)*?(\w[\w.]*: .*)$',
+                              output, re.M):
+        return f'kunit.py failed with a traceback: {traceback.group(1)}'
     if re.search(r'timed out after \d+', output):
         return f'the kernel did not finish within {req.timeout} s (hang?): console log kept'
     if 'Kernel panic' in output or re.search(r'\boops\b|BUG:|\[CRASHED\]', output):
         return 'the kernel crashed (panic/oops/BUG, or tests cut short): console log kept'
-    if re.search(r'^\[.*\] Building KUnit Kernel|ERROR:root:', output, re.M) and \
-            'Starting KUnit Kernel' not in output:
-        return f'kernel build failed for ARCH={req.arch} CONFIG={req.config}'
     qemu_error = re.search(r'^(qemu-system-\S+: .*)$', output, re.M)
     if qemu_error and 'Linux version' not in output:
         return f'QEMU did not start: {qemu_error.group(1)}'
@@ -162,7 +166,7 @@ def diagnosis_kind(diagnosis: str) -> str:
     if diagnosis.startswith(('kernel build failed', 'kunitconfig options did not land',
                              'the kunitconfig fragments disagree')):
         return UNTESTABLE
-    if diagnosis.startswith(('QEMU did not start', 'disk full')):
+    if diagnosis.startswith(('QEMU did not start', 'disk full', 'kunit.py failed with a traceback')):
         return INFRASTRUCTURE
     if diagnosis.startswith('kunit.py rejected its arguments'):
         return USAGE
@@ -258,7 +262,7 @@ def run_as_modules(req: RunRequest) -> int:
     modules = kbuild.built_modules(kernel)
     if not modules:
         raise HarnessError(f'kunit CONFIG={req.config}: the kernel built no test module '
-                           f'(is the suite =m in configs/{req.config}.config?)')
+                           f'(is the suite =m in configs/{req.config}.config?)', kind=UNTESTABLE)
     initramfs = kbuild.build_initramfs(kernel)
     fragment = check_choice(req.repo, req.arch, req.config)
     machine = qemu.Machine(cpu=req.qemu_cpu, smp=2, memory_mb=1024,

@@ -2,7 +2,9 @@
 configuration, the tools and the date, so that it can be reproduced and compared."""
 import datetime
 import hashlib
+import importlib.metadata
 import os
+import platform
 import re
 import shutil
 import subprocess
@@ -58,8 +60,8 @@ def _first_version(text: str) -> str:
 
 
 def tool_versions() -> dict[str, str]:
-    """gcc, QEMU, ccache and Debian versions (and the CI image): each changes what a build
-    or a timing produces."""
+    """gcc, QEMU, ccache, Debian, Python, scipy and busybox versions (and the CI image):
+    each changes what a build, a timing or a verdict produces."""
     try:
         debian = Path('/etc/debian_version').read_text().strip()
     except OSError:
@@ -68,11 +70,35 @@ def tool_versions() -> dict[str, str]:
                 'qemu': _first_version(_run('qemu-system-x86_64', '--version')),
                 'ccache': _first_version(_run('ccache', '--version')) if shutil.which('ccache')
                 else 'not installed',
-                'debian': debian}
+                'debian': debian,
+                'python': platform.python_version(),
+                'scipy': _package_version('scipy'),
+                # The initramfs's busybox: its shell and tools run every guest.
+                'busybox': _first_version(_run('/bin/busybox')) if Path('/bin/busybox').is_file()
+                else 'not installed'}
     # The container image GitLab ran the job in (.gitlab-ci.yml pins it).
     if os.environ.get('CI_JOB_IMAGE'):
         versions['image'] = os.environ['CI_JOB_IMAGE']
     return versions
+
+
+def _package_version(name: str) -> str:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return 'not installed'
+
+
+def host() -> dict[str, str]:
+    """The machine a run's timing depends on: its name, CPU model and kernel."""
+    try:
+        cpuinfo = Path('/proc/cpuinfo').read_text()
+    except OSError:
+        cpuinfo = ''
+    model = re.search(r'^model name\s*:\s*(.+)$', cpuinfo, re.M)
+    uname = os.uname()
+    return {'hostname': uname.nodename, 'cpu': model.group(1).strip() if model else uname.machine,
+            'kernel': uname.release}
 
 
 def utc_now() -> datetime.datetime:

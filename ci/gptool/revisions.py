@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from .errors import HarnessError
+from .errors import INFRASTRUCTURE, HarnessError
 
 HARNESS_CI = Path(__file__).resolve().parents[1]
 
@@ -21,7 +21,8 @@ def git(repo: Path, *args: str, check: bool = True) -> str:
     proc = subprocess.run(['git', '-C', str(repo), *args], capture_output=True, text=True)
     if proc.returncode != 0:
         if check:
-            raise HarnessError(f'git {" ".join(args)} in {repo} failed: {proc.stderr.strip()}')
+            raise HarnessError(f'git {" ".join(args)} in {repo} failed: {proc.stderr.strip()}',
+                               kind=INFRASTRUCTURE)
         return ''
     return proc.stdout.strip()
 

@@ -105,7 +105,8 @@ def _extract_tarball(tarball: Path, dest: Path) -> None:
         raise HarnessError(f'could not extract {tarball}: {proc.stderr.strip()}', kind=INFRASTRUCTURE)
     tops = [p for p in dest.iterdir()]
     if len(tops) != 1 or not tops[0].is_dir():
-        raise HarnessError(f'{tarball} does not hold one top directory: not a linux-source tarball')
+        raise HarnessError(f'{tarball} does not hold one top directory: not a linux-source tarball',
+                           kind=INFRASTRUCTURE)
     for entry in tops[0].iterdir():
         entry.rename(dest / entry.name)
     tops[0].rmdir()

@@ -11,6 +11,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from gptool import tree  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
+# Tests that extract files from the 6.12 tarball (15 s a time on two cores) are slow.
+TARBALL_FIXTURES = {'real_kernel_files', 'kunit_tool', 'kernel_git'}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line('markers', 'slow: end-to-end or tarball tests; make pytest-fast '
+                            'leaves them out, make pytest runs them after the others')
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if TARBALL_FIXTURES & set(getattr(item, 'fixturenames', ())):
+            item.add_marker(pytest.mark.slow)
 # The files a kernel tree needs for the tree checks, and every file our patches touch.
 KERNEL_FILES = sorted({'Makefile', 'Kconfig', 'tools/testing/kunit/kunit.py', 'lib/Kconfig',
                        *(target for patch in (REPO / 'kernel/patches').glob('*.patch')

@@ -33,7 +33,7 @@ def make_result(commit: str = COMMIT_A, *, latency: list[float] | None = None,
         'config': 'default', 'config_sha256': 'c' * 64, 'arch': 'x86_64',
         'qemu': {'cpu': 'max', 'smp': 2, 'memory_mb': 2048,
                  'command': ['qemu-system-x86_64', '-cpu', 'max', '-smp', '2', '-m', '2048']},
-        'mode': 'tcg', 'tools': {'gcc': '12.2.0', 'qemu': '7.2.15', 'ccache': '4.8'},
+        'mode': 'icount', 'tools': {'gcc': '12.2.0', 'qemu': '7.2.15', 'ccache': '4.8'},
         'date': date, 'duration_s': 41.5, 'cmdline': '', 'workload': 'full',
         'metrics': {
             'alloc.latency_ns': {'unit': 'ns', 'direction': 'lower', 'deterministic': False,
@@ -122,7 +122,7 @@ def test_save_publishes_new_directories_and_load_round_trips(tmp_path: Path) -> 
     result = make_result()
     first, second = save(tmp_path, result), save(tmp_path, result)
     assert first != second and first.parent == second.parent == tmp_path / 'bench'
-    assert first.name.endswith(f'-{COMMIT_A[:12]}-x86_64-default-tcg')
+    assert first.name.endswith(f'-{COMMIT_A[:12]}-x86_64-default-icount')
     assert second.name == first.name + '.1' or second.name > first.name
     assert not list((tmp_path / 'bench').glob('.partial-*'))
     assert (first / 'console.log').read_bytes() == b'booted\n'
@@ -191,7 +191,7 @@ def test_compare_flags_the_regressed_metric(tmp_path: Path, capsys: pytest.Captu
     out = capsys.readouterr().out
     assert status == 1
     row = next(line for line in out.splitlines() if line.startswith('alloc.latency_ns'))
-    assert row.split()[-1] == 'regression' and ' ns ' in row
+    assert row.split()[-2:] == ['regression', 'icount'] and ' ns ' in row
     assert 'alloc.count' in out and 'compare: 1 regression: alloc.latency_ns' in out
     assert f'A = {a} ({COMMIT_A[:12]}; 4 runs)' in out
     reports = list((tmp_path / 'results' / 'compare').iterdir())
@@ -229,10 +229,10 @@ def test_compare_names_metrics_of_one_side(tmp_path: Path, capsys: pytest.Captur
 def test_incomparable_sides_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     qemu = copy.deepcopy(make_result()['qemu'])
     qemu['smp'] = 4
-    a, b = side_sets(tmp_path, 1.0, mode='icount', qemu=qemu)
+    a, b = side_sets(tmp_path, 1.0, mode='tcg', qemu=qemu)
     assert run_compare(tmp_path, str(a), str(b)) == 2
     err = capsys.readouterr().err
-    assert 'A and B are not comparable' in err and 'mode (A: "tcg", B: "icount")' in err
+    assert 'A and B are not comparable' in err and 'mode (A: "icount", B: "tcg")' in err
     assert 'qemu.smp' in err and '--force' in err
     assert not (tmp_path / 'results' / 'compare').exists()
     assert run_compare(tmp_path, str(a), str(b), '--force') == 0
@@ -272,15 +272,16 @@ def small_repo(tmp_path: Path) -> Path:
 # Keeps the bench verb's contract: --build-only fills --artifacts; a run prints
 # "bench result: <path>" as its last line; a failure exits non-zero with "error: ...".
 FAKE_BENCH = textwrap.dedent('''\
-    import argparse, random, subprocess, sys
+    import argparse, json, random, subprocess, sys
     from pathlib import Path
     sys.path.insert(0, {tests!r})
     from gptool import benchstore
     from test_bench_store_compare import make_result
+    FAILURES = {{'fail': (1, 'failure', 'the guest did not boot'),
+                'no-qemu': (4, 'infrastructure', 'QEMU did not start')}}
     parser = argparse.ArgumentParser()
-    for option in ('--repo', '--work', '--config', '--mode', '--qemu-cpu', '--smp', '--memory',
-                   '--workload', '--cmdline',
-                   '--artifacts', '--results'):
+    for option in ('--repo', '--work', '--outcome', '--config', '--mode', '--qemu-cpu', '--smp',
+                   '--memory', '--workload', '--cmdline', '--artifacts', '--results'):
         parser.add_argument(option)
     parser.add_argument('verb')
     parser.add_argument('--build-only', action='store_true')
@@ -290,9 +291,14 @@ FAKE_BENCH = textwrap.dedent('''\
         Path(args.artifacts).mkdir(parents=True, exist_ok=True)
         (Path(args.artifacts) / 'built').write_text(cost)
         sys.exit(0)
-    if cost == 'fail':
-        print('error: the guest did not boot', file=sys.stderr)
-        sys.exit(1)
+    if cost in FAILURES:
+        status, kind, message = FAILURES[cost]
+        print('error:', message, file=sys.stderr)
+        Path(args.outcome).write_text(json.dumps({{'status': status, 'kind': kind,
+                                                   'message': message}}))
+        sys.exit(status)
+    if cost == 'killed':
+        sys.exit(137)
     commit = subprocess.run(['git', '-C', args.repo, 'rev-parse', 'HEAD'], capture_output=True,
                             text=True).stdout.strip()
     rng = random.Random(len(list(Path(args.results).glob('bench/*'))))
@@ -354,7 +360,7 @@ def test_revisions_are_built_once_and_run_interleaved(
     progress = [line.split('] ', 1)[1] for line in out.splitlines() if line.startswith('[compare ')]
     assert [line for line in progress if line.startswith('run ')] == [
         f'run {i}/8: {side} ({sha})' for i, (side, sha) in
-        enumerate([('A', a12), ('B', b12)] * 4, 1)]
+        enumerate([('A', a12), ('B', b12), ('B', b12), ('A', a12)] * 2, 1)]
     assert sum(' build... (log: ' in line for line in progress) == 2
     assert 'compare: 1 regression: alloc.latency_ns' in out
     assert len(benchstore.find(results / 'bench')) == 8
@@ -368,7 +374,7 @@ def test_one_revision_against_itself_builds_once_and_finds_nothing(
     out = capsys.readouterr().out
     assert status == 0, out
     assert sum(' build... ' in line for line in out.splitlines()) == 1
-    assert 'compare: no regressions' in out and 'run 8/8: B' in out
+    assert 'compare: no regressions' in out and 'run 8/8: A' in out
 
 
 def test_stored_results_against_a_revision(small_repo: Path, tmp_path: Path, fake_bench: Path,
@@ -377,7 +383,7 @@ def test_stored_results_against_a_revision(small_repo: Path, tmp_path: Path, fak
         save(tmp_path / 'stored', make_result(COMMIT_A, latency=[1000.0, 1001.0, 999.0]))
     status = main(['--repo', str(small_repo), '--work', str(tmp_path / 'work'), 'compare',
                    '--a', str(tmp_path / 'stored'), '--b', 'HEAD~1', '--runs', '4',
-                   '--results', str(tmp_path / 'r')])
+                   '--mode', 'icount', '--results', str(tmp_path / 'r')])
     out = capsys.readouterr().out
     assert status == 1 and 'compare: 1 regression: alloc.latency_ns' in out
     assert 'run 4/4: B' in out
@@ -420,7 +426,7 @@ def test_trend_plots_each_metric_in_history_order(small_repo: Path, tmp_path: Pa
                                 (commits[1], '2025-02-02T00:00:00Z', True),
                                 ('e' * 40, '2025-01-01T00:00:00Z', False)):
         save(results, make_result(commit, date=date, dirty=dirty))
-    save(results, make_result(commits[1], mode='icount'))
+    save(results, make_result(commits[1], mode='tcg'))
     status = main(['--repo', str(small_repo), 'trend', '--results', str(results)])
     assert status == 0
     out_dir = Path(capsys.readouterr().out.strip().split('trend: ')[-1])
@@ -429,12 +435,12 @@ def test_trend_plots_each_metric_in_history_order(small_repo: Path, tmp_path: Pa
     assert len(files) == 2 * 2 * 2 + 2  # 2 metrics x 2 groups x (png, svg), index.md, stability.md
     for name in files:
         assert (out_dir / name).stat().st_size > 0
-    png = out_dir / 'alloc.latency_ns-x86_64-default-tcg-max-full.png'
+    png = out_dir / 'alloc.latency_ns-x86_64-default-icount-max-full.png'
     assert png.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
-    svg = (out_dir / 'alloc.latency_ns-x86_64-default-tcg-max-full.svg').read_text()
-    assert 'alloc.latency_ns (ns, lower is better) — default, tcg, x86_64, -cpu max' in svg
+    svg = (out_dir / 'alloc.latency_ns-x86_64-default-icount-max-full.svg').read_text()
+    assert 'alloc.latency_ns (ns, lower is better) — default, icount, x86_64, -cpu max' in svg
     index = (out_dir / 'index.md').read_text()
-    assert '(alloc.count-x86_64-default-icount-max-full.png)' in index
+    assert '(alloc.count-x86_64-default-tcg-max-full.png)' in index
     order = compare_positions(results, small_repo)
     assert order == [(commits[0][:12], False), (commits[1][:12], True), (commits[2][:12], False),
                      ('e' * 12, False)]
@@ -442,7 +448,7 @@ def test_trend_plots_each_metric_in_history_order(small_repo: Path, tmp_path: Pa
 
 def compare_positions(results: Path, repo: Path) -> list[tuple[str, bool]]:
     from gptool import trend
-    loaded = [r for r in trend.load_all(results / 'bench') if r['mode'] == 'tcg']
+    loaded = [r for r in trend.load_all(results / 'bench') if r['mode'] == 'icount']
     return [(c[:12], d) for c, d in trend.positions(loaded, trend.history(repo))]
 
 
@@ -495,3 +501,49 @@ def test_the_real_bench_verb_accepts_what_compare_passes(tmp_path: Path) -> None
     run = parse(prefix + ['--artifacts', str(tmp_path / 'art'), '--results', str(tmp_path)])
     assert (run.mode, run.workload, run.cmdline, run.memory) == ('icount', 'quick',
                                                                  'nopkstables', 2048)
+
+
+def test_sides_from_different_hosts_or_tools_are_refused(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    host = {'hostname': 'one', 'cpu': 'Intel Xeon', 'kernel': '6.1.0'}
+    for n in range(4):
+        save(tmp_path / 'a', make_result(latency=[1000.0 + n], host=host))
+        save(tmp_path / 'b', make_result(COMMIT_B, latency=[1000.0 + n],
+                                         host={**host, 'hostname': 'two'},
+                                         tools={'gcc': '12.2.0', 'qemu': '8.0.0', 'ccache': '4.8'}))
+    a, b = tmp_path / 'a' / 'bench', tmp_path / 'b' / 'bench'
+    assert run_compare(tmp_path, str(a), str(b)) == 2
+    err = capsys.readouterr().err
+    assert 'host.hostname (A: "one", B: "two")' in err and 'tools.qemu' in err
+    assert run_compare(tmp_path, str(a), str(b), '--force') == 0
+    assert 'warning: A and B are not comparable' in capsys.readouterr().out
+
+
+def test_a_bench_run_records_what_its_timing_depends_on() -> None:
+    from gptool import provenance
+    tools = provenance.tool_versions()
+    assert {'gcc', 'qemu', 'python', 'scipy', 'busybox'} <= tools.keys()
+    assert set(provenance.host()) == {'hostname', 'cpu', 'kernel'}
+    assert all(provenance.host().values())
+
+
+def test_the_spread_is_that_of_the_values_the_test_compares(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Rounds scatter within each run (100 to 300), their medians do not (200, 201...).
+    for n in range(4):
+        save(tmp_path / 'a', make_result(latency=[100.0, 200.0 + n, 300.0]))
+    a = tmp_path / 'a' / 'bench'
+    assert run_compare(tmp_path, str(a), str(a)) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines()
+               if line.startswith('alloc.latency_ns'))
+    assert ' 201.5 ±1% ' in row  # (203 - 200) / 201.5, not (300 - 100) / 200
+
+
+@pytest.mark.parametrize('cost, status', [('no-qemu', 4), ('killed', 4), ('fail', 1)])
+def test_a_failed_run_fails_compare_as_it_failed(
+        small_repo: Path, tmp_path: Path, fake_bench: Path, cost: str, status: int) -> None:
+    (small_repo / 'cost').write_text(cost + '\n')
+    git(small_repo, 'commit', '-q', '--allow-empty', '-am', cost)
+    assert main(['--repo', str(small_repo), '--work', str(tmp_path / 'work'), 'compare',
+                 '--a', 'HEAD~2', '--b', 'HEAD', '--runs', '2',
+                 '--results', str(tmp_path / 'r')]) == status

@@ -89,7 +89,7 @@ def test_a_skipped_commit_next_to_the_change_is_named_not_blamed(tmp_path: Path)
     shas = history(repo, ['good', 'good', 'broken', 'bad', 'bad'])
     status, result = run_bisect(repo, tmp_path, shas[0], shas[-1])
     summary = json.loads((result / 'summary.json').read_text())
-    assert status == 1
+    assert status == 3  # inconclusive
     assert summary['status'] == 'ambiguous'
     assert set(summary['candidates']) == {shas[2], shas[3]}
     assert 'skipped commits hide it' in (result / 'summary.md').read_text()
@@ -138,13 +138,13 @@ def test_an_infrastructure_failure_aborts_instead_of_blaming(tmp_path: Path) -> 
     repo = tmp_path / 'repo'
     shas = history(repo, ['good', 'good', 'good', 'machine-broke', 'bad', 'bad', 'bad'])
     status, result = run_bisect(repo, tmp_path, shas[0], shas[-1])
-    assert status == 1
+    assert status == 4
     summary = json.loads((result / 'summary.json').read_text())
     assert summary['status'] == 'aborted'
     assert 'exited with 200' in summary['reason']
     assert 'first_bad' not in summary
     assert not (result / 'reproduce.sh').exists()
-    assert 'Aborted: ' in (result / 'summary.md').read_text()
+    assert 'No verdict (aborted): ' in (result / 'summary.md').read_text()
     assert [s['verdict'] for s in steps_of(result)][-1] == 'abort'
     assert len(git(repo, 'worktree', 'list').splitlines()) == 1
 
@@ -153,9 +153,9 @@ def test_good_end_that_is_not_good_stops_before_searching(tmp_path: Path) -> Non
     repo = tmp_path / 'repo'
     shas = history(repo, ['bad', 'bad', 'bad'])
     status, result = run_bisect(repo, tmp_path, shas[0], shas[-1])
-    assert status == 1
+    assert status == 2  # the request was wrong: nothing to search between them
     summary = json.loads((result / 'summary.json').read_text())
-    assert summary['status'] == 'aborted'
+    assert summary['status'] == 'wrong-ends'
     assert summary['reason'].startswith(f'GOOD={shas[0]} ({shas[0][:12]}) tested bad, not good')
     assert len(steps_of(result)) == 1
 
@@ -296,3 +296,70 @@ def test_two_bisects_started_in_one_second_get_their_own_directories(tmp_path: P
     second = reserve_dir(tmp_path, '20261127T000000Z-cmd-x')
     assert first.name == '20261127T000000Z-cmd-x' and second.name == '20261127T000000Z-cmd-x.1'
     assert first.is_dir() and second.is_dir()
+
+
+# ---------------------------------------------------------------- planted harness faults
+
+# Besides what CHECK does, a commit's state may plant a fault in the harness itself.
+FAULTS = {
+    # A tool the check needs is not on PATH: bash says 127.
+    'tool-missing': 'no-such-tool-gp24',
+    # The harness's own plan becomes unreadable: the next step cannot even start.
+    'plan-broken': 'for f in {results}/bisect/*/plan.json; do echo "{{" > "$f"; done; exit 0',
+    # The step's record becomes unwritable: the harness fails after the check ran.
+    'record-broken': ('for d in {results}/bisect/*/; do rm -f "$d/steps.json"; '
+                      'mkdir -p "$d/steps.json"; done; exit 1'),
+}
+
+
+def faulty_check(results: Path) -> str:
+    cases = ' '.join(f'{state}) {command.format(results=results)};;'
+                     for state, command in FAULTS.items())
+    return CHECK[:-len('esac')] + cases + ' esac'
+
+
+@pytest.mark.parametrize('fault', sorted(FAULTS))
+def test_a_harness_fault_in_a_step_never_names_a_commit(tmp_path: Path, fault: str) -> None:
+    repo = tmp_path / 'repo'
+    # The midpoint of the search holds the fault: the first commit bisect tests.
+    shas = history(repo, ['good', 'good', 'good', fault, 'good', 'bad', 'bad'])
+    status, result = run_bisect(repo, tmp_path, shas[0], shas[-1],
+                                faulty_check(tmp_path / 'results'))
+    assert status == 4  # the harness or the machine failed
+    summary = json.loads((result / 'summary.json').read_text())
+    assert summary['status'] == 'aborted' and 'first_bad' not in summary
+    assert not (result / 'reproduce.sh').exists()
+    assert 'is the first bad commit' not in (result / 'bisect-run.log').read_text()
+    assert len(git(repo, 'worktree', 'list').splitlines()) == 1
+
+
+def step_command(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, '-m', 'gptool', 'bisect-step', *args],
+                          cwd=REPO / 'ci', capture_output=True, text=True)
+
+
+def test_a_step_that_cannot_start_aborts_instead_of_saying_bad(tmp_path: Path) -> None:
+    plan = tmp_path / 'plan.json'
+    plan.write_text('{')
+    assert step_command('--plan', str(plan)).returncode == 128
+    assert step_command('--plan', str(tmp_path / 'missing.json')).returncode == 128
+    # Even its arguments: git bisect run would read argparse's 2 as "bad".
+    proc = step_command('--no-such-option')
+    assert proc.returncode == 128 and 'Traceback' not in proc.stderr
+
+
+def test_reproducer_says_no_verdict_when_the_harness_fails_on_a_step(tmp_path: Path) -> None:
+    repo = tmp_path / 'repo'
+    reproduced = tmp_path / 'repo' / 'results' / 'bisect-reproduce'
+    # The first bad commit's step leaves its record unwritable; its parent's repairs it.
+    plant = (f'for d in $(ls -d {reproduced}/*/ 2>/dev/null); do mkdir -p "$d/steps.json"; done')
+    repair = f'for d in $(ls -d {reproduced}/*/ 2>/dev/null); do rmdir "$d/steps.json" || :; done'
+    check = (f'cmd:case $(cat state) in good) {repair}; exit 0;; bad) {plant}; exit 1;; esac')
+    shas = history(repo, ['good', 'good', 'bad'])
+    status, result = run_bisect(repo, tmp_path, shas[0], shas[-1], check)
+    assert status == 0
+    env = {**os.environ, 'GP_WORK': str(tmp_path / 'work2'), 'GP_HARNESS': str(REPO / 'ci')}
+    proc = subprocess.run(['bash', str(result / 'reproduce.sh'), str(repo)], capture_output=True,
+                          text=True, env=env)
+    assert proc.returncode == 4, proc.stdout + proc.stderr
+    assert 'REPRODUCED:' not in proc.stdout and 'NO VERDICT: a step aborted' in proc.stderr

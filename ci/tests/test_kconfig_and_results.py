@@ -60,6 +60,7 @@ def test_failed_fill_leaves_nothing_half_written(tmp_path: Path) -> None:
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.slow
 def test_option_inside_an_if_block_names_the_block(real_kernel_files: Path, tmp_path: Path) -> None:
     """MEMCG sits inside 'if CGROUPS' in init/Kconfig: that is the reason it can be off."""
     tree_dir = tmp_path / 'tree'
@@ -285,7 +286,7 @@ def test_gitlab_ci_gates_merges_and_reports_every_case() -> None:
     assert any('CI_DEFAULT_BRANCH' in rule.get('if', '') for rule in rules)
     jobs = {name: job for name, job in ci.items() if isinstance(job, dict) and 'script' in job}
     assert set(jobs) == {'pytest', 'shellcheck', 'checkpatch', 'kunit', 'selftests', 'faults',
-                         'mm-selftests'}
+                         'mm-selftests', 'compare'}
     for name in ('kunit', 'selftests', 'faults', 'mm-selftests'):
         artifacts = jobs[name]['artifacts']
         assert artifacts['when'] == 'always' and artifacts['expire_in']

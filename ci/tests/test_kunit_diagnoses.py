@@ -56,3 +56,24 @@ def test_kunitconfig_conflict_is_named_not_a_traceback(kunit_tool: Path, tmp_pat
     assert diagnosis.startswith('the kunitconfig fragments disagree')
     assert 'CONFIG_GROUPED_PAGES=y' in diagnosis
     assert '# CONFIG_GROUPED_PAGES is not set' in diagnosis
+
+
+def test_build_output_that_says_bug_or_oops_is_a_build_failure(tmp_path: Path) -> None:
+    """The compiler quotes source lines: "BUG:" there is no crash, and the commit is untestable."""
+    output = ('[12:00:00] Building KUnit Kernel ...\n'
+              "mm/grouped_pages.c:42:9: error: implicit declaration of 'oops' (pr_err(\"BUG: x\"))\n"
+              'ERROR:root:make: *** [Makefile:224: __sub-make] Error 2\n')
+    diagnosis = kunit_run.diagnose(request(tmp_path), output, 1)
+    assert diagnosis == 'kernel build failed for ARCH=x86_64 CONFIG=default'
+    assert kunit_run.diagnosis_kind(diagnosis) == 'untestable'
+
+
+def test_a_kunit_py_traceback_is_the_harness_not_failed_tests(tmp_path: Path) -> None:
+    output = ('[12:00:00] Starting KUnit Kernel (1/1)...\n'
+              'Traceback (most recent call last):\n'
+              '  File "tools/testing/kunit/kunit.py", line 640, in <module>\n'
+              '    main(sys.argv[1:])\n'
+              "KeyError: 'suite'\n")
+    diagnosis = kunit_run.diagnose(request(tmp_path), output, 1)
+    assert diagnosis == "kunit.py failed with a traceback: KeyError: 'suite'"
+    assert kunit_run.diagnosis_kind(diagnosis) == 'infrastructure'

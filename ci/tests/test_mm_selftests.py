@@ -2,6 +2,8 @@
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from gptool import kbuild, mm_selftests, tree
 
 TESTS = (mm_selftests.MmTest('mremap_test', './mremap_test'),
@@ -104,6 +106,7 @@ def test_the_initramfs_init_runs_the_mm_list_and_reports_pks_counters() -> None:
     assert 'GP-MM-STATUS walk_untagged' in init
 
 
+@pytest.mark.slow
 def test_every_test_of_the_subset_and_its_helpers_exist_in_6_12(tmp_path: Path) -> None:
     names = [test.source_file for test in mm_selftests.SUBSET]
     assert len(names) == len(set(names))
