@@ -673,39 +673,6 @@ static void gp_test_nofail_waits_for_memory(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, 0, gp_stats(ctx).alloc_failures);
 }
 
-/* Every page @nid can give without reclaim, held on @hog until gp_release_hog(). */
-static unsigned long gp_exhaust_node(int nid, struct list_head *hog)
-{
-	/* The reserves below the min watermark too: __GFP_NOFAIL may dip into those. */
-	const gfp_t gfp = GFP_KERNEL | __GFP_THISNODE | __GFP_NORETRY | __GFP_NOWARN |
-			  __GFP_MEMALLOC;
-	unsigned long pages = 0;
-	struct page *page;
-	int order;
-
-	for (order = MAX_PAGE_ORDER; order >= 0; order--) {
-		while ((page = alloc_pages_node(nid, gfp, order))) {
-			set_page_private(page, order);
-			list_add(&page->lru, hog);
-			pages += 1UL << order;
-		}
-	}
-	return pages;
-}
-
-static void gp_release_hog(struct list_head *hog)
-{
-	struct page *page, *next;
-
-	list_for_each_entry_safe(page, next, hog, lru) {
-		unsigned int order = page_private(page);
-
-		list_del(&page->lru);
-		set_page_private(page, 0);
-		__free_pages(page, order);
-	}
-}
-
 struct gp_nofail_any {
 	struct gp_ctx *ctx;
 	struct page *pages[2];
@@ -745,11 +712,11 @@ static void gp_test_nofail_any_node_when_one_is_exhausted(struct kunit *test)
 		kunit_skip(test, "needs two nodes with memory (numa=fake=2)");
 	a->ctx = ctx;
 	init_completion(&a->done);
-	hogged = gp_exhaust_node(exhausted, &hog);
+	hogged = grouped_pages_test_exhaust_node(exhausted, &hog);
 	kunit_info(test, "node %d exhausted: %lu pages held", exhausted, hogged);
 	task = kthread_run(gp_nofail_any_fn, a, "gp_nofail_any");
 	if (IS_ERR(task)) {
-		gp_release_hog(&hog);
+		grouped_pages_test_release_hog(&hog);
 		KUNIT_FAIL(test, "cannot start the allocating thread");
 		return;
 	}
@@ -757,7 +724,7 @@ static void gp_test_nofail_any_node_when_one_is_exhausted(struct kunit *test)
 	KUNIT_EXPECT_TRUE_MSG(test, returned,
 			      "a NUMA_NO_NODE __GFP_NOFAIL allocation still waits after 20 s with node %d exhausted and another node free",
 			      exhausted);
-	gp_release_hog(&hog);
+	grouped_pages_test_release_hog(&hog);
 	/* Until it returns, the task uses @a: never leave before it does. */
 	if (!returned)
 		wait_for_completion(&a->done);

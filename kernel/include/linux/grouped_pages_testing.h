@@ -67,4 +67,44 @@ static inline gfp_t grouped_pages_block_gfp(gfp_t gfp, unsigned int order)
 
 #endif /* CONFIG_GROUPED_PAGES */
 
+#include <linux/gfp.h>
+#include <linux/list.h>
+#include <linux/mm.h>
+
+/*
+ * For the KUnit suites: hold every page @nid can give, reserves below the min
+ * watermark included (__GFP_NOFAIL may dip into those), on @hog until
+ * grouped_pages_test_release_hog(). Return: how many pages.
+ */
+static inline unsigned long grouped_pages_test_exhaust_node(int nid, struct list_head *hog)
+{
+	const gfp_t gfp = GFP_KERNEL | __GFP_THISNODE | __GFP_NORETRY | __GFP_NOWARN |
+			  __GFP_MEMALLOC;
+	unsigned long pages = 0;
+	struct page *page;
+	int order;
+
+	for (order = MAX_PAGE_ORDER; order >= 0; order--) {
+		while ((page = alloc_pages_node(nid, gfp, order))) {
+			set_page_private(page, order);
+			list_add(&page->lru, hog);
+			pages += 1UL << order;
+		}
+	}
+	return pages;
+}
+
+static inline void grouped_pages_test_release_hog(struct list_head *hog)
+{
+	struct page *page, *next;
+
+	list_for_each_entry_safe(page, next, hog, lru) {
+		unsigned int order = page_private(page);
+
+		list_del(&page->lru);
+		set_page_private(page, 0);
+		__free_pages(page, order);
+	}
+}
+
 #endif /* _LINUX_GROUPED_PAGES_TESTING_H */

@@ -169,6 +169,9 @@ static void pks_test_every_cpu_set_up(struct kunit *test)
 /* One table of each kind, through the allocators the kernel uses for them. */
 enum { PKS_KERNEL_PTE, PKS_USER_PTE, PKS_PMD, PKS_PUD, PKS_P4D, PKS_TABLE_KINDS };
 
+/* The most pages a case takes from a cache to empty it. */
+#define PKS_DRAIN_MAX	4096
+
 struct pks_tables {
 	struct page *page[PKS_TABLE_KINDS];
 	/* PKS_P4D is only made with five-level paging. */
@@ -382,10 +385,14 @@ static void pks_alloc_every_level(struct kunit *test, const char *when)
 	pks_alloc_tables(&t);
 	if (!pks_tables_all_had(test, &t, when))
 		return;
-	for (kind = 0; kind < t.nr; kind++)
-		KUNIT_EXPECT_EQ_MSG(test, grouped_pages_owns(cache, t.page[kind]),
-				    pks_page_has_pgtable_key(t.page[kind]),
-				    "%s: table kind %u", when, kind);
+	/* A table the cache could not give has the key once the adopting work ran. */
+	pks_pgtable_flush_untag();
+	for (kind = 0; kind < t.nr; kind++) {
+		KUNIT_EXPECT_TRUE_MSG(test, pks_page_has_pgtable_key(t.page[kind]),
+				      "%s: table kind %u (%s) lacks the key", when, kind,
+				      grouped_pages_owns(cache, t.page[kind]) ? "from the cache" :
+				      "from the page allocator");
+	}
 	pks_free_tables(&t);
 }
 
@@ -449,6 +456,50 @@ static void pks_test_every_level_under_pressure(struct kunit *test)
 	grouped_pages_set_failing_orders(cache, 0);
 	for (i = 0; i < n; i++)
 		grouped_pages_free(cache, taken[i]);
+}
+
+/*
+ * The cache refills a node from that node's memory alone. With this CPU's
+ * node full and its cached pages taken, page tables still carry the key:
+ * from another node's cache, or adopted and tagged soon after.
+ */
+static void pks_test_tables_tagged_with_local_node_full(struct kunit *test)
+{
+	struct grouped_pages_cache *cache = pks_pgtables_cache(false);
+	struct page **taken;
+	struct pks_tables t;
+	unsigned int n = 0, kind;
+	LIST_HEAD(hog);
+	int nid;
+
+	pks_require(test);
+	if (num_node_state(N_MEMORY) < 2)
+		kunit_skip(test, "needs two nodes with memory (numa=fake=2)");
+	taken = kunit_kcalloc(test, PKS_DRAIN_MAX, sizeof(*taken), GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, taken);
+	migrate_disable();
+	nid = numa_node_id();
+	grouped_pages_test_exhaust_node(nid, &hog);
+	/* What the cache holds on this node, down to what no refill can replace. */
+	while (n < PKS_DRAIN_MAX) {
+		taken[n] = grouped_pages_alloc(cache, nid, GFP_KERNEL | __GFP_NOWARN);
+		if (!taken[n])
+			break;
+		n++;
+	}
+	pks_alloc_tables(&t);
+	grouped_pages_test_release_hog(&hog);
+	migrate_enable();
+	while (n)
+		grouped_pages_free(cache, taken[--n]);
+	if (!pks_tables_all_had(test, &t, "node full"))
+		return;
+	pks_pgtable_flush_untag();
+	for (kind = 0; kind < t.nr; kind++)
+		KUNIT_EXPECT_TRUE_MSG(test, pks_page_has_pgtable_key(t.page[kind]),
+				      "node %d full: table kind %u (node %d) lacks the key", nid,
+				      kind, page_to_nid(t.page[kind]));
+	pks_free_tables(&t);
 }
 
 static void pks_test_atomic_alloc(struct kunit *test)
@@ -824,8 +875,6 @@ static void pks_test_hot_remove_returns_tables(struct kunit *test)
 	kunit_skip(test, "CONFIG_MEMORY_HOTREMOVE is off (configs/hotplug.config has it)");
 }
 #endif
-
-#define PKS_DRAIN_MAX	4096
 
 /*
  * With the direct-map reserve empty, a split takes its table from the page
@@ -1366,6 +1415,7 @@ static struct kunit_case pks_test_cases[] = {
 	KUNIT_CASE(pks_test_no_untagged_kernel_tables),
 	KUNIT_CASE(pks_test_user_tables_tagged_and_returned),
 	KUNIT_CASE(pks_test_atomic_alloc),
+	KUNIT_CASE(pks_test_tables_tagged_with_local_node_full),
 	KUNIT_CASE(pks_test_fallback_split_uses_reserve),
 	KUNIT_CASE(pks_test_split_takes_table_from_reserve),
 	KUNIT_CASE(pks_test_kernel_pgd_and_image_alias_tagged),
