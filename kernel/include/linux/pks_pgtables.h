@@ -30,10 +30,14 @@ enum pks_pgtable_level {
  * struct pks_pgtable_walk - what a walk of live page tables found
  * @tables: page-table pages found per level
  * @untagged: of those, pages whose direct-map entry lacks the page-table key
+ *	and that nothing will give it
+ * @pending: pages without the key yet, from the page allocator, that a work
+ *	item tags soon (the cache could not serve them)
  */
 struct pks_pgtable_walk {
 	unsigned long tables[PKS_PGTABLE_LEVELS];
 	unsigned long untagged[PKS_PGTABLE_LEVELS];
+	unsigned long pending[PKS_PGTABLE_LEVELS];
 };
 
 /**

@@ -83,8 +83,10 @@ static struct grouped_pages_cache *pks_pgtable_cache;
 static struct grouped_pages_cache *pks_dmap_cache;
 static unsigned int pks_dmap_reserve;
 static atomic_long_t pks_pgtable_fallbacks;
+static atomic_long_t pks_pgtable_fallbacks_adopted;
 static atomic_long_t pks_dmap_fallbacks;
-static atomic_long_t pks_dmap_fallbacks_tagged;
+/* Tables from the page allocator (a split's, or a page table's) that got the key later. */
+static atomic_long_t pks_adopted_tagged;
 static atomic_long_t pks_boot_tables_tagged;
 static atomic_long_t pks_foreign_untagged;
 static atomic_long_t pks_foreign_untag_failures;
@@ -403,31 +405,6 @@ static int pks_local_node(void)
 	return node_state(nid, N_NORMAL_MEMORY) ? nid : NUMA_NO_NODE;
 }
 
-/**
- * __pks_pgtable_alloc() - allocate a page-table page from the PKS page-table cache
- * @gfp: the caller's flags; __GFP_ACCOUNT charges the page to the current memcg
- *
- * Return: a page whose direct-map entry carries the page-table key, or NULL
- * (the caller then allocates from the page allocator).
- */
-struct page *__pks_pgtable_alloc(gfp_t gfp)
-{
-	struct page *page = grouped_pages_alloc(pks_pgtable_cache, pks_local_node(),
-						gfp & ~__GFP_ACCOUNT);
-
-	if (!page) {
-		atomic_long_inc(&pks_pgtable_fallbacks);
-		return NULL;
-	}
-	if ((gfp & __GFP_ACCOUNT) && memcg_kmem_charge_page(page, gfp, 0)) {
-		grouped_pages_free(pks_pgtable_cache, page);
-		return NULL;
-	}
-	set_page_private(page, 0);
-	return page;
-}
-EXPORT_SYMBOL_GPL(__pks_pgtable_alloc);
-
 /*
  * Tables tagged at boot were never the cache's: freed, such a page must lose
  * the key before the page allocator hands it to someone else. Changing the
@@ -504,6 +481,20 @@ static unsigned long pks_adopt_move(unsigned long pfn, unsigned long from, unsig
 	return state;
 }
 
+/*
+ * Record @table to get the key from the work item; from then on freeing it
+ * hands it to the work. Without memory for the record the table stays
+ * untagged (the caller counts it). Return: true if adopted.
+ */
+static bool pks_adopt_table(struct page *table, gfp_t gfp)
+{
+	if (xa_err(xa_store_irq(&pks_adopt, page_to_pfn(table), xa_mk_value(PKS_ADOPT_PENDING),
+				gfpflags_allow_blocking(gfp) ? GFP_KERNEL : GFP_ATOMIC)))
+		return false;
+	queue_work(system_unbound_wq, &pks_adopt_work);
+	return true;
+}
+
 /**
  * pks_direct_map_table_adopt() - give the key, later, to a split's table from the page allocator
  * @table: the new page table, not in place yet
@@ -515,14 +506,69 @@ static unsigned long pks_adopt_move(unsigned long pfn, unsigned long from, unsig
  */
 void pks_direct_map_table_adopt(struct page *table)
 {
-	if (!static_branch_likely(&pks_pgtables_enabled))
-		return;
-	/* Without memory for the entry the table stays as it is: untagged, counted. */
-	if (xa_err(xa_store_irq(&pks_adopt, page_to_pfn(table), xa_mk_value(PKS_ADOPT_PENDING),
-				GFP_KERNEL)))
-		return;
-	queue_work(system_unbound_wq, &pks_adopt_work);
+	if (static_branch_likely(&pks_pgtables_enabled))
+		pks_adopt_table(table, GFP_KERNEL);
 }
+
+/* Whether @table waits for the work item to give it the key. */
+static bool pks_adopt_pending(struct page *table)
+{
+	return !xa_empty(&pks_adopt) && xa_load(&pks_adopt, page_to_pfn(table));
+}
+
+/*
+ * The cache refills a node from that node's memory only: when this CPU's
+ * node cannot serve, another node's cache may.
+ */
+static struct page *pks_pgtable_from_cache(gfp_t gfp)
+{
+	int local = pks_local_node(), nid;
+	struct page *page;
+
+	page = grouped_pages_alloc(pks_pgtable_cache, local, gfp);
+	if (page || num_node_state(N_NORMAL_MEMORY) < 2)
+		return page;
+	for_each_node_state(nid, N_NORMAL_MEMORY) {
+		if (nid == local)
+			continue;
+		page = grouped_pages_alloc(pks_pgtable_cache, nid, gfp);
+		if (page)
+			return page;
+	}
+	return NULL;
+}
+
+/**
+ * __pks_pgtable_alloc() - allocate a page-table page that carries the page-table key
+ * @gfp: the caller's flags; __GFP_ACCOUNT charges the page to the current memcg
+ *
+ * From the PKS page-table cache, on this CPU's node or another; when no
+ * cache can serve (no block to be had, an atomic caller past the reserve, a
+ * task in reclaim), from the page allocator, and a work item gives that page
+ * the key soon after (pks_pgtable_walk() counts it as pending until then).
+ *
+ * Return: the page, or NULL when the page allocator has none either.
+ */
+struct page *__pks_pgtable_alloc(gfp_t gfp)
+{
+	/* Quiet: the page allocator speaks for the last attempt, below. */
+	struct page *page = pks_pgtable_from_cache((gfp & ~__GFP_ACCOUNT) | __GFP_NOWARN);
+
+	if (!page) {
+		atomic_long_inc(&pks_pgtable_fallbacks);
+		page = alloc_pages(gfp, 0);
+		if (page && pks_adopt_table(page, gfp))
+			atomic_long_inc(&pks_pgtable_fallbacks_adopted);
+		return page;
+	}
+	if ((gfp & __GFP_ACCOUNT) && memcg_kmem_charge_page(page, gfp, 0)) {
+		grouped_pages_free(pks_pgtable_cache, page);
+		return NULL;
+	}
+	set_page_private(page, 0);
+	return page;
+}
+EXPORT_SYMBOL_GPL(__pks_pgtable_alloc);
 
 static void pks_adopt_fn(struct work_struct *work)
 {
@@ -544,7 +590,7 @@ static void pks_adopt_fn(struct work_struct *work)
 			if (!pks_page_has_pgtable_key(table) || pks_untag_or_leak(table))
 				__free_page(table);
 		} else if (!err) {
-			atomic_long_inc(&pks_dmap_fallbacks_tagged);
+			atomic_long_inc(&pks_adopted_tagged);
 		}
 	}
 }
@@ -716,6 +762,10 @@ static bool pks_visit(struct pks_walker *w, struct page *table, int level)
 	w->walk->tables[level]++;
 	if (pks_page_has_pgtable_key(table))
 		return true;
+	if (pks_adopt_pending(table)) {
+		w->walk->pending[level]++;
+		return true;
+	}
 	if (w->tag && !pks_set_key(table, 1, PKS_KEY_PGTABLES)) {
 		atomic_long_inc(&pks_boot_tables_tagged);
 		return true;
@@ -856,14 +906,24 @@ void pks_pgtable_walk(struct mm_struct *mm, struct pks_pgtable_walk *walk)
 }
 EXPORT_SYMBOL_GPL(pks_pgtable_walk);
 
-static unsigned long pks_untagged(struct pks_pgtable_walk *walk)
+static unsigned long pks_sum_levels(const unsigned long *per_level)
 {
-	unsigned long untagged = 0;
+	unsigned long sum = 0;
 	int level;
 
 	for (level = 0; level < PKS_PGTABLE_LEVELS; level++)
-		untagged += walk->untagged[level];
-	return untagged;
+		sum += per_level[level];
+	return sum;
+}
+
+static unsigned long pks_untagged(struct pks_pgtable_walk *walk)
+{
+	return pks_sum_levels(walk->untagged);
+}
+
+static unsigned long pks_pending(struct pks_pgtable_walk *walk)
+{
+	return pks_sum_levels(walk->pending);
 }
 
 /*
@@ -961,6 +1021,7 @@ static int pks_walk_show(struct seq_file *m, void *unused)
 		return ret;
 	pks_show_levels(m, "tables", walk.tables, "untagged", walk.untagged);
 	seq_printf(m, "untagged %lu\n", pks_untagged(&walk));
+	seq_printf(m, "pending %lu\n", pks_pending(&walk));
 	return 0;
 }
 DEFINE_SHOW_ATTRIBUTE(pks_walk);
@@ -995,8 +1056,9 @@ static int pks_status_show(struct seq_file *m, void *unused)
 	seq_printf(m, "pgtable_fallbacks %ld\ndirect_map_reserve %u\ndirect_map_fallbacks %ld\n",
 		   atomic_long_read(&pks_pgtable_fallbacks), pks_dmap_reserve,
 		   atomic_long_read(&pks_dmap_fallbacks));
-	seq_printf(m, "direct_map_fallbacks_tagged %ld\n",
-		   atomic_long_read(&pks_dmap_fallbacks_tagged));
+	seq_printf(m, "pgtable_fallbacks_adopted %ld\nadopted_tables_tagged %ld\n",
+		   atomic_long_read(&pks_pgtable_fallbacks_adopted),
+		   atomic_long_read(&pks_adopted_tagged));
 	seq_printf(m, "boot_tables_tagged %ld\n", atomic_long_read(&pks_boot_tables_tagged));
 	seq_printf(m, "freed_tables_untagged %ld\nuntag_failures %ld\n",
 		   atomic_long_read(&pks_foreign_untagged),
