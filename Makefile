@@ -32,7 +32,8 @@ BENCH_CMDLINE  ?=
 MM_MEMORY  ?= 2048
 MM_TIMEOUT ?= 1800
 
-.PHONY: help deps tree kunit selftests mm-selftests faults bench compare bisect trend matrix cell pytest shellcheck checkpatch test
+.PHONY: help deps tree kunit selftests mm-selftests faults bench compare bisect trend matrix \
+	matrix-plan cell pytest shellcheck checkpatch test
 
 help:
 	@echo 'make kunit     run our KUnit suites with kunit.py (ARCH=um|x86_64|i386, CONFIG=...)'
@@ -50,7 +51,9 @@ help:
 	@echo '               bench:<metric><op><number> (bad when true, e.g. bench:fastpath.cpus2.ratio>1.3;'
 	@echo '               BENCH_WORKLOAD quick unless given), cmd:<shell command> (0 good, 125 skip)'
 	@echo 'make trend     plot every stored bench metric over the commit history (results/trend/)'
-	@echo 'make matrix    the CI matrix (ci/matrix: KUnit and selftests rows) with GNU parallel'
+	@echo 'make matrix    the CI matrix (ci/matrix: KUnit and selftests rows) with GNU parallel;'
+	@echo '               ROWS=<ARCH-CONFIG-CPU...>: only those; HOSTS=<sshloginfile>: on build hosts over ssh'
+	@echo 'make matrix-plan  expected wall time of the matrix on HOSTS=<n,n,...|sshloginfile> hosts of CORES cores'
 	@echo 'make cell      ROW=<ARCH-CONFIG-CPU>: one matrix row, as the matrix and GitLab run it'
 	@echo 'make tree      prepare the kernel tree (base + kernel/ + kunit/ + kernel/patches/)'
 	@echo 'make deps      install the Debian packages the harness needs'
@@ -63,7 +66,8 @@ help:
 	@echo '           mm-selftests: MM_MEMORY (2048 MiB) MM_TIMEOUT (1800 s per boot)'
 	@echo '           bench: BENCH_MODE BENCH_WORKLOAD BENCH_MEMORY BENCH_CMDLINE RUNS'
 	@echo '           compare: A B RUNS COMPARE_ARGS (e.g. --force, --alpha 0.01, --min-effect 3)'
-	@echo '           matrix: MATRIX_JOBS (1: rows share GP_WORK and wait on its lock)'
+	@echo '           matrix: MATRIX_JOBS (1: rows share GP_WORK and wait on its lock) ROWS HOSTS'
+	@echo '           CCACHE_REMOTE_STORAGE (passed to the hosts) CORES (matrix-plan)'
 
 deps:
 	@bash ci/deps
@@ -123,8 +127,17 @@ bisect: deps
 trend: deps
 	@$(GPTOOL) trend
 
+# ROWS: rows by name (default: all); HOSTS: a GNU parallel sshloginfile (default: here).
+ROWS  ?=
+HOSTS ?=
 matrix: deps
-	@bash ci/matrix.sh
+	@HOSTS='$(HOSTS)' bash ci/matrix.sh $(ROWS)
+
+# The expected wall time of the matrix on HOSTS (a number, 1,4,8 or a sshloginfile)
+# of CORES cores, from ci/matrix-times.json and the job logs in results/.
+CORES ?= 2
+matrix-plan:
+	@$(GPTOOL) matrix-plan --hosts='$(or $(HOSTS),1,4,8,24)' --cores=$(CORES)
 
 # One row of the matrix (and of GitLab's jobs), run as the matrix runs it.
 cell: deps

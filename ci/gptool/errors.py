@@ -7,6 +7,12 @@ UNTESTABLE = 'untestable'          # this revision cannot be tested: tree, patch
 INFRASTRUCTURE = 'infrastructure'  # the machine: a tool missing, QEMU not starting, disk full
 USAGE = 'usage'                    # the request itself is wrong
 KINDS = (FAILURE, UNTESTABLE, INFRASTRUCTURE, USAGE)
+PASSED = 'passed'
+
+# The exit status of a command that sums up many runs (make matrix), by the worst kind
+# among them: one table, to be reconciled with the verbs' own statuses. A build that
+# fails (UNTESTABLE) is the code under test failing, as far as the matrix is concerned.
+EXIT_STATUS = {PASSED: 0, FAILURE: 1, UNTESTABLE: 1, USAGE: 2, INFRASTRUCTURE: 3}
 
 
 class HarnessError(Exception):
