@@ -32,8 +32,7 @@ BENCH_CMDLINE  ?=
 MM_MEMORY  ?= 2048
 MM_TIMEOUT ?= 1800
 
-.PHONY: help deps tree kunit selftests mm-selftests faults bench compare bisect trend matrix \
-	matrix-plan cell pytest shellcheck checkpatch test
+.PHONY: help deps tree kunit selftests mm-selftests faults bench compare bisect trend matrix matrix-plan cache-server cache-server-stop matrix-hosts-test cell pytest shellcheck checkpatch test
 
 help:
 	@echo 'make kunit     run our KUnit suites with kunit.py (ARCH=um|x86_64|i386, CONFIG=...)'
@@ -55,6 +54,10 @@ help:
 	@echo '               ROWS=<ARCH-CONFIG-CPU...>: only those; HOSTS=<sshloginfile>: on build hosts over ssh'
 	@echo 'make matrix-plan  expected wall time of the matrix on HOSTS=<n,n,...|sshloginfile> hosts of CORES cores'
 	@echo 'make cell      ROW=<ARCH-CONFIG-CPU>: one matrix row, as the matrix and GitLab run it'
+	@echo 'make cache-server  a redis compiler cache for build hosts (CACHE_BIND CACHE_PORT CACHE_MEMORY);'
+	@echo '               make cache-server-stop stops it'
+	@echo 'make matrix-hosts-test  three sshd hosts in network namespaces and a cache server here,'
+	@echo '               a small matrix across them with a host killed mid-row (root)'
 	@echo 'make tree      prepare the kernel tree (base + kernel/ + kunit/ + kernel/patches/)'
 	@echo 'make deps      install the Debian packages the harness needs'
 	@echo 'make checkpatch   scripts/checkpatch.pl --strict on our kernel files'
@@ -144,6 +147,22 @@ cell: deps
 	$(if $(ROW),,$(error make cell needs ROW=<ARCH-CONFIG-CPU>, a row of ci/matrix, \
 		e.g. ROW=x86_64-kasan-max or ROW=selftests-lockdep-max))
 	@bash ci/matrix.sh $(ROW)
+
+# A shared compiler cache for build hosts (redis): CACHE_BIND an address they reach.
+CACHE_BIND   ?= 127.0.0.1
+CACHE_PORT   ?= 6388
+CACHE_MEMORY ?= 4gb
+cache-server: deps
+	@CACHE_BIND=$(CACHE_BIND) CACHE_PORT=$(CACHE_PORT) CACHE_MEMORY=$(CACHE_MEMORY) \
+		GP_WORK=$(GP_WORK) bash ci/cache-server.sh start
+cache-server-stop:
+	@CACHE_BIND=$(CACHE_BIND) CACHE_PORT=$(CACHE_PORT) GP_WORK=$(GP_WORK) \
+		bash ci/cache-server.sh stop
+
+# Three sshd hosts in network namespaces and a cache server, here, and a small matrix
+# across them with real kernels (root: ip netns); make pytest runs only its quick part.
+matrix-hosts-test: deps
+	@cd ci && GP_WORK=$(GP_WORK) GP_SCALEOUT_E2E=1 $(PYTHON) -m pytest -q tests/test_matrix_hosts.py
 
 pytest: deps
 	@cd ci && GP_WORK=$(GP_WORK) $(PYTHON) -m pytest -q tests

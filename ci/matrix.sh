@@ -89,7 +89,7 @@ fi
 parallel "${args[@]}" "$job" <"$logs/rows" 2>&1 | tee "$logs/console.log" || true
 echo "matrix: job log in $joblog"
 status=0
-gptool matrix-table --joblog "$joblog" --logs "$logs" --matrix "$logs/rows" \
+gptool matrix-table --joblog "$joblog" --logs "$repo/$logs" --matrix "$logs/rows" \
 	>"$logs/table.txt" || status=$?
 cat "$logs/table.txt"
 exit "$status"

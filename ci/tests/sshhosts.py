@@ -9,6 +9,7 @@ Needs root (ip netns, mount). Run by hand:
     python3 ci/tests/sshhosts.py start DIR 3    # prints the GNU parallel sshloginfile
     python3 ci/tests/sshhosts.py stop DIR
 """
+import itertools
 import json
 import os
 import signal
@@ -19,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 SSHD = '/usr/sbin/sshd'
+LABS = itertools.count()
 
 
 def run(*cmd: str) -> str:
@@ -131,7 +133,7 @@ def start(directory: Path, works: dict[str, Path], env: dict[str, str] | None = 
     """One host per entry of @works (name -> its GP_WORK), each with its own sshd; @env:
     more environment of every host's sessions."""
     directory.mkdir(parents=True, exist_ok=True)
-    tag = str(os.getpid() % 10000)
+    tag = str((os.getpid() * 10 + next(LABS)) % 10000)
     subnet = free_subnet(tag)
     lab = Lab(dir=directory.resolve(), tag=tag, bridge=f'gpso{tag}br', gateway=f'{subnet}.1',
               hosts=[])
