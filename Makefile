@@ -32,7 +32,7 @@ BENCH_CMDLINE  ?=
 MM_MEMORY  ?= 2048
 MM_TIMEOUT ?= 1800
 
-.PHONY: help deps tree kunit selftests mm-selftests faults bench compare bisect trend matrix matrix-plan cache-server cache-server-stop matrix-hosts-test cell pytest shellcheck checkpatch test
+.PHONY: help deps tree kunit selftests mm-selftests faults bench compare bisect trend matrix matrix-plan cache-server cache-server-stop matrix-hosts-test kcidb cell pytest shellcheck checkpatch test
 
 help:
 	@echo 'make kunit     run our KUnit suites with kunit.py (ARCH=um|x86_64|i386, CONFIG=...)'
@@ -50,6 +50,8 @@ help:
 	@echo '               bench:<metric><op><number> (bad when true, e.g. bench:fastpath.cpus2.ratio>1.3;'
 	@echo '               BENCH_WORKLOAD quick unless given), cmd:<shell command> (0 good, 125 skip)'
 	@echo 'make trend     plot every stored bench metric over the commit history (results/trend/)'
+	@echo 'make kcidb     COMMIT=<rev> (HEAD): its KUnit, selftest, bench and matrix results as KernelCI'
+	@echo '               KCIDB JSON, checked against its schema (results/kcidb/; KCIDB_ORIGIN)'
 	@echo 'make matrix    the CI matrix (ci/matrix: KUnit and selftests rows) with GNU parallel;'
 	@echo '               ROWS=<ARCH-CONFIG-CPU...>: only those; HOSTS=<sshloginfile>: on build hosts over ssh'
 	@echo 'make matrix-plan  expected wall time of the matrix on HOSTS=<n,n,...|sshloginfile> hosts of CORES cores'
@@ -163,6 +165,12 @@ cache-server-stop:
 # across them with real kernels (root: ip netns); make pytest runs only its quick part.
 matrix-hosts-test: deps
 	@cd ci && GP_WORK=$(GP_WORK) GP_SCALEOUT_E2E=1 $(PYTHON) -m pytest -q tests/test_matrix_hosts.py
+
+# A commit's results as KernelCI KCIDB JSON (results/kcidb/).
+COMMIT       ?= HEAD
+KCIDB_ORIGIN ?= grouped_pages
+kcidb: deps
+	@$(GPTOOL) kcidb --commit='$(COMMIT)' --origin='$(KCIDB_ORIGIN)'
 
 pytest: deps
 	@cd ci && GP_WORK=$(GP_WORK) $(PYTHON) -m pytest -q tests

@@ -5,8 +5,9 @@ import os
 import sys
 from pathlib import Path
 
-from . import (bench, bisect, checks, compare, faults, fsutil, kbuild, kunit_run, matrix_plan,
-               matrix_report, matrix_row, mm_selftests, qemu, selftest_run, tree, trend)
+from . import (bench, bisect, checks, compare, faults, fsutil, kbuild, kcidb, kunit_run,
+               matrix_plan, matrix_report, matrix_row, mm_selftests, qemu, selftest_run, tree,
+               trend)
 from .errors import FAILURE, INFRASTRUCTURE, PASSED, HarnessError
 
 
@@ -135,6 +136,11 @@ def parse(argv: list[str]) -> argparse.Namespace:
     mt.add_argument('--logs', type=Path, required=True)
     mt.add_argument('--matrix', type=Path, default=None,
                     help='the rows that ran (default: ci/matrix)')
+    kc = sub.add_parser('kcidb', help="a commit's KUnit, selftest, bench and matrix results as "
+                        'KCIDB JSON (results/kcidb/)')
+    kc.add_argument('--commit', default='HEAD', help='a git revision')
+    kc.add_argument('--origin', default=kcidb.ORIGIN, help='the KCIDB origin: [a-z0-9_]+')
+    kc.add_argument('--results', type=Path, default=None)
     mr = sub.add_parser('matrix-row', help='one row of make matrix: its log and its record '
                         '(<out>/<row>.json); exit 0 when it reached a verdict')
     mr.add_argument('--out', type=Path, required=True)
@@ -149,6 +155,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     mp.add_argument('--hosts', default='1,4,8,24',
                     help='numbers of hosts (comma-separated), or a GNU parallel sshloginfile')
     mp.add_argument('--cores', type=int, default=2, help='cores of each host')
+    mp.add_argument('--stored-only', action='store_true',
+                    help='from ci/matrix-times.json alone, not the job logs in results/')
     mp.add_argument('--order', action='store_true',
                     help='instead: read rows ("ARCH CONFIG CPU") on stdin, print them longest '
                     'first')
@@ -268,12 +276,15 @@ def dispatch(args: argparse.Namespace) -> int:
                                            args.joblog, args.logs)
         print(text)
         return status
+    if args.command == 'kcidb':
+        return kcidb.run(args.repo, args.results or args.repo / 'results', args.commit,
+                         args.origin)
     if args.command == 'matrix-row':
         return matrix_row.run(matrix_row.RowRequest(
             repo=args.repo, work=args.work, out=args.out.resolve(), arch=args.arch,
             config=args.config, cpu=args.cpu, host=args.host, keep_results=args.keep_results))
     if args.command == 'matrix-plan':
-        estimates = matrix_plan.estimates(args.repo)
+        estimates = matrix_plan.estimates(args.repo, joblogs=not args.stored_only)
         if args.order:
             print('\n'.join(matrix_plan.order(sys.stdin.read().splitlines(), estimates)))
             return 0

@@ -43,12 +43,13 @@ def stored(repo: Path) -> dict[str, Any]:
         raise HarnessError(f'{path}: cannot read the stored row times ({err})') from err
 
 
-def estimates(repo: Path) -> dict[str, Estimate]:
+def estimates(repo: Path, joblogs: bool = True) -> dict[str, Estimate]:
+    """Each row's cold and warm time, from the stored runs and (@joblogs) the job logs."""
     seen: dict[str, list[float]] = {}
     for run in stored(repo)['runs']:
         for row, seconds in run['rows'].items():
             seen.setdefault(row, []).append(float(seconds))
-    for joblog in sorted((repo / 'results').glob('matrix-*.log')):
+    for joblog in sorted((repo / 'results').glob('matrix-*.log')) if joblogs else []:
         for row, job in read_joblog(joblog).items():
             if job.status == 0:
                 seen.setdefault(row, []).append(job.wall_s)
@@ -132,7 +133,10 @@ def plan_text(known: dict[str, Estimate], counts: list[int], cores: int,
                         True)
         warm = schedule({r: row_seconds(known[r], False, cores) for r in names}, hosts, extra,
                         False)
-        path = ', '.join(f'{row} {seconds / 60:.1f}' for row, seconds in cold.critical)
+        shown = cold.critical[:3]
+        path = ', '.join(f'{row} {seconds / 60:.1f}' for row, seconds in shown)
+        if len(cold.critical) > len(shown):
+            path += f' and {len(cold.critical) - len(shown)} more rows'
         lines.append(f'| {hosts} | {minutes(cold.wall_s)} | {minutes(warm.wall_s)} | {path} |')
     lines.append(f'(per row {extra.row_s:.0f} s on a host; per cold host {extra.host_cold_s:.0f} s '
                  'to extract the kernel base; warm: each row on a host that built its kernel '
