@@ -126,7 +126,7 @@ def plan_text(known: dict[str, Estimate], counts: list[int], cores: int,
         raise HarnessError(f'CORES={cores}: valid is a number of cores >= 1', 2)
     names = rows if rows is not None else sorted(known)
     lines = [f'matrix plan: {len(names)} rows, hosts of {cores} cores, longest first',
-             '| hosts | cold | warm | critical path, cold (the host that finishes last) |',
+             '| hosts | cold | warm | critical path, cold: the rows of the host that ends last (min) |',
              '| --- | --- | --- | --- |']
     for hosts in counts:
         cold = schedule({r: row_seconds(known[r], True, cores) for r in names}, hosts, extra,

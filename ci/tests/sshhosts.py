@@ -81,6 +81,14 @@ class Lab:
         return cls(**{**state, 'dir': Path(state['dir']), 'hosts': hosts})
 
 
+def can_start() -> bool:
+    """Root, sshd, and namespaces this process may make (an unprivileged container may not)."""
+    if os.geteuid() != 0 or not Path(SSHD).is_file():
+        return False
+    return subprocess.run(['unshare', '--net', '--mount', '--uts', 'true'],
+                          capture_output=True).returncode == 0
+
+
 def free_subnet(tag: str) -> str:
     """10.201.N: the first N from the tag's on that no route of this machine covers."""
     routes = run('ip', '-4', 'route', 'show', 'table', 'all')

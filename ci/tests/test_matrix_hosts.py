@@ -27,8 +27,9 @@ from conftest import REPO, git
 from gptool import errors
 
 pytestmark = pytest.mark.skipif(
-    os.geteuid() != 0 or not Path(sshhosts.SSHD).is_file(),
-    reason='needs root (ip netns, mount) and openssh-server: make deps, as root')
+    not sshhosts.can_start(),
+    reason='needs root with network and mount namespaces (not in an unprivileged container) '
+    'and openssh-server: make deps, as root')
 
 FAKE_MAKE = Path(__file__).parent / 'data' / 'fake-make'
 ROWS = ['um-default-max', 'um-lockdep-max', 'x86_64-default-max']
