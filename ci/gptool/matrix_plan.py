@@ -30,9 +30,11 @@ class Estimate:
 @dataclass(frozen=True)
 class Overheads:
     """Per row on a host: sending the commit, the checkout, ci/deps, the return. Per host,
-    once, when cold: extracting the kernel base into its GP_WORK."""
+    once, when cold: extracting the kernel base into its GP_WORK. Per matrix: finding the
+    hosts that answer."""
     row_s: float
     host_cold_s: float
+    start_s: float = 0.0
 
 
 def stored(repo: Path) -> dict[str, Any]:
@@ -58,7 +60,7 @@ def estimates(repo: Path, joblogs: bool = True) -> dict[str, Estimate]:
 
 def overheads(repo: Path) -> Overheads:
     data = stored(repo)['overheads']
-    return Overheads(float(data['row_s']['value']), float(data['host_cold_s']['value']))
+    return Overheads(*(float(data[key]['value']) for key in ('row_s', 'host_cold_s', 'start_s')))
 
 
 def order(lines: list[str], known: dict[str, Estimate]) -> list[str]:
@@ -88,7 +90,7 @@ class Schedule:
 
 def schedule(times: dict[str, float], hosts: int, extra: Overheads, cold: bool) -> Schedule:
     """Longest first, each row to the host that is free first (GNU parallel's order)."""
-    free = [0.0] * hosts
+    free = [extra.start_s] * hosts
     assigned: list[list[tuple[str, float]]] = [[] for _ in range(hosts)]
     for row in sorted(times, key=lambda r: times[r], reverse=True):
         host = min(range(hosts), key=lambda h: free[h])
@@ -138,7 +140,7 @@ def plan_text(known: dict[str, Estimate], counts: list[int], cores: int,
         if len(cold.critical) > len(shown):
             path += f' and {len(cold.critical) - len(shown)} more rows'
         lines.append(f'| {hosts} | {minutes(cold.wall_s)} | {minutes(warm.wall_s)} | {path} |')
-    lines.append(f'(per row {extra.row_s:.0f} s on a host; per cold host {extra.host_cold_s:.0f} s '
-                 'to extract the kernel base; warm: each row on a host that built its kernel '
-                 'before)')
+    lines.append(f'(per matrix {extra.start_s:.0f} s to find the hosts, per row {extra.row_s:.0f} s '
+                 f'on a host, per cold host {extra.host_cold_s:.0f} s to extract the kernel base; '
+                 'warm: each row on a host that built its kernel before)')
     return '\n'.join(lines)

@@ -10,6 +10,7 @@ another host and never retries a real test failure.
 """
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -23,8 +24,6 @@ from . import provenance
 from .errors import EXIT_STATUS, FAILURE, INFRASTRUCTURE, PASSED
 from .fsutil import write_json_atomic
 
-# The result directories a row's verb writes under results/.
-RESULT_KINDS = ('kunit', 'selftests')
 # A row's first line, so that the matrix's console log shows where each try ran.
 TRY_MARKER = 'matrix-try:'
 
@@ -78,8 +77,14 @@ def cache_use(before: dict[str, int], after: dict[str, int]) -> dict[str, int] |
             'remote_errors': grew('remote_storage_error', 'remote_storage_timeout')}
 
 
-def result_dirs(repo: Path) -> set[Path]:
-    return {d for kind in RESULT_KINDS for d in (repo / 'results' / kind).glob('*') if d.is_dir()}
+def result_dirs(req: RowRequest) -> set[Path]:
+    """This row's result directories: results/<kunit|selftests>/<time>-<commit>-<arch>-
+    <config>[-<cpu>][.N], as the verbs name them (another row may run in this checkout)."""
+    kind, arch = ('selftests', 'x86_64') if req.arch == 'selftests' else ('kunit', req.arch)
+    suffix = '' if req.cpu == 'max' or req.arch == 'um' else f'-{req.cpu}'
+    name = re.compile(rf'.*-{re.escape(arch)}-{re.escape(req.config + suffix)}(\.\d+)?')
+    return {d for d in (req.repo / 'results' / kind).glob('*')
+            if d.is_dir() and name.fullmatch(d.name)}
 
 
 def outcome_of(path: Path, status: int) -> tuple[str, str]:
@@ -103,7 +108,7 @@ def run(req: RowRequest) -> int:
     print(f'{TRY_MARKER} {req.name} on {req.host}, started at {started_at} UTC', flush=True)
     env = {**os.environ, 'GP_WORK': str(req.work),
            'CCACHE_DIR': os.environ.get('CCACHE_DIR') or str(req.work / 'ccache')}
-    before_results = result_dirs(req.repo)
+    before_results = result_dirs(req)
     before = ccache_stats(env)
     started = time.time()
     with tempfile.TemporaryDirectory(prefix='gp-row-') as tmp:
@@ -119,7 +124,7 @@ def run(req: RowRequest) -> int:
                 log.write(line)
             status = proc.wait()
         kind, message = outcome_of(outcome, status)
-    new = sorted(result_dirs(req.repo) - before_results)
+    new = sorted(result_dirs(req) - before_results)
     results = [str(d) for d in new]
     if req.keep_results and kind != INFRASTRUCTURE:
         keep = req.out / req.name

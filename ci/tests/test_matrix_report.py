@@ -3,7 +3,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from gptool import errors, matrix_report
+from gptool import errors, matrix_report, matrix_row
 
 X86_LOG = """\
 [23:00:20] Elapsed time: 18.431s total, 0.002s configuring, 13.389s building, 5.000s running
@@ -108,3 +108,33 @@ def test_cell_refuses_a_row_that_is_not_in_the_matrix() -> None:
     assert proc.returncode == 2
     assert "no matrix row 'x86_64-nonesuch-max'; valid are:" in proc.stderr
     assert 'x86_64-kasan-max' in proc.stderr and 'selftests-no-pks-max' in proc.stderr
+
+
+def test_a_row_without_a_verdict_is_infrastructure_and_is_retried(tmp_path: Path) -> None:
+    outcome = tmp_path / 'outcome.json'
+    assert matrix_row.outcome_of(outcome, 0) == ('passed', '')
+    kind, message = matrix_row.outcome_of(outcome, 2)  # ci/deps or make failed: no outcome
+    assert kind == errors.INFRASTRUCTURE and 'status 2 before gptool gave a verdict' in message
+    outcome.write_text(json.dumps({'status': 1, 'kind': 'untestable', 'message': 'no build'}))
+    assert matrix_row.outcome_of(outcome, 1) == ('untestable', 'no build')
+
+
+def test_a_row_finds_its_own_result_directories_only(tmp_path: Path) -> None:
+    for kind, name in (('kunit', '20261207T000000Z-abc-x86_64-default'),
+                       ('kunit', '20261207T000000Z-abc-x86_64-default.1'),
+                       ('kunit', '20261207T000000Z-abc-x86_64-default-qemu64'),
+                       ('kunit', '20261207T000000Z-abc-x86_64-debug-vm'),
+                       ('selftests', '20261207T000000Z-abc-x86_64-default')):
+        (tmp_path / 'results' / kind / name).mkdir(parents=True)
+
+    def found(arch: str, config: str, cpu: str) -> list[str]:
+        req = matrix_row.RowRequest(repo=tmp_path, work=tmp_path, out=tmp_path, arch=arch,
+                                    config=config, cpu=cpu, host='local')
+        return sorted(f'{d.parent.name}/{d.name}' for d in matrix_row.result_dirs(req))
+    assert found('x86_64', 'default', 'max') == ['kunit/20261207T000000Z-abc-x86_64-default',
+                                                 'kunit/20261207T000000Z-abc-x86_64-default.1']
+    assert found('x86_64', 'default', 'qemu64') == [
+        'kunit/20261207T000000Z-abc-x86_64-default-qemu64']
+    assert found('selftests', 'default', 'max') == [
+        'selftests/20261207T000000Z-abc-x86_64-default']
+    assert found('um', 'default', 'max') == []
