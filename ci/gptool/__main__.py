@@ -144,7 +144,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     mr = sub.add_parser('matrix-row', help='one row of make matrix: its log and its record '
                         '(<out>/<row>.json); exit 0 when it reached a verdict')
     mr.add_argument('--out', type=Path, required=True)
-    mr.add_argument('--host', default=matrix_row.default_host(), help='the name the table shows')
+    mr.add_argument('--host', required=True, help='the name the table shows for where it ran')
     mr.add_argument('--keep-results', action='store_true',
                     help="move the row's result directories into <out>/<row>/")
     mr.add_argument('arch')

@@ -5,7 +5,6 @@ ccache, QEMU CPU), keeps its JSON and raw KTAP log under results/ with the commi
 and config they belong to, and turns its failures into one line that says what broke.
 """
 import json
-import os
 import re
 import shlex
 import shutil

@@ -12,7 +12,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -144,7 +143,3 @@ def run(req: RowRequest) -> int:
     }
     write_json_atomic(req.out / f'{req.name}.json', record)
     return EXIT_STATUS[INFRASTRUCTURE] if kind == INFRASTRUCTURE else 0
-
-
-def default_host() -> str:
-    return socket.gethostname()
