@@ -260,6 +260,10 @@ def cached_compiler() -> str:
     return f'{ccache} gcc' if ccache else 'gcc'
 
 
+# The environment variables ccache hashes as the compiler's locale.
+CACHE_LOCALE = ('LANG', 'LC_ALL', 'LC_CTYPE', 'LC_MESSAGES')
+
+
 def cache_env(tree: Path, build_dir: Path, work: Path) -> dict[str, str]:
     """The environment of a kernel build whose ccache entries serve any GP_WORK path, on
     any host (make matrix HOSTS=..., a shared remote cache).
@@ -270,12 +274,16 @@ def cache_env(tree: Path, build_dir: Path, work: Path) -> dict[str, str]:
     absolute tree path) does not strip: __FILE__ would change, and with it UML's expected
     boot WARN and every report. A second -fmacro-prefix-map strips the relative path too,
     so __FILE__ stays mm/x.c. ccache does not hash the value of a prefix map.
+
+    ccache hashes the locale (LANG, LC_ALL, LC_CTYPE, LC_MESSAGES: the compiler's
+    messages depend on it), which differs between a login here (LANG=C.UTF-8) and an ssh
+    session on a host (often unset): builds run in C.UTF-8 everywhere.
     """
     relative = os.path.relpath(tree.resolve(), build_dir.resolve())
     flags = ' '.join(filter(None, (os.environ.get('KCPPFLAGS', ''),
                                    f'-fmacro-prefix-map={relative}/=')))
     return {**os.environ, 'CCACHE_BASEDIR': str(work.resolve()), 'CCACHE_NOHASHDIR': '1',
-            'KCPPFLAGS': flags}
+            'KCPPFLAGS': flags, **{var: 'C.UTF-8' for var in CACHE_LOCALE}}
 
 
 def first_error(output: str) -> str:

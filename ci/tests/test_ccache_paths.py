@@ -1,8 +1,8 @@
 """kbuild.cache_env: the real ccache and gcc, two GP_WORKs at different paths laid out as
 the harness lays them out (trees/<base>/linux, build/<base>/<arch>-<config>), compiling
 as kbuild does (from the build directory, with the kernel's own -fmacro-prefix-map of
-the absolute tree path): the second build is a cache hit, and __FILE__ is mm/x.c in both,
-as without ccache (UML's expected-WARN filter matches on it)."""
+the absolute tree path) and in another locale: the second build is a cache hit, and
+__FILE__ is mm/x.c in both, as without ccache (UML's expected-WARN filter matches on it)."""
 import os
 import shutil
 import subprocess
@@ -38,7 +38,11 @@ def test_a_build_at_another_path_hits_and_keeps_file_names(tmp_path: Path,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv('KCPPFLAGS', raising=False)
     ccache_dir = tmp_path / 'ccache'
+    # A login here, then an ssh session on a host: another locale, which ccache hashes.
+    monkeypatch.setenv('LANG', 'C.UTF-8')
     first, before = build(tmp_path / 'a' / 'gp-work', ccache_dir)
+    monkeypatch.delenv('LANG')
+    monkeypatch.setenv('LC_MESSAGES', 'en_US.UTF-8')
     second, after = build(tmp_path / 'host-two' / 'cache' / 'grouped-pages', ccache_dir)
     assert before['cache_miss'] == 1
     hits = after['direct_cache_hit'] + after['preprocessed_cache_hit']
