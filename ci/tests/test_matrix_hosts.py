@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 import sshhosts
-from conftest import REPO, git
+from conftest import REPO, git, working_copy
 from gptool import errors
 
 pytestmark = pytest.mark.skipif(
@@ -36,13 +36,8 @@ ROWS = ['um-default-max', 'um-lockdep-max', 'x86_64-default-max']
 
 
 def repo_copy(dest: Path) -> Path:
-    """This tree as it is now (uncommitted edits too) plus an untracked file, as a clone:
-    what a developer runs the matrix from."""
-    subprocess.run(['git', 'clone', '--quiet', str(REPO), str(dest)], check=True)
-    for name in filter(None, git(REPO, 'ls-files', '-z').split('\0')):
-        if (REPO / name).is_file():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / name, dest / name)
+    """This tree as it is now plus an untracked file: what a developer runs the matrix from."""
+    working_copy(dest)
     (dest / 'scaleout-marker.txt').write_text('sent as part of the diff\n')
     return dest
 
