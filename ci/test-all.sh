@@ -49,8 +49,8 @@ step kunit-x86_64-no-pks-cpu make --no-print-directory kunit ARCH=x86_64 QEMU_CP
 step selftests make --no-print-directory selftests
 # The kernel's own mm selftests on the same kernel, enforcing against nopkstables.
 step mm-selftests make --no-print-directory mm-selftests
-# make matrix on three sshd hosts in network namespaces with a shared ccache (root),
-# a host killed mid-build; after the KUnit steps, whose x86_64 kernel it builds too.
+# make matrix on three sshd hosts in network namespaces with a shared ccache (root):
+# two UML rows and one x86_64 row, a host killed mid-build, a rebuild from the cache.
 step matrix-hosts make --no-print-directory matrix-hosts-test
 # The bench path must not rot: a quick run on the selftests' kernel, and compare
 # on what it stored (against itself: nothing may be called a change).
