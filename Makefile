@@ -36,7 +36,7 @@ MM_TIMEOUT ?= 1800
 
 help:
 	@echo 'make kunit     run our KUnit suites with kunit.py (ARCH=um|x86_64|i386, CONFIG=...)'
-	@echo 'make test      everything CI runs: pytest, shellcheck, checkpatch, KUnit (um, x86_64 max, isolated and qemu64), selftests, mm-selftests, a bench smoke run and compare'
+	@echo 'make test      everything CI runs: pytest, shellcheck, checkpatch, KUnit (um, x86_64 max, isolated and qemu64), selftests, mm-selftests, the three-host matrix test, a bench smoke run and compare'
 	@echo 'make selftests boot the patched kernel in QEMU and run the kselftest stress tests (TEST=name...: only those)'
 	@echo 'make mm-selftests  a subset of the kernel'"'"'s mm selftests, booted enforcing and with nopkstables:'
 	@echo '               no test worse enforcing, 0 PK faults, 0 untagged tables (results/mm-selftests/)'
