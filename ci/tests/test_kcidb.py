@@ -92,7 +92,7 @@ def by_path(data: dict[str, Any], build_part: str) -> dict[str, dict[str, Any]]:
 
 
 def test_a_commits_results_as_kcidb(results: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert kcidb.run(REPO, results, 'HEAD', 'grouped_pages') == 0
+    assert kcidb.run(REPO, results, COMMIT, 'grouped_pages') == 0
     [out] = (results / 'kcidb').glob(f'*-{COMMIT[:12]}.json')
     assert str(out) in capsys.readouterr().out
     data = json.loads(out.read_text())
@@ -156,14 +156,14 @@ def test_bad_requests_are_named(tmp_path: Path) -> None:
         kcidb.run(REPO, tmp_path, 'no-such-rev', 'grouped_pages')
     assert err.value.status == 2
     with pytest.raises(HarnessError, match="valid is \\[a-z0-9_\\]\\+"):
-        kcidb.run(REPO, tmp_path, 'HEAD', 'Grouped Pages')
+        kcidb.run(REPO, tmp_path, COMMIT, 'Grouped Pages')
     with pytest.raises(HarnessError, match=f'no results of {COMMIT[:12]}'):
-        kcidb.run(REPO, tmp_path, 'HEAD', 'grouped_pages')
+        kcidb.run(REPO, tmp_path, COMMIT, 'grouped_pages')
 
 
 def test_make_kcidb_writes_a_new_file_each_time(results: Path) -> None:
     for _ in range(2):
         subprocess.run(['/usr/bin/python3', '-m', 'gptool', '--repo', str(REPO), 'kcidb',
-                        '--results', str(results)], cwd=REPO / 'ci', check=True,
+                        '--results', str(results), '--commit', COMMIT], cwd=REPO / 'ci', check=True,
                        capture_output=True)
     assert len(list((results / 'kcidb').glob('*.json'))) == 2
