@@ -33,7 +33,8 @@ fi
 # A build host needs the kernel build and boot packages, not the CI tools (npm).
 (cd "$src" && GP_DEPS=build bash ci/deps) || fail "ci/deps failed (packages missing and no root?)"
 status=0
-GP_DEPS=build PYTHONPATH="$src/ci" /usr/bin/python3 -m gptool --repo "$src" --work "$work" matrix-row \
-	--out "$here" --host "$(hostname)" --keep-results "$arch" "$config" "$cpu" || status=$?
+GP_DEPS=build PYTHONPATH="$src/ci" /usr/bin/python3 -m gptool --repo "$src" --work "$work" \
+	matrix-row --out "$here" --host "$(hostname)" --keep-results "$arch" "$config" "$cpu" ||
+	status=$?
 rm -rf "$src"
 exit "$status"

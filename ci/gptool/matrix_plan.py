@@ -128,7 +128,8 @@ def plan_text(known: dict[str, Estimate], counts: list[int], cores: int,
         raise HarnessError(f'CORES={cores}: valid is a number of cores >= 1', 2)
     names = rows if rows is not None else sorted(known)
     lines = [f'matrix plan: {len(names)} rows, hosts of {cores} cores, longest first',
-             '| hosts | cold | warm | critical path, cold: the rows of the host that ends last (min) |',
+             '| hosts | cold | warm | critical path, cold: the rows of the host that ends last '
+             '(min) |',
              '| --- | --- | --- | --- |']
     for hosts in counts:
         cold = schedule({r: row_seconds(known[r], True, cores) for r in names}, hosts, extra,
@@ -140,7 +141,7 @@ def plan_text(known: dict[str, Estimate], counts: list[int], cores: int,
         if len(cold.critical) > len(shown):
             path += f' and {len(cold.critical) - len(shown)} more rows'
         lines.append(f'| {hosts} | {minutes(cold.wall_s)} | {minutes(warm.wall_s)} | {path} |')
-    lines.append(f'(per matrix {extra.start_s:.0f} s to find the hosts, per row {extra.row_s:.0f} s '
-                 f'on a host, per cold host {extra.host_cold_s:.0f} s to extract the kernel base; '
+    lines.append(f'(per matrix {extra.start_s:.0f} s to find the hosts, per row '
+                 f'{extra.row_s:.0f} s on a host, per cold host {extra.host_cold_s:.0f} s to extract the kernel base; '
                  'warm: each row on a host that built its kernel before)')
     return '\n'.join(lines)

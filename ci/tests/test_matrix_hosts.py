@@ -75,7 +75,8 @@ def fake_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[sshhosts.Lab]
     bin_dir = base / 'bin'
     bin_dir.mkdir()
     (bin_dir / 'make').symlink_to(FAKE_MAKE)
-    lab = sshhosts.start(base / 'lab', {name: base / name / 'gp-work' for name in ('h1', 'h2', 'h3')},
+    works = {name: base / name / 'gp-work' for name in ('h1', 'h2', 'h3')}
+    lab = sshhosts.start(base / 'lab', works,
                          env={'PATH': f'{bin_dir}:/usr/bin:/bin:/usr/sbin:/sbin', 'FAKE_SLEEP': '8'})
     try:
         yield lab
