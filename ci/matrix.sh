@@ -53,7 +53,8 @@ rows=$(wc -l <"$logs/rows")
 
 # A row here (no HOSTS, or the sshlogin ':'), or through ci/matrix-remote.sh on a host,
 # which finds the bundle GNU parallel sent to its work dir.
-here=$(printf 'cd %q && PYTHONPATH=%q /usr/bin/python3 -m gptool --repo %q' "$repo" "$repo/ci" "$repo")
+here=$(printf 'cd %q && PYTHONPATH=%q /usr/bin/python3 -m gptool --repo %q' \
+	"$repo" "$repo/ci" "$repo")
 here+=$(printf ' matrix-row --out %q --host local' "$repo/$logs")
 job="if [ -e gp-matrix.bundle ]; then bash gp-matrix-remote.sh $stamp {1} {2} {3};
 else $here {1} {2} {3}; fi"
