@@ -37,11 +37,11 @@ BENCH_CMDLINE  ?=
 MM_MEMORY  ?= 2048
 MM_TIMEOUT ?= 1800
 
-.PHONY: help deps tree kunit selftests mm-selftests faults soak bench compare bisect trend matrix cell pytest pytest-fast shellcheck checkpatch test
+.PHONY: help deps tree kunit selftests mm-selftests faults soak bench compare bisect trend matrix matrix-plan cache-server cache-server-stop matrix-hosts-test kcidb cell pytest pytest-fast shellcheck checkpatch test
 
 help:
 	@echo 'make kunit     run our KUnit suites with kunit.py (ARCH=um|x86_64|i386, CONFIG=...)'
-	@echo 'make test      everything CI runs: pytest, shellcheck, checkpatch, KUnit (um, x86_64 max, isolated and qemu64), selftests, mm-selftests, a bench smoke run and compare'
+	@echo 'make test      everything CI runs: pytest, shellcheck, checkpatch, KUnit (um, x86_64 max, isolated and qemu64), selftests, mm-selftests, the three-host matrix test, a bench smoke run and compare'
 	@echo 'make selftests boot the patched kernel in QEMU and run the kselftest stress tests (TEST=name...: only those)'
 	@echo 'make mm-selftests  a subset of the kernel'"'"'s mm selftests, booted enforcing and with nopkstables:'
 	@echo '               no test worse enforcing, 0 PK faults, 0 untagged tables (results/mm-selftests/)'
@@ -59,8 +59,16 @@ help:
 	@echo '               bench:<metric><op><number> (bad when true, e.g. bench:fastpath.cpus2.ratio>1.3;'
 	@echo '               BENCH_WORKLOAD quick unless given), cmd:<shell command> (0 good, 125 skip)'
 	@echo 'make trend     plot every stored bench metric over the commit history (results/trend/)'
-	@echo 'make matrix    the CI matrix (ci/matrix: KUnit and selftests rows) with GNU parallel'
+	@echo 'make kcidb     COMMIT=<rev> (HEAD): its KUnit, selftest, bench and matrix results as KernelCI'
+	@echo '               KCIDB JSON, checked against its schema (results/kcidb/; KCIDB_ORIGIN)'
+	@echo 'make matrix    the CI matrix (ci/matrix: KUnit and selftests rows) with GNU parallel;'
+	@echo '               ROWS=<ARCH-CONFIG-CPU...>: only those; HOSTS=<sshloginfile>: on build hosts over ssh'
+	@echo 'make matrix-plan  expected wall time of the matrix on HOSTS=<n,n,...|sshloginfile> hosts of CORES cores'
 	@echo 'make cell      ROW=<ARCH-CONFIG-CPU>: one matrix row, as the matrix and GitLab run it'
+	@echo 'make cache-server  a redis compiler cache for build hosts (CACHE_BIND CACHE_PORT CACHE_MEMORY);'
+	@echo '               make cache-server-stop stops it'
+	@echo 'make matrix-hosts-test  three sshd hosts in network namespaces and a cache server here,'
+	@echo '               a small matrix across them with a host killed mid-row (root)'
 	@echo 'make tree      prepare the kernel tree (base + kernel/ + kunit/ + kernel/patches/)'
 	@echo 'make deps      install the Debian packages the harness needs'
 	@echo 'make checkpatch   scripts/checkpatch.pl --strict on our kernel files'
@@ -73,7 +81,8 @@ help:
 	@echo '           mm-selftests: MM_MEMORY (2048 MiB) MM_TIMEOUT (1800 s per boot)'
 	@echo '           bench: BENCH_MODE BENCH_WORKLOAD BENCH_MEMORY BENCH_CMDLINE RUNS'
 	@echo '           compare: A B RUNS COMPARE_ARGS (e.g. --force, --alpha 0.01, --min-effect 3)'
-	@echo '           matrix: MATRIX_JOBS (1: rows share GP_WORK and wait on its lock)'
+	@echo '           matrix: MATRIX_JOBS (1: rows share GP_WORK and wait on its lock) ROWS HOSTS'
+	@echo '           CCACHE_REMOTE_STORAGE (passed to the hosts) CORES (matrix-plan)'
 	@echo '           OUTCOME: a file where gptool writes its exit status (ci/status.sh TARGET sets it)'
 	@echo 'exit statuses (gptool, ci/status.sh): 0 passed, 1 the code under test failed, 2 usage error,'
 	@echo '           3 inconclusive, 4 the harness or the machine failed'
@@ -146,14 +155,46 @@ bisect: deps
 trend: deps
 	@$(GPTOOL) trend
 
+# ROWS: rows by name (default: all); HOSTS: a GNU parallel sshloginfile (default: here).
+ROWS  ?=
+HOSTS ?=
 matrix: deps
-	@bash ci/matrix.sh
+	@HOSTS='$(HOSTS)' bash ci/matrix.sh $(ROWS)
+
+# The expected wall time of the matrix on HOSTS (a number, 1,4,8 or a sshloginfile)
+# of CORES cores, from ci/matrix-times.json and the job logs in results/.
+CORES ?= 2
+matrix-plan:
+	@$(GPTOOL) matrix-plan --hosts='$(or $(HOSTS),1,4,8,24)' --cores=$(CORES)
 
 # One row of the matrix (and of GitLab's jobs), run as the matrix runs it.
 cell: deps
 	$(if $(ROW),,$(usage)$(error make cell needs ROW=<ARCH-CONFIG-CPU>, a row of ci/matrix, \
 		e.g. ROW=x86_64-kasan-max or ROW=selftests-lockdep-max))
 	@bash ci/matrix.sh $(ROW)
+
+# A shared compiler cache for build hosts (redis): CACHE_BIND an address they reach.
+CACHE_BIND   ?= 127.0.0.1
+CACHE_PORT   ?= 6388
+CACHE_MEMORY ?= 4gb
+cache-server: deps
+	@CACHE_BIND=$(CACHE_BIND) CACHE_PORT=$(CACHE_PORT) CACHE_MEMORY=$(CACHE_MEMORY) \
+		GP_WORK=$(GP_WORK) bash ci/cache-server.sh start
+cache-server-stop:
+	@CACHE_BIND=$(CACHE_BIND) CACHE_PORT=$(CACHE_PORT) GP_WORK=$(GP_WORK) \
+		bash ci/cache-server.sh stop
+
+# Three sshd hosts in network namespaces and a cache server, here, and a small matrix
+# across them with real kernels (root: ip netns); make pytest runs its quick part.
+matrix-hosts-test: deps
+	@cd ci && GP_WORK=$(GP_WORK) GP_SCALEOUT_E2E=1 $(PYTHON) -m pytest -q \
+		tests/test_matrix_hosts.py -k three_hosts
+
+# A commit's results as KernelCI KCIDB JSON (results/kcidb/).
+COMMIT       ?= HEAD
+KCIDB_ORIGIN ?= grouped_pages
+kcidb: deps
+	@$(GPTOOL) kcidb --commit='$(COMMIT)' --origin='$(KCIDB_ORIGIN)'
 
 # The whole suite, the tests not marked slow first: a harness edit that breaks one is
 # told in under a minute. Its gitlab-ci-local tests need npm; pytest-fast does not.

@@ -66,6 +66,9 @@ step kunit-x86_64-no-pks-cpu kunit ARCH=x86_64 QEMU_CPU=qemu64
 step selftests selftests
 # The kernel's own mm selftests on the same kernel, enforcing against nopkstables.
 step mm-selftests mm-selftests
+# make matrix on three sshd hosts in network namespaces with a shared ccache (root):
+# two UML rows and one x86_64 row, a host killed mid-build, a rebuild from the cache.
+step matrix-hosts matrix-hosts-test
 # The bench path must not rot: a quick run on the selftests' kernel, and compare
 # on what it stored (against itself: nothing may be called a change).
 step bench-smoke bench BENCH_WORKLOAD=quick

@@ -7,9 +7,9 @@ import traceback
 from pathlib import Path
 from typing import NoReturn
 
-from . import (bench, bisect, checks, compare, faults, fsutil, kbuild, kunit_run, matrix_report,
-               mm_selftests,
-               qemu, selftest_run, tree, trend)
+from . import (bench, bisect, checks, compare, faults, fsutil, kbuild, kcidb, kunit_run,
+               matrix_plan, matrix_report, matrix_row, mm_selftests, qemu, selftest_run, tree,
+               trend)
 from .errors import (FAILED, FAILURE, HARNESS_FAILED, INCONCLUSIVE, INFRASTRUCTURE, MEANING,
                      UNTESTABLE, USAGE, USAGE_ERROR, HarnessError)
 
@@ -39,8 +39,11 @@ def parse(argv: list[str]) -> argparse.Namespace:
                         help='trees and build directories (outside the repo)')
     parser.add_argument('--kernel-src', default=os.environ.get('KERNEL_SRC') or None,
                         help='a kernel git tree to use as the base instead of the Debian tarball')
-    parser.add_argument('--outcome', type=Path, default=None,
-                        help='write {status, kind, message} of the run to this JSON file')
+    parser.add_argument('--outcome', type=Path,
+                        default=Path(os.environ['GP_OUTCOME']) if os.environ.get('GP_OUTCOME')
+                        else None,
+                        help='write {status, kind, message} of the run to this JSON file '
+                        '(default: $GP_OUTCOME, which make matrix sets for each row)')
     sub = parser.add_subparsers(dest='command', required=True)
     sub.add_parser('tree', help='prepare the source tree and print its path')
     run = sub.add_parser('kunit', help='run our KUnit suites with kunit.py')
@@ -146,11 +149,36 @@ def parse(argv: list[str]) -> argparse.Namespace:
     bst.add_argument('--label', default=None)
     bst.add_argument('--out', type=Path, default=None,
                      help='where a plan without a bisect directory records its steps')
-    mt = sub.add_parser('matrix-table', help="the table make matrix ends with, from its rows' logs")
+    mt = sub.add_parser('matrix-table', help="the table make matrix ends with, from its rows' "
+                        'records and logs; exits with the status of the worst row')
     mt.add_argument('--joblog', type=Path, required=True)
     mt.add_argument('--logs', type=Path, required=True)
     mt.add_argument('--matrix', type=Path, default=None,
                     help='the rows that ran (default: ci/matrix)')
+    kc = sub.add_parser('kcidb', help="a commit's KUnit, selftest, bench and matrix results as "
+                        'KCIDB JSON (results/kcidb/)')
+    kc.add_argument('--commit', default='HEAD', help='a git revision')
+    kc.add_argument('--origin', default=kcidb.ORIGIN, help='the KCIDB origin: [a-z0-9_]+')
+    kc.add_argument('--results', type=Path, default=None)
+    mr = sub.add_parser('matrix-row', help='one row of make matrix: its log and its record '
+                        '(<out>/<row>.json); exit 0 when it reached a verdict')
+    mr.add_argument('--out', type=Path, required=True)
+    mr.add_argument('--host', required=True, help='the name the table shows for where it ran')
+    mr.add_argument('--keep-results', action='store_true',
+                    help="move the row's result directories into <out>/<row>/")
+    mr.add_argument('arch')
+    mr.add_argument('config')
+    mr.add_argument('cpu')
+    mp = sub.add_parser('matrix-plan', help='the expected wall time of the matrix on N hosts, '
+                        'from ci/matrix-times.json and the job logs in results/')
+    mp.add_argument('--hosts', default='1,4,8,24',
+                    help='numbers of hosts (comma-separated), or a GNU parallel sshloginfile')
+    mp.add_argument('--cores', type=int, default=2, help='cores of each host')
+    mp.add_argument('--stored-only', action='store_true',
+                    help='from ci/matrix-times.json alone, not the job logs in results/')
+    mp.add_argument('--order', action='store_true',
+                    help='instead: read rows ("ARCH CONFIG CPU") on stdin, print them longest '
+                    'first')
     return parser.parse_args(argv)
 
 
@@ -296,8 +324,24 @@ def dispatch(args: argparse.Namespace) -> int:
             results=args.results or args.repo / 'results', force=args.force,
             workload=args.workload, cmdline=args.cmdline))
     if args.command == 'matrix-table':
-        print(matrix_report.table(args.matrix or args.repo / 'ci' / 'matrix', args.joblog,
-                                  args.logs))
+        text, status = matrix_report.table(args.matrix or args.repo / 'ci' / 'matrix',
+                                           args.joblog, args.logs)
+        print(text)
+        return status
+    if args.command == 'kcidb':
+        return kcidb.run(args.repo, args.results or args.repo / 'results', args.commit,
+                         args.origin)
+    if args.command == 'matrix-row':
+        return matrix_row.run(matrix_row.RowRequest(
+            repo=args.repo, work=args.work, out=args.out.resolve(), arch=args.arch,
+            config=args.config, cpu=args.cpu, host=args.host, keep_results=args.keep_results))
+    if args.command == 'matrix-plan':
+        estimates = matrix_plan.estimates(args.repo, joblogs=not args.stored_only)
+        if args.order:
+            print('\n'.join(matrix_plan.order(sys.stdin.read().splitlines(), estimates)))
+            return 0
+        print(matrix_plan.plan_text(estimates, matrix_plan.host_counts(args.hosts),
+                                    args.cores, matrix_plan.overheads(args.repo)))
         return 0
     if args.command == 'trend':
         return trend.run(trend.TrendRequest(repo=args.repo, results=args.results or

@@ -9,6 +9,8 @@ INFRASTRUCTURE = 'infrastructure'  # the machine or the harness: a tool missing,
                                    # starting, disk full, a traceback
 USAGE = 'usage'                    # the request itself is wrong
 KINDS = (FAILURE, UNTESTABLE, INFRASTRUCTURE, USAGE)
+# The kind of a run that passed, where runs are summed up by kind (the matrix, KCIDB).
+PASSED_KIND = 'passed'
 
 # Exit statuses, the same for every verb (bisect-step alone speaks git bisect run's
 # 0/1/125/128, since git runs it). make exits 2 for any failed recipe: ci/status.sh
@@ -28,6 +30,9 @@ MEANING = {
 }
 STATUS_OF_KIND = {FAILURE: FAILED, UNTESTABLE: FAILED, USAGE: USAGE_ERROR,
                   INFRASTRUCTURE: HARNESS_FAILED}
+# The exit status of a command that sums up many runs (make matrix) by the worst kind
+# among them. A build that fails (UNTESTABLE) is the code under test failing there.
+EXIT_STATUS = {PASSED_KIND: PASSED, **STATUS_OF_KIND}
 
 
 class HarnessError(Exception):

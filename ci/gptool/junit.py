@@ -32,13 +32,13 @@ def _finish(root: ET.Element) -> str:
     return ET.tostring(root, encoding='unicode', xml_declaration=True) + '\n'
 
 
-def _kunit_cases(group: dict[str, Any], prefix: str) -> list[tuple[str, str, str]]:
+def kunit_cases(group: dict[str, Any], prefix: str) -> list[tuple[str, str, str]]:
     """(suite path, case, status) of every leaf case; parameters are cases of their own."""
     name = f'{prefix}.{group.get("name")}' if prefix else str(group.get('name') or '')
     cases = [(name, str(case.get('name')), str(case.get('status')))
              for case in group.get('test_cases', [])]
     for sub in group.get('sub_groups', []):
-        cases += _kunit_cases(sub, name)
+        cases += kunit_cases(sub, name)
     return cases
 
 
@@ -47,7 +47,7 @@ def from_kunit(data: dict[str, Any], run: str, problem: str | None) -> str:
     root = ET.Element('testsuites', name=run)
     suites: dict[str, ET.Element] = {}
     failed = False
-    for path, case, status in _kunit_cases(data, ''):
+    for path, case, status in kunit_cases(data, ''):
         failed |= status in ('FAIL', 'ERROR')
         # The top group is kunit.py's own ("KUnit Test Group"): suites start below it.
         suite_name = path.split('.', 1)[1] if '.' in path else path

@@ -268,6 +268,32 @@ def cached_compiler() -> str:
     return f'{ccache} gcc' if ccache else 'gcc'
 
 
+# The environment variables ccache hashes as the compiler's locale.
+CACHE_LOCALE = ('LANG', 'LC_ALL', 'LC_CTYPE', 'LC_MESSAGES')
+
+
+def cache_env(tree: Path, build_dir: Path, work: Path) -> dict[str, str]:
+    """The environment of a kernel build whose ccache entries serve any GP_WORK path, on
+    any host (make matrix HOSTS=..., a shared remote cache).
+
+    ccache rewrites the paths below GP_WORK relative to the build directory, and leaves
+    the working directory out of the hash. The compiler then sees the source as
+    ../../../trees/<base>/linux/mm/x.c, which the kernel's own -fmacro-prefix-map (the
+    absolute tree path) does not strip: __FILE__ would change, and with it UML's expected
+    boot WARN and every report. A second -fmacro-prefix-map strips the relative path too,
+    so __FILE__ stays mm/x.c. ccache does not hash the value of a prefix map.
+
+    ccache hashes the locale (LANG, LC_ALL, LC_CTYPE, LC_MESSAGES: the compiler's
+    messages depend on it), which differs between a login here (LANG=C.UTF-8) and an ssh
+    session on a host (often unset): builds run in C.UTF-8 everywhere.
+    """
+    relative = os.path.relpath(tree.resolve(), build_dir.resolve())
+    flags = ' '.join(filter(None, (os.environ.get('KCPPFLAGS', ''),
+                                   f'-fmacro-prefix-map={relative}/=')))
+    return {**os.environ, 'CCACHE_BASEDIR': str(work.resolve()), 'CCACHE_NOHASHDIR': '1',
+            'KCPPFLAGS': flags, **{var: 'C.UTF-8' for var in CACHE_LOCALE}}
+
+
 def first_error(output: str) -> str:
     """The line that says what went wrong in compiler or make output."""
     lines = [line.strip() for line in output.splitlines() if line.strip()]
@@ -319,7 +345,9 @@ def run_logged(kernel: QemuKernel, cmd: list[str]) -> int:
     with kernel.log.open('a') as out:
         out.write('$ ' + ' '.join(cmd) + '\n')
         out.flush()
-        return subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT).returncode
+        return subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT,
+                              env=cache_env(kernel.tree.path, kernel.build_dir,
+                                            kernel.work)).returncode
 
 
 def _make(kernel: QemuKernel, *targets: str) -> None:

@@ -5,7 +5,6 @@ ccache, QEMU CPU), keeps its JSON and raw KTAP log under results/ with the commi
 and config they belong to, and turns its failures into one line that says what broke.
 """
 import json
-import os
 import re
 import shlex
 import shutil
@@ -21,7 +20,7 @@ from pathlib import Path
 from . import junit, kbuild, kconfig, provenance, qemu
 from .errors import FAILURE, INFRASTRUCTURE, UNTESTABLE, USAGE, HarnessError
 from .fsutil import publish_dir, write_json_atomic
-from .kbuild import cached_compiler, check_choice
+from .kbuild import cache_env, cached_compiler, check_choice
 from .progress import heartbeat
 from .provenance import base_meta, repo_commit, result_name
 from .qemu import kernel_report
@@ -347,7 +346,8 @@ def _kunit_py(req: RunRequest, cmd: list[str], done: Execution) -> None:
         (req.build_dir / name).unlink(missing_ok=True)
     proc = subprocess.Popen(cmd, cwd=req.tree.path, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, 'PYTHONUNBUFFERED': '1'})
+                            env={**cache_env(req.tree.path, req.build_dir, req.work),
+                                 'PYTHONUNBUFFERED': '1'})
     assert proc.stdout is not None
     # kunit.py is silent while it builds: minutes on a cold tree.
     with heartbeat('kunit.py', every=60):

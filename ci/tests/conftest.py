@@ -58,6 +58,16 @@ def git(path: Path, *args: str) -> str:
                            *args], check=True, capture_output=True, text=True).stdout.strip()
 
 
+def working_copy(dest: Path) -> Path:
+    """A clone of this repo holding its work tree as it is now (uncommitted edits too)."""
+    subprocess.run(['git', 'clone', '--quiet', str(REPO), str(dest)], check=True)
+    for name in filter(None, git(REPO, 'ls-files', '-z').split('\0')):
+        if (REPO / name).is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, dest / name)
+    return dest
+
+
 @pytest.fixture
 def kernel_git(tmp_path: Path, real_kernel_files: Path) -> Path:
     """A small kernel git tree of real files, committed and tagged like upstream."""

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO, git
+from conftest import REPO, git, working_copy
 
 LINT_JOBS = ('shellcheck', 'checkpatch', 'pytest')
 
@@ -22,14 +22,7 @@ def ci_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """This tree as it is now (uncommitted edits too), as a git repo with a remote."""
     if not shutil.which('gitlab-ci-local'):
         pytest.fail('gitlab-ci-local is missing: run `make deps` (it installs 4.60.0 from npm)')
-    copy = tmp_path_factory.mktemp('ci') / 'repo'
-    subprocess.run(['git', 'clone', '--quiet', str(REPO), str(copy)], check=True)
-    tracked = git(REPO, 'ls-files', '-z').split('\0')
-    for name in filter(None, tracked):
-        source = REPO / name
-        if source.is_file():
-            (copy / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, copy / name)
+    copy = working_copy(tmp_path_factory.mktemp('ci') / 'repo')
     git(copy, 'remote', 'set-url', 'origin', 'https://gitlab.example.com/kernel/grouped-pages.git')
     return copy
 
