@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import benchstore, stats
+from . import benchstore, compare_report, stats
 from .revisions import (HARNESS_CI, Clock, ensure_worktree, harness_command, last_error,
                         resolve_rev, run_logged)
 from .errors import (FAILED, INCONCLUSIVE, INFRASTRUCTURE, PASSED, USAGE_ERROR,
@@ -373,37 +373,6 @@ def verdicts(comparison: dict[str, Any], verdict: str) -> list[str]:
 
 # ---------------------------------------------------------------- output
 
-def number(value: float | None) -> str:
-    """Integers whole; others to 4 significant digits, no exponent from 0.01 up."""
-    if value is None:
-        return '-'
-    if float(value).is_integer() and abs(value) < 1e15:
-        return str(int(value))
-    if abs(value) >= 1000:
-        return f'{value:.0f}'
-    return f'{value:.4g}' if abs(value) >= 0.01 else f'{value:.3g}'
-
-
-def pct(value: float | None) -> str:
-    return '-' if value is None else f'{value:+.1f}%'
-
-
-def cells(name: str, row: dict[str, Any]) -> list[str]:
-    def center(value: float, spread: float | None) -> str:
-        return number(value) + (f' ±{spread:.0f}%' if spread is not None else '')
-    ci = '-' if row['ci_low_pct'] is None else \
-        f'[{pct(row["ci_low_pct"])}, {pct(row["ci_high_pct"])}]'
-    p = '-' if row['p_value'] is None else f'{row["p_value"]:.3g}'
-    return [name, row['unit'], center(row['center_a'], row['spread_a_pct']),
-            center(row['center_b'], row['spread_b_pct']), pct(row['delta_pct']), ci, p,
-            row['verdict'], row['why'] or row['basis']]
-
-
-def header(alpha: float) -> list[str]:
-    return ['metric', 'unit', 'A (median ±spread)', 'B', 'delta', f'{100 * (1 - alpha):g}% CI',
-            'p', 'verdict', 'why (or what it rests on)']
-
-
 def text_table(rows: list[list[str]]) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return '\n'.join('  '.join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows)
@@ -469,12 +438,13 @@ def write_report(req: CompareRequest, a: Side, b: Side, comparison: dict[str, An
         'inconclusive': verdicts(comparison, 'inconclusive'),
     }
     reasons = [[name, row['reason']] for name, row in comparison['metrics'].items()]
-    markdown = [f'# compare: {a.spec} vs {b.spec}', '', f'- {a.describe()}', f'- {b.describe()}',
-                f'- {setup_line(b.results[0])}', f'- rule: {rule_text(req)}', '']
+    about = [a.describe(), b.describe(), setup_line(b.results[0]), f'rule: {rule_text(req)}']
     if problems:
-        markdown += [f'- **forced** despite: {"; ".join(problems)}', '']
+        about.append(f'forced despite: {"; ".join(problems)}')
+    tail = tail_lines(comparison)
+    markdown = [f'# compare: {a.spec} vs {b.spec}', '', *[f'- {line}' for line in about], '']
     markdown += [markdown_table(table) if len(table) > 1 else '(no metric in both sides)', '']
-    if tail := tail_lines(comparison):
+    if tail:
         markdown += [f'- {line}' for line in tail] + ['']
     if reasons:
         markdown += ['## Why', '', markdown_table([['metric', 'reason'], *reasons])]
@@ -482,6 +452,7 @@ def write_report(req: CompareRequest, a: Side, b: Side, comparison: dict[str, An
     def fill(staging: Path) -> None:
         write_json_atomic(staging / 'report.json', report)
         (staging / 'report.md').write_text('\n'.join(markdown) + '\n')
+        (staging / 'report.html').write_text(compare_report.render(report, about, tail))
         for side in (a, b):
             for number, result in enumerate(side.results, 1):
                 # Numbered: runs from different roots may share a directory name.
@@ -538,7 +509,8 @@ def run(req: CompareRequest) -> int:
         enforce([f'they differ in {", ".join(across)}'], req.force, 'A and B are not comparable')
     comparison = compare_sides(a, b, req)
     title = f'{a.describe()}  vs  {b.describe()}; {setup_line(b.results[0])}'
-    table = [header(req.alpha)] + [cells(name, row) for name, row in comparison['metrics'].items()]
+    table = [compare_report.header(req.alpha)] + [
+        compare_report.cells(name, row) for name, row in comparison['metrics'].items()]
     print(title)
     print(text_table(table) if len(table) > 1 else '(no metric in both sides)')
     for line in tail_lines(comparison):
