@@ -415,7 +415,8 @@ def side_json(side: Side) -> dict[str, Any]:
             'config_sha256': sorted({r['config_sha256'] for r in side.results}),
             'mode': first['mode'], 'arch': first['arch'],
             'qemu': {k: v for k, v in first['qemu'].items() if k != 'command'},
-            'cmdline': first['cmdline'], 'base': first['base'], 'tools': first['tools'],
+            'cmdline': first['cmdline'], 'workload': str(first.get('workload', 'full')),
+            'base': first['base'], 'tools': first['tools'],
             'host': first.get('host'), 'harness': first.get('harness')}
 
 

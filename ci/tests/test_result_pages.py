@@ -1,16 +1,18 @@
-"""The pages a person opens: compare's report.html, made by the verb from synthetic stored
-results (metrics of a real quick-workload console, via power_sim), read as HTML here."""
+"""The pages a person opens: compare's report.html and trend's index.html, made by the
+verbs from synthetic stored results (metrics of a real quick-workload console, via
+power_sim), read as HTML here."""
 import html.parser
 import json
 import random
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import power_sim
-from gptool import benchstore, htmlpage, stats
+from gptool import benchstore, compare_report, htmlpage, stats, trend_page
 from gptool.__main__ import main
 
 # B's changes against A: one of each verdict.
@@ -19,16 +21,21 @@ IMPROVED = 'frag.ro.n1024.grouped.regions_2m'  # exact: 2 -> 1
 INCONCLUSIVE = 'fastpath.cpus2.ratio'  # x1.5, 4 runs a side: not over the table
 # A directory name a page must escape: it is A's spec, in the compare page's title.
 ODD_DIR = 'side <i>A& "q"'
+# A few plots of every kind: the headline ones are not first by name in frag / ro.
+FEW = ['fastpath.cpus2.ratio', REGRESSED, IMPROVED, 'frag.ro.n1024.grouped.hold_ns_per_page',
+       'frag.pkey.n1024.baseline.tlb_flushes_per_1000_pages', 'protect.ro.block_ns_per_page']
 
 
 @dataclass
 class Pages:
     results: Path
     report: Path  # the compare's directory
+    trend: Path  # the trend's directory
 
 
-def make_pages(tmp: Path) -> Pages:
-    """Runs of A and B in tcg (B with REGRESSED, IMPROVED and INCONCLUSIVE changed), compared."""
+def make_pages(tmp: Path, metrics: list[str]) -> Pages:
+    """Runs of A and B in tcg (B with REGRESSED, IMPROVED and INCONCLUSIVE changed),
+    compared; then a few icount runs of A (no compare of that setup) and the trend of all."""
     rng = random.Random(7)
     base = power_sim.real_metrics()
     results = tmp / 'results'
@@ -42,18 +49,25 @@ def make_pages(tmp: Path) -> Pages:
                 metrics_run[IMPROVED]['samples'] = [1]
             result = power_sim.result(commit, 'tcg', metrics_run)
             result['date'] = f'2026-01-0{1 + (side == "b")}T00:0{run}:00Z'
-            benchstore.save(tmp / (ODD_DIR if side == 'a' else 'side B'), result,
-                            {'console.log': b'booted\n'})
+            for root in (tmp / (ODD_DIR if side == 'a' else 'side B'), results):
+                benchstore.save(root, result, {'console.log': b'booted\n'})
+    for run in range(2):
+        some = {name: metric for name, metric in power_sim.one_run(rng, base, 'icount', None, 1.0)
+                .items() if name.startswith('fastpath.') or name == REGRESSED}
+        benchstore.save(results, power_sim.result('a' * 40, 'icount', some), {})
     assert main(['--repo', str(tmp), '--work', str(tmp / 'work'), 'compare',
                  '--a', str(tmp / ODD_DIR / 'bench'), '--b', str(tmp / 'side B' / 'bench'),
                  '--results', str(results)]) == 1
+    assert main(['--repo', str(tmp), 'trend', '--results', str(results),
+                 *[arg for metric in metrics for arg in ('--metric', metric)]]) == 0
     report, = (results / 'compare').iterdir()
-    return Pages(results, report)
+    trend, = (results / 'trend').iterdir()
+    return Pages(results, report, trend)
 
 
 @pytest.fixture(scope='module')
 def pages(tmp_path_factory: pytest.TempPathFactory) -> Pages:
-    return make_pages(tmp_path_factory.mktemp('pages'))
+    return make_pages(tmp_path_factory.mktemp('pages'), FEW)
 
 
 # ---------------------------------------------------------------- the HTML, read back
@@ -128,3 +142,91 @@ def test_report_html_lists_regressions_first_with_every_reason(pages: Pages) -> 
         assert cells[-1].text() == report['metrics'][cells[0].text()]['reason']
     assert any(set('<>&') & set(row['reason']) for row in report['metrics'].values())
     assert set(htmlpage.VERDICT_ORDER) == set(stats.VERDICTS)  # no verdict left out
+
+
+def figures(doc: Element) -> list[tuple[str, str, Element]]:
+    """(setup, section, figure) of every plot, in page order."""
+    found = []
+    setup = section = ''
+    for element in doc.all('body')[0].children:
+        if isinstance(element, str):
+            continue
+        if element.tag == 'h2':
+            setup = element.text()
+        elif element.tag == 'h3':
+            section = element.text()
+        elif element.tag == 'figure':
+            found.append((setup, section, element))
+    return found
+
+
+def test_trend_index_groups_the_plots_headlines_first_with_the_last_verdicts(pages: Pages) -> None:
+    report = json.loads((pages.report / 'report.json').read_text())
+    doc = read(pages.trend / 'index.html')
+    plots = figures(doc)
+    tcg = 'default, tcg, x86_64, -cpu max, smp 2, 2048 MiB, quick'
+    icount = 'default, icount, x86_64, -cpu max, smp 2, 2048 MiB, quick'
+    assert [(setup, section, figure.all('h4')[0].text().replace('headline', '').strip())
+            for setup, section, figure in plots if setup == tcg] == [
+        (tcg, 'fastpath', 'fastpath.cpus2.ratio'),
+        (tcg, 'frag / ro', REGRESSED),  # a headline metric: first in its section
+        (tcg, 'frag / ro', 'frag.ro.n1024.grouped.hold_ns_per_page'),
+        (tcg, 'frag / ro', IMPROVED),
+        (tcg, 'frag / pkey', 'frag.pkey.n1024.baseline.tlb_flushes_per_1000_pages'),
+        (tcg, 'protect / ro', 'protect.ro.block_ns_per_page')]
+    assert [setup for setup, _, _ in plots][::len(plots) - 1] == [tcg, icount]  # compared first
+    for setup, _, figure in plots:
+        img, = figure.all('img')
+        size = htmlpage.png_size(pages.trend / img.attrs['src'])
+        assert (int(img.attrs['width']), int(img.attrs['height'])) == size
+        metric = img.attrs['alt'].split()[0]
+        caption, = figure.all('figcaption')
+        assert setup in caption.text()  # the setup, whole, under the plot
+        asides = figure.all('aside')
+        if setup == icount:  # no compare of that setup: no verdict
+            assert not asides
+            continue
+        # Beside the plot: the compare's verdict, its reason and where it came from.
+        verdict = report['metrics'][metric]['verdict']
+        assert verdict in asides[0].text() and report['metrics'][metric]['reason'] in asides[0].text()
+        link = asides[0].all('a')[0].attrs['href']
+        assert link == f'../../compare/{pages.report.name}/report.html#{metric}'
+        assert (pages.trend / link.split('#')[0]).resolve() == pages.report / 'report.html'
+    text = doc.text()
+    assert f'the last compare of this setup, {pages.report.name}' in text
+    assert 'No compare of this setup' in text
+
+
+def write_report(root: Path, name: str, date: str, **b: Any) -> Path:
+    side = {'spec': name, 'commits': ['b' * 40], 'arch': 'x86_64', 'config': 'default',
+            'mode': 'tcg', 'qemu': {'cpu': 'max', 'smp': 2, 'memory_mb': 2048}, 'cmdline': '',
+            **b}
+    row = {field: 0 for field in compare_report.ROW_FIELDS} | {'unit': 'x', 'verdict': '~',
+                                                           'why': 'no change', 'reason': 'r'}
+    report = {'kind': 'compare', 'date': date, 'rule': {'alpha': 0.05}, 'a': side, 'b': side,
+              'metrics': {'m': row}}
+    (root / name).mkdir(parents=True)
+    (root / name / 'report.json').write_text(json.dumps(report))
+    return root / name
+
+
+def test_the_verdicts_are_of_the_newest_compare_of_the_setup(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = tmp_path / 'compare'
+    write_report(root, 'old', '2026-01-01T00:00:00Z')
+    write_report(root, 'new', '2026-01-02T00:00:00Z')
+    write_report(root, 'newest-icount', '2026-01-03T00:00:00Z', mode='icount')
+    write_report(root, 'newest-full', '2026-01-03T00:00:00Z', workload='full')
+    older = write_report(root, 'newest-older-harness', '2026-01-04T00:00:00Z')
+    report = json.loads((older / 'report.json').read_text())
+    del report['metrics']['m']['why']
+    (older / 'report.json').write_text(json.dumps(report))
+    (root / '.partial-x').mkdir()  # a compare being written
+    reports = trend_page.compare_reports(root)
+    assert 'no verdicts of ' + str(older) in capsys.readouterr().out
+    group = ('x86_64', 'default', 'tcg', 'max', 'quick', 2, 2048, '')
+    found = trend_page.last_compare(reports, group, tmp_path / 'trend' / 'now')
+    assert found and found.name == 'new' and found.link == '../../compare/new/report.md'
+    assert trend_page.last_compare(reports, group[:2] + ('icount',) + group[3:],
+                                   tmp_path).name == 'newest-icount'  # type: ignore[union-attr]
+    assert trend_page.last_compare(reports, group[:3] + ('qemu64',) + group[4:], tmp_path) is None
