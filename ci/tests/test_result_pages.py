@@ -1,6 +1,6 @@
 """The pages a person opens: compare's report.html and trend's index.html, made by the
 verbs from synthetic stored results (metrics of a real quick-workload console, via
-power_sim), read as HTML here."""
+power_sim), read as HTML here and rendered in headless Chromium (slow)."""
 import html.parser
 import json
 import random
@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 
 import power_sim
+from chromium import Chromium
+from conftest import SCREENSHOTS
 from gptool import benchstore, compare_report, htmlpage, stats, trend_page
 from gptool.__main__ import main
 
@@ -24,6 +26,9 @@ ODD_DIR = 'side <i>A& "q"'
 # A few plots of every kind: the headline ones are not first by name in frag / ro.
 FEW = ['fastpath.cpus2.ratio', REGRESSED, IMPROVED, 'frag.ro.n1024.grouped.hold_ns_per_page',
        'frag.pkey.n1024.baseline.tlb_flushes_per_1000_pages', 'protect.ro.block_ns_per_page']
+# The browser's: a plot of each workload and the longest names there are.
+MANY = ['fastpath.*', 'frag.ro.*', 'frag.pkey.n1024.baseline.*', 'protect.pkey.*', 'pgtable.*',
+        'age.*']
 
 
 @dataclass
@@ -230,3 +235,57 @@ def test_the_verdicts_are_of_the_newest_compare_of_the_setup(
     assert trend_page.last_compare(reports, group[:2] + ('icount',) + group[3:],
                                    tmp_path).name == 'newest-icount'  # type: ignore[union-attr]
     assert trend_page.last_compare(reports, group[:3] + ('qemu64',) + group[4:], tmp_path) is None
+
+
+# ---------------------------------------------------------------- in a browser
+
+# What a person would see cut off: an image that did not load, a heading, caption or
+# cell whose text is wider than its box, anything beyond the right edge of the window.
+CHECK = """(() => {
+  const width = document.documentElement.clientWidth;
+  const show = el => `${el.tagName.toLowerCase()} "${el.textContent.trim().slice(0, 60)}"`;
+  const broken = [...document.images].filter(i => !(i.complete && i.naturalWidth > 0))
+    .map(i => i.getAttribute('src'));
+  const clipped = [], beyond = [];
+  for (const el of document.body.querySelectorAll('*')) {
+    const display = getComputedStyle(el).display;
+    if (!['inline', 'contents', 'table-row', 'table-row-group'].includes(display)
+        && (el.scrollWidth > el.clientWidth + 1 || el.scrollHeight > el.clientHeight + 1))
+      clipped.push(`${show(el)}: ${el.scrollWidth}x${el.scrollHeight} in ` +
+                   `${el.clientWidth}x${el.clientHeight}`);
+    if (el.getBoundingClientRect().right > width + 1) beyond.push(show(el));
+  }
+  return {images: document.images.length, broken, clipped, beyond,
+          figures: document.querySelectorAll('figure').length,
+          page: [document.documentElement.scrollWidth, width]};
+})()"""
+
+
+@pytest.mark.slow
+def test_both_pages_render_whole_in_headless_chromium(tmp_path: Path) -> None:
+    made = make_pages(tmp_path, MANY)
+    plots = len(list(made.trend.glob('*.png')))
+    assert plots > 40
+    with Chromium() as browser:
+        # The check sees what it is for: a missing image, a cut heading, a wide table.
+        bad = tmp_path / 'bad.html'
+        bad.write_text(htmlpage.page('bad', [
+            '<img src="missing.png">', '<h4 style="width: 5em; overflow: hidden; white-space: nowrap">'
+            'frag.pkey.n1024.baseline.tlb_flushes_per_1000_pages</h4>',
+            f'<table><tr><td>{"x" * 400}</td></tr></table>']))
+        seen = browser.open(bad.as_uri()).evaluate(CHECK)
+        assert seen['broken'] == ['missing.png'] and seen['clipped'][0].startswith('h4 "frag.')
+        assert seen['beyond'] and seen['page'][0] > seen['page'][1]
+        for page, images in ((made.trend / 'index.html', plots), (made.report / 'report.html', 0)):
+            for width in (1280, 1024):  # desktop widths
+                tab = browser.open(page.as_uri(), width=width)
+                seen = tab.evaluate(CHECK)
+                assert seen['broken'] == [] and seen['clipped'] == [] and seen['beyond'] == [], \
+                    seen
+                assert seen['page'][0] <= seen['page'][1], f'{page} scrolls sideways: {seen}'
+                assert seen['images'] == seen['figures'] == images, seen
+                assert all(url.startswith('file://') for url in tab.requests()), tab.requests()
+                shot = tmp_path / f'{page.stem}-{width}.png'
+                tab.screenshot(shot)
+                assert htmlpage.png_size(shot)[0] == width
+                SCREENSHOTS.append(shot)
