@@ -41,8 +41,7 @@ DEFAULT_RUNS = 8
 MODES = benchstore.MODES
 # What must match for two results to be comparable; the commit may differ between
 # sides (that is the point) but not within one side.
-COMPARABLE = ('arch', 'config', 'mode', 'qemu.cpu', 'qemu.smp', 'qemu.memory_mb', 'cmdline',
-              'workload')  # workload: an optional field the bench verb adds
+COMPARABLE = benchstore.SETUP
 # What the timings depend on besides the code: the machine and the tools (recorded by
 # the bench verb since issue 24; absent from older results on both sides alike).
 MACHINE = ('host.hostname', 'host.cpu', 'host.kernel', 'tools.qemu', 'tools.gcc',
@@ -92,13 +91,6 @@ class Side:
         commits = ', '.join(c[:12] for c in self.commits()) + (' +dirty' if dirty else '')
         runs = len(self.results)
         return f'{self.label} = {self.spec} ({commits}; {runs} run{"s" if runs != 1 else ""})'
-
-
-def field_value(result: dict[str, Any], name: str) -> Any:
-    value: Any = result
-    for part in name.split('.'):
-        value = value.get(part) if isinstance(value, dict) else None
-    return value
 
 
 # ---------------------------------------------------------------- revisions
@@ -169,14 +161,14 @@ def bench_revisions(req: CompareRequest, sides: list[Side], clock: Clock, logs: 
 # ---------------------------------------------------------------- comparability
 
 def differences(first: dict[str, Any], second: dict[str, Any], names: tuple[str, ...]) -> list[str]:
-    return [name for name in names if field_value(first, name) != field_value(second, name)]
+    return [name for name in names if benchstore.field_value(first, name) != benchstore.field_value(second, name)]
 
 
 def check_within(side: Side) -> list[str]:
     """Problems pooling the runs of one side: they must be of one commit and one setup."""
     problems = []
     for name in ('commit', 'dirty', 'diff_sha256') + COMPARABLE + MACHINE:
-        values = list(dict.fromkeys(json.dumps(field_value(r, name)) for r in side.results))
+        values = list(dict.fromkeys(json.dumps(benchstore.field_value(r, name)) for r in side.results))
         if len(values) > 1:
             problems.append(f'{side.label} pools runs that differ in {name} ({", ".join(values)})')
     return problems
@@ -184,8 +176,8 @@ def check_within(side: Side) -> list[str]:
 
 def check_across(a: Side, b: Side) -> list[str]:
     ra, rb = a.results[0], b.results[0]
-    return [f'{name} (A: {json.dumps(field_value(ra, name))}, '
-            f'B: {json.dumps(field_value(rb, name))})'
+    return [f'{name} (A: {json.dumps(benchstore.field_value(ra, name))}, '
+            f'B: {json.dumps(benchstore.field_value(rb, name))})'
             for name in differences(ra, rb, COMPARABLE + MACHINE)]
 
 
@@ -198,9 +190,9 @@ def check_against_request(stored: Side, req: CompareRequest) -> list[str]:
               'qemu.smp': '--smp', 'qemu.memory_mb': '--memory', 'workload': '--workload',
               'cmdline': '--cmdline'}
     result = stored.results[0]
-    return [f'{name} ({stored.label} holds {json.dumps(field_value(result, name))}, the revision '
+    return [f'{name} ({stored.label} holds {json.dumps(benchstore.field_value(result, name))}, the revision '
             f'would run with {option[name]} {value})'
-            for name, value in wanted.items() if field_value(result, name) != value]
+            for name, value in wanted.items() if benchstore.field_value(result, name) != value]
 
 
 def enforce(problems: list[str], force: bool, what: str) -> None:
@@ -415,7 +407,7 @@ def side_json(side: Side) -> dict[str, Any]:
             'config_sha256': sorted({r['config_sha256'] for r in side.results}),
             'mode': first['mode'], 'arch': first['arch'],
             'qemu': {k: v for k, v in first['qemu'].items() if k != 'command'},
-            'cmdline': first['cmdline'], 'workload': str(first.get('workload', 'full')),
+            'cmdline': first['cmdline'], 'workload': first.get('workload'),
             'base': first['base'], 'tools': first['tools'],
             'host': first.get('host'), 'harness': first.get('harness')}
 

@@ -248,7 +248,7 @@ def run(req: TrendRequest) -> int:
             plots = [plot for metric in wanted
                      if (plot := plot_metric(staging, metric, group, members, xs))]
             setups.append(trend_page.Setup(describe(group), len(members), len(xs), plots,
-                                           trend_page.last_compare(reports, group,
+                                           trend_page.last_compare(reports, members[0],
                                                                    staging.absolute())))
         setups.sort(key=lambda setup: setup.verdicts is None)  # those compared first
         (staging / 'index.html').write_text(trend_page.render(setups, about))

@@ -10,7 +10,7 @@ from itertools import groupby
 from pathlib import Path
 from typing import Any
 
-from . import compare_report, metricnames
+from . import benchstore, compare_report, metricnames
 from .htmlpage import VERDICT_ORDER, badge, esc, name, page, tint
 
 
@@ -55,7 +55,9 @@ def report_problem(report: Any) -> str:
         if not all(isinstance(side['spec'], str) and isinstance(side['commits'], list)
                    for side in (report['a'], report['b'])):
             return 'its sides lack a spec or commits'
-        setup_of(report['b'])
+        if any(benchstore.field_value(report['b'], f) is None
+               for f in benchstore.SETUP if f != 'workload'):
+            return 'its side B lacks its setup'
         # Reports written before compare said why a metric is "~" lack some fields.
         missing = {f for row in report['metrics'].values()
                    for f in compare_report.ROW_FIELDS if f not in row}
@@ -63,14 +65,6 @@ def report_problem(report: Any) -> str:
         return f'not a compare report of this harness ({type(err).__name__}: {err})'
     return f'written by an older harness (its rows lack {", ".join(sorted(missing))})' \
         if missing else ''
-
-
-def setup_of(side: dict[str, Any]) -> tuple[Any, ...]:
-    """A compare side's setup, as last_compare orders it, without the workload (not
-    recorded by compares before trend showed their verdicts)."""
-    qemu = side['qemu']
-    return (side['arch'], side['config'], side['mode'], qemu['cpu'], qemu['smp'],
-            qemu['memory_mb'], side['cmdline'])
 
 
 def compare_reports(compare_dir: Path) -> list[tuple[Path, dict[str, Any]]]:
@@ -91,15 +85,14 @@ def compare_reports(compare_dir: Path) -> list[tuple[Path, dict[str, Any]]]:
     return sorted(found, key=lambda item: (item[1]['date'], item[0].name), reverse=True)
 
 
-def last_compare(reports: list[tuple[Path, dict[str, Any]]], group: tuple[Any, ...],
+def last_compare(reports: list[tuple[Path, dict[str, Any]]], result: dict[str, Any],
                  page_dir: Path) -> Verdicts | None:
-    """The verdicts of the newest compare whose B side has the setup of @group (trend's:
-    arch, config, mode, cpu, workload, smp, memory, cmdline); None if none has."""
-    arch, config, mode, cpu, workload, smp, memory, cmdline = group
+    """The verdicts of the newest compare whose B side has the setup of @result; None if
+    none has. A report of before compare recorded the workload matches any."""
     for path, report in reports:
         side = report['b']
-        if setup_of(side) == (arch, config, mode, cpu, smp, memory, cmdline) and \
-                side.get('workload', workload) == workload:
+        if all(benchstore.field_value(side, f) == benchstore.field_value(result, f)
+               for f in benchstore.SETUP if f != 'workload' or 'workload' in side):
             html_file = path / 'report.html'
             link = os.path.relpath(html_file if html_file.is_file() else path / 'report.md',
                                    page_dir)

@@ -229,12 +229,13 @@ def test_the_verdicts_are_of_the_newest_compare_of_the_setup(
     (root / '.partial-x').mkdir()  # a compare being written
     reports = trend_page.compare_reports(root)
     assert 'no verdicts of ' + str(older) in capsys.readouterr().out
-    group = ('x86_64', 'default', 'tcg', 'max', 'quick', 2, 2048, '')
-    found = trend_page.last_compare(reports, group, tmp_path / 'trend' / 'now')
+    result = power_sim.result('b' * 40, 'tcg', {})  # quick
+    found = trend_page.last_compare(reports, result, tmp_path / 'trend' / 'now')
     assert found and found.name == 'new' and found.link == '../../compare/new/report.md'
-    assert trend_page.last_compare(reports, group[:2] + ('icount',) + group[3:],
-                                   tmp_path).name == 'newest-icount'  # type: ignore[union-attr]
-    assert trend_page.last_compare(reports, group[:3] + ('qemu64',) + group[4:], tmp_path) is None
+    found = trend_page.last_compare(reports, {**result, 'mode': 'icount'}, tmp_path)
+    assert found and found.name == 'newest-icount'
+    qemu64 = {**result, 'qemu': {**result['qemu'], 'cpu': 'qemu64'}}
+    assert trend_page.last_compare(reports, qemu64, tmp_path) is None
 
 
 # ---------------------------------------------------------------- in a browser
