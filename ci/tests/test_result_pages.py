@@ -1,10 +1,13 @@
 """The pages a person opens: compare's report.html and trend's index.html, made by the
 verbs from synthetic stored results (metrics of a real quick-workload console, via
 power_sim), read as HTML here and rendered in headless Chromium (slow)."""
+import datetime
 import html.parser
 import json
+import os
 import random
 import re
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +19,7 @@ from chromium import Chromium
 from conftest import SCREENSHOTS
 from gptool import benchstore, compare_report, htmlpage, stats, trend_page
 from gptool.__main__ import main
+from gptool.fsutil import publish_dir
 
 # B's changes against A: one of each verdict.
 REGRESSED = 'frag.ro.n1024.grouped.level2_splits'  # exact: 0 -> 3
@@ -262,9 +266,22 @@ CHECK = """(() => {
 })()"""
 
 
+def keep(shots: list[Path]) -> Path:
+    """A new directory of GP_WORK/page-screenshots holding @shots: pytest's own tmp keeps
+    the last three runs only, and nested runs (gitlab-ci-local's pytest job) count."""
+    work = Path(os.environ.get('GP_WORK') or Path.home() / '.cache/grouped-pages')
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime('%Y%m%dT%H%M%SZ')
+
+    def fill(staging: Path) -> None:
+        for shot in shots:
+            shutil.copy2(shot, staging)
+    return publish_dir(work / 'page-screenshots', stamp, fill)
+
+
 @pytest.mark.slow
 def test_both_pages_render_whole_in_headless_chromium(tmp_path: Path) -> None:
     made = make_pages(tmp_path, MANY)
+    shots = []
     plots = len(list(made.trend.glob('*.png')))
     assert plots > 40
     with Chromium() as browser:
@@ -289,4 +306,6 @@ def test_both_pages_render_whole_in_headless_chromium(tmp_path: Path) -> None:
                 shot = tmp_path / f'{page.stem}-{width}.png'
                 tab.screenshot(shot)
                 assert htmlpage.png_size(shot)[0] == width
-                SCREENSHOTS.append(shot)
+                shots.append(shot)
+    kept = keep([shot for shot in shots if shot.stem.endswith('-1280')])
+    SCREENSHOTS.extend(sorted(kept.iterdir()))
