@@ -51,14 +51,16 @@ help:
 	@echo 'make soak      SOAK_SECONDS (300) of every cache operation at once, x86_64 with SMP vCPUs'
 	@echo '               (SMP=4 for four; SEED=<n> replays a run)'
 	@echo 'make bench     boot the QEMU kernel with gp_bench; results in results/bench/ (BENCH_MODE, BENCH_WORKLOAD, RUNS)'
-	@echo 'make compare   A=<rev|results dir> B=<rev|results dir> [RUNS=8]: what changed from A to B (results/compare/);'
+	@echo 'make compare   A=<rev|results dir> B=<rev|results dir> [RUNS=8]: what changed from A to B'
+	@echo '               (results/compare/<time>-<A>-vs-<B>/report.html, regressions first);'
 	@echo '               gptool exits 1 on a regression, 3 when a change is inconclusive (make: 2; ci/status.sh keeps them)'
 	@echo 'make bisect    GOOD=<rev> BAD=<rev> CHECK=<check> [REPEAT=N] [ON=base KERNEL_SRC=..]:'
 	@echo '               the first bad commit and a reproduce.sh (results/bisect/); CHECK is one of'
 	@echo '               kunit:<suite.case glob> (with ARCH CONFIG QEMU_CPU), selftest:<name>,'
 	@echo '               bench:<metric><op><number> (bad when true, e.g. bench:fastpath.cpus2.ratio>1.3;'
 	@echo '               BENCH_WORKLOAD quick unless given), cmd:<shell command> (0 good, 125 skip)'
-	@echo 'make trend     plot every stored bench metric over the commit history (results/trend/)'
+	@echo 'make trend     plot every stored bench metric over the commit history, with the last'
+	@echo '               compare'"'"'s verdicts beside: results/trend/<time>/index.html'
 	@echo 'make kcidb     COMMIT=<rev> (HEAD): its KUnit, selftest, bench and matrix results as KernelCI'
 	@echo '               KCIDB JSON, checked against its schema (results/kcidb/; KCIDB_ORIGIN)'
 	@echo 'make matrix    the CI matrix (ci/matrix: KUnit and selftests rows) with GNU parallel;'
@@ -199,7 +201,7 @@ kcidb: deps
 # The whole suite, the tests not marked slow first: a harness edit that breaks one is
 # told in under a minute. Its gitlab-ci-local tests need npm; pytest-fast does not.
 pytest: deps
-	@bash ci/deps --gitlab-ci-local
+	@bash ci/deps --tests
 	@cd ci && GP_WORK=$(GP_WORK) $(PYTHON) -m pytest -q -m 'not slow' tests
 	@cd ci && GP_WORK=$(GP_WORK) $(PYTHON) -m pytest -q -m slow tests
 
@@ -213,5 +215,5 @@ checkpatch: deps
 	@tree=$$($(GPTOOL) tree) && bash ci/checkpatch.sh "$$tree"
 
 test: deps
-	@bash ci/deps --gitlab-ci-local
+	@bash ci/deps --tests
 	@OUTCOME='$(OUTCOME)' bash ci/test-all.sh

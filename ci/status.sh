@@ -25,7 +25,7 @@ say() {
 
 # The packages first: a machine that cannot install them has failed, not the code.
 deps=()
-[[ $target == pytest* || $target == test ]] && deps=(--gitlab-ci-local)
+[[ $target == pytest* || $target == test ]] && deps=(--tests)
 bash "$repo/ci/deps" "${deps[@]}" || say 4
 
 status=0

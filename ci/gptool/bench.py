@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import benchstore, kbuild, provenance, qemu
+from . import benchstore, kbuild, metricnames, provenance, qemu
 from .errors import HarnessError
 from .fsutil import publish_dir, write_json_atomic
 from .revisions import HARNESS_CI
@@ -261,10 +261,6 @@ def boot_once(req: BenchRequest, artifacts: dict[str, Path], index: int) -> Path
     return benchstore.save(req.results, result, files)
 
 
-HEADLINE = re.compile(r'^frag\.(\w+)\.n(\d+)\.(grouped|baseline)\.(level2_splits|directmap4k_after_kb'
-                      r'|tlb_flushes_per_1000_pages|call_ipis_per_1000_pages)$')
-
-
 def summary(result_dirs: list[Path]) -> str:
     """The headline figures: grouped against baseline, medians over the runs."""
     samples: dict[str, list[float]] = {}
@@ -273,7 +269,7 @@ def summary(result_dirs: list[Path]) -> str:
             samples.setdefault(name, []).extend(metric['samples'])
     rows = ['workload                 metric                       grouped     baseline']
     for name in sorted(samples):
-        match = HEADLINE.match(name)
+        match = metricnames.HEADLINE.match(name)
         if not match or match.group(3) != 'grouped':
             continue
         other = name.replace('.grouped.', '.baseline.')
@@ -282,7 +278,7 @@ def summary(result_dirs: list[Path]) -> str:
                         f'{match.group(4):<28} {statistics.median(samples[name]):>8.6g} '
                         f'{statistics.median(samples[other]):>12.6g}')
     for name in sorted(samples):
-        if name.startswith('fastpath.') and name.endswith('.ratio'):
+        if metricnames.FASTPATH_RATIO.match(name):
             rows.append(f'{name:<45} median {statistics.median(samples[name]):.3f} '
                         '(grouped / alloc_page)')
     return '\n'.join(rows)

@@ -49,6 +49,18 @@ METRIC_NAME = re.compile(r'[a-z0-9_.]+')
 COMMIT = re.compile(r'[0-9a-f]{40}')
 SHA256 = re.compile(r'[0-9a-fA-F]{64}')
 REQUIRED_TOOLS = ('gcc', 'qemu', 'ccache')
+# The setup: what must match for two results to be comparable (compare's sides, trend's
+# lines), as dotted field names; workload is an optional field the bench verb adds.
+SETUP = ('arch', 'config', 'mode', 'qemu.cpu', 'qemu.smp', 'qemu.memory_mb', 'cmdline',
+         'workload')
+
+
+def field_value(result: dict[str, Any], name: str) -> Any:
+    """The field @name (dotted: qemu.cpu) of @result; None if it has none."""
+    value: Any = result
+    for part in name.split('.'):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
 
 
 class BenchResult(dict[str, Any]):

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import benchstore, stats
+from . import benchstore, compare_report, stats
 from .revisions import (HARNESS_CI, Clock, ensure_worktree, harness_command, last_error,
                         resolve_rev, run_logged)
 from .errors import (FAILED, INCONCLUSIVE, INFRASTRUCTURE, PASSED, USAGE_ERROR,
@@ -41,8 +41,7 @@ DEFAULT_RUNS = 8
 MODES = benchstore.MODES
 # What must match for two results to be comparable; the commit may differ between
 # sides (that is the point) but not within one side.
-COMPARABLE = ('arch', 'config', 'mode', 'qemu.cpu', 'qemu.smp', 'qemu.memory_mb', 'cmdline',
-              'workload')  # workload: an optional field the bench verb adds
+COMPARABLE = benchstore.SETUP
 # What the timings depend on besides the code: the machine and the tools (recorded by
 # the bench verb since issue 24; absent from older results on both sides alike).
 MACHINE = ('host.hostname', 'host.cpu', 'host.kernel', 'tools.qemu', 'tools.gcc',
@@ -92,13 +91,6 @@ class Side:
         commits = ', '.join(c[:12] for c in self.commits()) + (' +dirty' if dirty else '')
         runs = len(self.results)
         return f'{self.label} = {self.spec} ({commits}; {runs} run{"s" if runs != 1 else ""})'
-
-
-def field_value(result: dict[str, Any], name: str) -> Any:
-    value: Any = result
-    for part in name.split('.'):
-        value = value.get(part) if isinstance(value, dict) else None
-    return value
 
 
 # ---------------------------------------------------------------- revisions
@@ -169,14 +161,14 @@ def bench_revisions(req: CompareRequest, sides: list[Side], clock: Clock, logs: 
 # ---------------------------------------------------------------- comparability
 
 def differences(first: dict[str, Any], second: dict[str, Any], names: tuple[str, ...]) -> list[str]:
-    return [name for name in names if field_value(first, name) != field_value(second, name)]
+    return [name for name in names if benchstore.field_value(first, name) != benchstore.field_value(second, name)]
 
 
 def check_within(side: Side) -> list[str]:
     """Problems pooling the runs of one side: they must be of one commit and one setup."""
     problems = []
     for name in ('commit', 'dirty', 'diff_sha256') + COMPARABLE + MACHINE:
-        values = list(dict.fromkeys(json.dumps(field_value(r, name)) for r in side.results))
+        values = list(dict.fromkeys(json.dumps(benchstore.field_value(r, name)) for r in side.results))
         if len(values) > 1:
             problems.append(f'{side.label} pools runs that differ in {name} ({", ".join(values)})')
     return problems
@@ -184,8 +176,8 @@ def check_within(side: Side) -> list[str]:
 
 def check_across(a: Side, b: Side) -> list[str]:
     ra, rb = a.results[0], b.results[0]
-    return [f'{name} (A: {json.dumps(field_value(ra, name))}, '
-            f'B: {json.dumps(field_value(rb, name))})'
+    return [f'{name} (A: {json.dumps(benchstore.field_value(ra, name))}, '
+            f'B: {json.dumps(benchstore.field_value(rb, name))})'
             for name in differences(ra, rb, COMPARABLE + MACHINE)]
 
 
@@ -198,9 +190,9 @@ def check_against_request(stored: Side, req: CompareRequest) -> list[str]:
               'qemu.smp': '--smp', 'qemu.memory_mb': '--memory', 'workload': '--workload',
               'cmdline': '--cmdline'}
     result = stored.results[0]
-    return [f'{name} ({stored.label} holds {json.dumps(field_value(result, name))}, the revision '
+    return [f'{name} ({stored.label} holds {json.dumps(benchstore.field_value(result, name))}, the revision '
             f'would run with {option[name]} {value})'
-            for name, value in wanted.items() if field_value(result, name) != value]
+            for name, value in wanted.items() if benchstore.field_value(result, name) != value]
 
 
 def enforce(problems: list[str], force: bool, what: str) -> None:
@@ -373,37 +365,6 @@ def verdicts(comparison: dict[str, Any], verdict: str) -> list[str]:
 
 # ---------------------------------------------------------------- output
 
-def number(value: float | None) -> str:
-    """Integers whole; others to 4 significant digits, no exponent from 0.01 up."""
-    if value is None:
-        return '-'
-    if float(value).is_integer() and abs(value) < 1e15:
-        return str(int(value))
-    if abs(value) >= 1000:
-        return f'{value:.0f}'
-    return f'{value:.4g}' if abs(value) >= 0.01 else f'{value:.3g}'
-
-
-def pct(value: float | None) -> str:
-    return '-' if value is None else f'{value:+.1f}%'
-
-
-def cells(name: str, row: dict[str, Any]) -> list[str]:
-    def center(value: float, spread: float | None) -> str:
-        return number(value) + (f' ±{spread:.0f}%' if spread is not None else '')
-    ci = '-' if row['ci_low_pct'] is None else \
-        f'[{pct(row["ci_low_pct"])}, {pct(row["ci_high_pct"])}]'
-    p = '-' if row['p_value'] is None else f'{row["p_value"]:.3g}'
-    return [name, row['unit'], center(row['center_a'], row['spread_a_pct']),
-            center(row['center_b'], row['spread_b_pct']), pct(row['delta_pct']), ci, p,
-            row['verdict'], row['why'] or row['basis']]
-
-
-def header(alpha: float) -> list[str]:
-    return ['metric', 'unit', 'A (median ±spread)', 'B', 'delta', f'{100 * (1 - alpha):g}% CI',
-            'p', 'verdict', 'why (or what it rests on)']
-
-
 def text_table(rows: list[list[str]]) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return '\n'.join('  '.join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows)
@@ -446,7 +407,8 @@ def side_json(side: Side) -> dict[str, Any]:
             'config_sha256': sorted({r['config_sha256'] for r in side.results}),
             'mode': first['mode'], 'arch': first['arch'],
             'qemu': {k: v for k, v in first['qemu'].items() if k != 'command'},
-            'cmdline': first['cmdline'], 'base': first['base'], 'tools': first['tools'],
+            'cmdline': first['cmdline'], 'workload': first.get('workload'),
+            'base': first['base'], 'tools': first['tools'],
             'host': first.get('host'), 'harness': first.get('harness')}
 
 
@@ -469,12 +431,13 @@ def write_report(req: CompareRequest, a: Side, b: Side, comparison: dict[str, An
         'inconclusive': verdicts(comparison, 'inconclusive'),
     }
     reasons = [[name, row['reason']] for name, row in comparison['metrics'].items()]
-    markdown = [f'# compare: {a.spec} vs {b.spec}', '', f'- {a.describe()}', f'- {b.describe()}',
-                f'- {setup_line(b.results[0])}', f'- rule: {rule_text(req)}', '']
+    about = [a.describe(), b.describe(), setup_line(b.results[0]), f'rule: {rule_text(req)}']
     if problems:
-        markdown += [f'- **forced** despite: {"; ".join(problems)}', '']
+        about.append(f'forced despite: {"; ".join(problems)}')
+    tail = tail_lines(comparison)
+    markdown = [f'# compare: {a.spec} vs {b.spec}', '', *[f'- {line}' for line in about], '']
     markdown += [markdown_table(table) if len(table) > 1 else '(no metric in both sides)', '']
-    if tail := tail_lines(comparison):
+    if tail:
         markdown += [f'- {line}' for line in tail] + ['']
     if reasons:
         markdown += ['## Why', '', markdown_table([['metric', 'reason'], *reasons])]
@@ -482,6 +445,7 @@ def write_report(req: CompareRequest, a: Side, b: Side, comparison: dict[str, An
     def fill(staging: Path) -> None:
         write_json_atomic(staging / 'report.json', report)
         (staging / 'report.md').write_text('\n'.join(markdown) + '\n')
+        (staging / 'report.html').write_text(compare_report.render(report, about, tail))
         for side in (a, b):
             for number, result in enumerate(side.results, 1):
                 # Numbered: runs from different roots may share a directory name.
@@ -538,7 +502,8 @@ def run(req: CompareRequest) -> int:
         enforce([f'they differ in {", ".join(across)}'], req.force, 'A and B are not comparable')
     comparison = compare_sides(a, b, req)
     title = f'{a.describe()}  vs  {b.describe()}; {setup_line(b.results[0])}'
-    table = [header(req.alpha)] + [cells(name, row) for name, row in comparison['metrics'].items()]
+    table = [compare_report.header(req.alpha)] + [
+        compare_report.cells(name, row) for name, row in comparison['metrics'].items()]
     print(title)
     print(text_table(table) if len(table) > 1 else '(no metric in both sides)')
     for line in tail_lines(comparison):

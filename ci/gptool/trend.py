@@ -5,7 +5,8 @@ group the x axis is the commits in history order (git rev-list --topo-order of H
 then commits HEAD does not contain, by date; a run with uncommitted changes sits just
 right of its commit, its tick marked '*'. Each run is a point at its median with an
 error bar from its smallest to its largest sample; a line joins the medians of all
-the samples of each x position.
+the samples of each x position. index.html (trend_page) shows every plot on one page
+with the verdicts of the last compare of its setup; index.md lists them.
 """
 import datetime
 import fnmatch
@@ -17,7 +18,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import benchstore
+from . import benchstore, htmlpage, trend_page
 from .errors import HarnessError
 from .fsutil import publish_dir
 
@@ -90,8 +91,9 @@ def file_stem(metric: str, group: Group) -> str:
 
 
 def plot_metric(out: Path, metric: str, group: Group, results: list[benchstore.BenchResult],
-                xs: list[tuple[str, bool]]) -> str | None:
-    """Write <stem>.png and <stem>.svg into @out; the stem, or None if no run has @metric."""
+                xs: list[tuple[str, bool]]) -> trend_page.Plot | None:
+    """Write <stem>.png and <stem>.svg into @out; what the page says of them, or None if
+    no run has @metric."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -102,7 +104,7 @@ def plot_metric(out: Path, metric: str, group: Group, results: list[benchstore.B
     if not having:
         return None
     latest = max(having, key=lambda r: r['date'])['metrics'][metric]
-    unit, direction = latest['unit'], latest['direction']
+    unit, direction = str(latest['unit']), str(latest['direction'])
     skipped = [r for r in having if r['metrics'][metric]['unit'] != unit]
     for result in skipped:
         print(f'warning: {metric} of {result.result_dir} is in {result["metrics"][metric]["unit"]}, '
@@ -125,17 +127,19 @@ def plot_metric(out: Path, metric: str, group: Group, results: list[benchstore.B
         ax.set_xticks(used)
         ax.set_xticklabels([xs[x][0][:12] + ('*' if xs[x][1] else '') for x in used],
                            rotation=45, ha='right', fontsize=8)
-        ax.set_title(f'{metric} ({unit}, {direction} is better) — {describe(group)}', fontsize=10)
-        ax.set_ylabel(unit)
+        # The setup goes in the page's caption: a title that long was cut at both edges.
+        ax.set_title(metric, fontsize=10)
+        ax.set_ylabel(f'{unit} ({direction} is better)')
         ax.set_xlabel('commit (history order; * = uncommitted changes)')
         ax.grid(True, axis='y', alpha=0.3)
-        fig.tight_layout()
         stem = file_stem(metric, group)
-        fig.savefig(out / f'{stem}.png', dpi=100, metadata={'Software': None})
-        fig.savefig(out / f'{stem}.svg', metadata={'Date': None})
+        # bbox_inches='tight' grows the image to what is drawn: no label is ever cut.
+        fig.savefig(out / f'{stem}.png', dpi=100, metadata={'Software': None}, bbox_inches='tight')
+        fig.savefig(out / f'{stem}.svg', metadata={'Date': None}, bbox_inches='tight')
     finally:
         plt.close(fig)
-    return stem
+    return trend_page.Plot(metric, stem, unit, direction, str(latest.get('description', '')),
+                           len(having), htmlpage.png_size(out / f'{stem}.png'))
 
 
 def describe(group: Group) -> str:
@@ -196,6 +200,24 @@ def stability_report(groups: dict[Group, list[benchstore.BenchResult]], wanted: 
     return '\n'.join(lines) + '\n'
 
 
+def group_of(result: benchstore.BenchResult) -> Group:
+    return (result['arch'], result['config'], result['mode'], result['qemu']['cpu'],
+            str(result.get('workload', 'full')), result['qemu']['smp'],
+            result['qemu']['memory_mb'], result['cmdline'])
+
+
+def index_md(setups: list[trend_page.Setup], about: str) -> str:
+    lines = ['# Bench trends', '', about, '', 'index.html shows the same on one page, with the '
+             'verdicts of the last compare of each setup.', '']
+    for setup in setups:
+        lines += [f'## {setup.title}', '', f'{trend_page.plural(setup.runs, "run")} of '
+                  f'{trend_page.plural(setup.commits, "commit")}.', '']
+        lines += [f'- `{p.metric}`: ![{p.metric}]({p.stem}.png) [SVG]({p.stem}.svg)'
+                  for p in setup.plots]
+        lines.append('')
+    return '\n'.join(lines)
+
+
 def run(req: TrendRequest) -> int:
     if importlib.util.find_spec('matplotlib') is None:
         raise HarnessError('matplotlib is missing: run make deps (Debian package '
@@ -210,28 +232,27 @@ def run(req: TrendRequest) -> int:
                            f'{", ".join(names)}', 2)
     groups: dict[Group, list[benchstore.BenchResult]] = defaultdict(list)
     for result in results:
-        group = (result['arch'], result['config'], result['mode'], result['qemu']['cpu'],
-                 str(result.get('workload', 'full')), result['qemu']['smp'],
-                 result['qemu']['memory_mb'], result['cmdline'])
-        groups[group].append(result)
+        groups[group_of(result)].append(result)
     order = history(req.repo)
+    reports = trend_page.compare_reports(req.results.absolute() / 'compare')
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime('%Y%m%dT%H%M%SZ')
+    about = (f'From {len(results)} results under {bench_dir}; each point is one run (median, '
+             'bar from min to max sample), the line joins the medians of all samples of a '
+             'commit; * marks runs with uncommitted changes.')
 
     def fill(staging: Path) -> None:
-        index = ['# Bench trends', '', f'From {len(results)} results under `{bench_dir}`; '
-                 'each point is one run (median, bar from min to max sample); '
-                 '`*` marks runs with uncommitted changes.', '']
+        setups = []
         for group in sorted(groups):
             members = groups[group]
             xs = positions(members, order)
-            index += [f'## {describe(group)}', '',
-                      f'{len(members)} runs of {len(xs)} commits.', '']
-            for metric in wanted:
-                stem = plot_metric(staging, metric, group, members, xs)
-                if stem:
-                    index.append(f'- `{metric}`: ![{metric}]({stem}.png) [SVG]({stem}.svg)')
-            index.append('')
-        (staging / 'index.md').write_text('\n'.join(index))
+            plots = [plot for metric in wanted
+                     if (plot := plot_metric(staging, metric, group, members, xs))]
+            setups.append(trend_page.Setup(describe(group), len(members), len(xs), plots,
+                                           trend_page.last_compare(reports, members[0],
+                                                                   staging.absolute())))
+        setups.sort(key=lambda setup: setup.verdicts is None)  # those compared first
+        (staging / 'index.html').write_text(trend_page.render(setups, about))
+        (staging / 'index.md').write_text(index_md(setups, about))
         (staging / 'stability.md').write_text(stability_report(groups, wanted))
     out = publish_dir(req.results / 'trend', stamp, fill)
     print(f'trend: {out}')

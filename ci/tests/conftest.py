@@ -3,6 +3,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,6 +19,15 @@ TARBALL_FIXTURES = {'real_kernel_files', 'kunit_tool', 'kernel_git'}
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line('markers', 'slow: end-to-end or tarball tests; make pytest-fast '
                             'leaves them out, make pytest runs them after the others')
+
+
+# Screenshots the browser tests took, named at the end of the run: a person may look.
+SCREENSHOTS: list[Path] = []
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:  # _pytest.terminal.TerminalReporter
+    for path in SCREENSHOTS:
+        terminalreporter.write_line(f'screenshot: {path}')
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -432,15 +432,18 @@ def test_trend_plots_each_metric_in_history_order(small_repo: Path, tmp_path: Pa
     out_dir = Path(capsys.readouterr().out.strip().split('trend: ')[-1])
     assert out_dir.parent == results / 'trend'
     files = sorted(p.name for p in out_dir.iterdir())
-    assert len(files) == 2 * 2 * 2 + 2  # 2 metrics x 2 groups x (png, svg), index.md, stability.md
+    # 2 metrics x 2 groups x (png, svg), index.html, index.md, stability.md
+    assert len(files) == 2 * 2 * 2 + 3
     for name in files:
         assert (out_dir / name).stat().st_size > 0
     png = out_dir / 'alloc.latency_ns-x86_64-default-icount-max-full.png'
     assert png.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
     svg = (out_dir / 'alloc.latency_ns-x86_64-default-icount-max-full.svg').read_text()
-    assert 'alloc.latency_ns (ns, lower is better) — default, icount, x86_64, -cpu max' in svg
+    # A short title (the setup is in the page): nothing of it is cut.
+    assert '>alloc.latency_ns<' in svg and 'ns (lower is better)' in svg
     index = (out_dir / 'index.md').read_text()
     assert '(alloc.count-x86_64-default-tcg-max-full.png)' in index
+    assert 'default, icount, x86_64, -cpu max' in (out_dir / 'index.html').read_text()
     order = compare_positions(results, small_repo)
     assert order == [(commits[0][:12], False), (commits[1][:12], True), (commits[2][:12], False),
                      ('e' * 12, False)]
@@ -458,7 +461,7 @@ def test_trend_filters_metrics(small_repo: Path, tmp_path: Path, capsys: pytest.
     assert main(['--repo', str(small_repo), 'trend', '--results', str(results),
                  '--metric', 'alloc.lat*']) == 0
     out_dir = Path(capsys.readouterr().out.strip().split('trend: ')[-1])
-    assert sorted(p.suffix for p in out_dir.iterdir()) == ['.md', '.md', '.png', '.svg']
+    assert sorted(p.suffix for p in out_dir.iterdir()) == ['.html', '.md', '.md', '.png', '.svg']
     assert main(['--repo', str(small_repo), 'trend', '--results', str(results),
                  '--metric', 'nothing*']) == 2
     assert 'no metric matches nothing*' in capsys.readouterr().err
