@@ -5,7 +5,7 @@ ci/tests/power_sim.py runs compare's own code on synthetic stored results. This 
 shares none of that code: it reads the metrics of the same real quick-workload console
 itself, draws another noise model with numpy, takes its p-values from scipy's exact
 Mann-Whitney distribution (no ties: counts are not rounded here), and applies the rule
-as the README states it:
+as docs/benchmarks.md states it:
 
 - a metric declared deterministic never changes unless made to;
 - the rest are tested (one value per run, two-sided Mann-Whitney, alpha 0.05), and a

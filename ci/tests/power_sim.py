@@ -16,7 +16,7 @@ times noise drawn per run (lognormal), by what the metric is:
   times the metric's own (13%): 20% in all, whose 10 run medians spread about 60%
   max-min (measured: median 61%, up to 110%).
 
-Run it as a script to print the table the README shows:
+Run it as a script to print the table docs/measurements.md shows:
     cd ci && /usr/bin/python3 tests/power_sim.py [SEEDS]
 """
 import random
