@@ -193,42 +193,63 @@ notrace void __pks_pgtable_write_end(unsigned long saved)
 }
 EXPORT_SYMBOL(__pks_pgtable_write_end);
 
+/* Lazy MMU sections this CPU is in, and the PKRS its outermost one opened on. */
+static DEFINE_PER_CPU(unsigned int, pks_lazy_depth);
+static DEFINE_PER_CPU(u32, pks_lazy_saved);
+
 /**
  * __pks_lazy_mmu_enter() - make page tables writable for a lazy MMU section
  *
- * Use arch_enter_lazy_mmu_mode(). The window belongs to the current task, not
- * to this CPU: a section may sleep (apply_to_page_range() on kernel mappings
- * runs its callback, which may allocate, without a lock), and the switch back
- * to the task reopens it (pks_switch_to()).
+ * Use arch_enter_lazy_mmu_mode(). Like a write window, a section belongs to
+ * this CPU and runs with preemption off: nothing in it may sleep, so page
+ * tables never stay writable while the task waits or reclaims (might_sleep()
+ * complains). Sections nest; the outermost opens the window.
  */
 void __pks_lazy_mmu_enter(void)
 {
 	preempt_disable();
-	if (!current->thread.pks_lazy_mmu++) {
+	if (this_cpu_inc_return(pks_lazy_depth) == 1) {
+		u32 pkrs = this_cpu_read(pks_pkrs);
+
 		this_cpu_inc(pks_lazy_windows);
-		pks_write_pkrs(pks_pkrs_writable(this_cpu_read(pks_pkrs)));
+		this_cpu_write(pks_lazy_saved, pkrs);
+		pks_write_pkrs(pks_pkrs_writable(pkrs));
 	}
-	preempt_enable();
 }
 EXPORT_SYMBOL(__pks_lazy_mmu_enter);
 
 /**
  * pks_lazy_mmu_leave() - end a lazy MMU section
  *
- * Use arch_leave_lazy_mmu_mode(). The outermost section's end write-protects
- * page tables again; a section entered before they were write-protected
- * opened no window and closes none.
+ * Use arch_leave_lazy_mmu_mode(). The outermost section's end gives back the
+ * PKRS it opened on; a section entered before page tables were
+ * write-protected opened nothing and ends nothing.
  */
 void pks_lazy_mmu_leave(void)
 {
-	if (!current->thread.pks_lazy_mmu)
+	if (!this_cpu_read(pks_lazy_depth))
 		return;
-	preempt_disable();
-	if (!--current->thread.pks_lazy_mmu)
-		pks_write_pkrs(pks_default_pkrs);
+	if (this_cpu_dec_return(pks_lazy_depth) == 0)
+		pks_write_pkrs(this_cpu_read(pks_lazy_saved));
 	preempt_enable();
 }
 EXPORT_SYMBOL(pks_lazy_mmu_leave);
+
+#ifdef CONFIG_PARAVIRT_XXL
+/*
+ * With PARAVIRT_XXL the lazy MMU hooks are paravirt operations: natively
+ * these (Xen PV installs its own and has no PKS).
+ */
+void pks_paravirt_lazy_mmu_enter(void)
+{
+	pks_lazy_mmu_enter();
+}
+
+void pks_paravirt_lazy_mmu_leave(void)
+{
+	pks_lazy_mmu_leave();
+}
+#endif
 
 /**
  * pks_pgtable_expect_fault() - let the next PK fault on this CPU through quietly

@@ -51,6 +51,8 @@ bool pks_pgtable_fault(struct pt_regs *regs, unsigned long error_code, unsigned 
 void pks_restore_after_resume(void);
 void __pks_lazy_mmu_enter(void);
 void pks_lazy_mmu_leave(void);
+void pks_paravirt_lazy_mmu_enter(void);
+void pks_paravirt_lazy_mmu_leave(void);
 
 /**
  * pks_pgtable_write_begin() - allow this CPU to write page tables
@@ -80,9 +82,9 @@ static __always_inline void pks_pgtable_write_end(unsigned long saved)
 }
 
 /*
- * arch_enter_lazy_mmu_mode(): page tables stay writable for the current task
- * until the matching pks_lazy_mmu_leave(), so that a batch of updates opens
- * one window. Windows nested in it write no PKRS.
+ * arch_enter_lazy_mmu_mode(): page tables stay writable on this CPU, with
+ * preemption off, until the matching pks_lazy_mmu_leave(), so that a batch
+ * of updates opens one window. Windows nested in it write no PKRS.
  */
 static __always_inline void pks_lazy_mmu_enter(void)
 {

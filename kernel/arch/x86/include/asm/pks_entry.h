@@ -116,16 +116,12 @@ static __always_inline void pks_nmi_exit(u64 state)
 }
 
 /*
- * No window outlives a context switch but the lazy MMU sections of the task
- * switched to: those are its own. A warned-about fault's opening ends here.
+ * No window outlives a context switch: windows and lazy MMU sections run
+ * with preemption off. A warned-about fault's opening ends here.
  */
 static __always_inline void pks_switch_to(struct task_struct *next)
 {
-	u32 pkrs = pks_default_pkrs;
-
-	if (unlikely(next->thread.pks_lazy_mmu))
-		pkrs = pks_pkrs_writable(pkrs);
-	pks_write_pkrs(pkrs);
+	pks_write_pkrs(pks_default_pkrs);
 }
 #else
 static inline void pks_switch_to(struct task_struct *next) { }
