@@ -100,3 +100,11 @@ def test_the_measurements_table_is_what_the_stored_times_give() -> None:
     eight = next(line for line in table if line.startswith('| 8 |')).split('|')
     cold, warm = (float(cell.split()[0]) for cell in eight[2:4])
     assert cold <= 20 and warm <= 2  # the goal of issue 25 on eight two-core hosts
+    readme = (REPO / 'README.md').read_text().splitlines()
+    cells = {line.split('|')[1].strip(): [cell.split()[0] for cell in line.split('|')[2:4]]
+             for line in table[2:]}
+    hosts = ['1', '4', '8', '24']
+    assert '| hosts | ' + ' | '.join(hosts) + ' |' in readme
+    for kind, column in (('cold', 0), ('warm', 1)):
+        row = f'| {kind} (min) | ' + ' | '.join(cells[h][column] for h in hosts) + ' |'
+        assert row in readme, f'README.md lacks {row!r}: rerun make matrix-plan'
