@@ -68,12 +68,15 @@ struct pks_pgtable_fault {
  * @unexpected: writes outside a write window (reported; oops or warn)
  * @fixed_up: nofault accesses denied and fixed up
  * @expected: the KUnit suite's deliberate stray writes
+ * @unprotected_bringups: CPUs that came up with CR4.PKS on while PKRS did not
+ *	yet write-protect page tables
  * @last: the last fault of any kind
  */
 struct pks_pgtable_faults {
 	unsigned long unexpected;
 	unsigned long fixed_up;
 	unsigned long expected;
+	unsigned long unprotected_bringups;
 	struct pks_pgtable_fault last;
 };
 

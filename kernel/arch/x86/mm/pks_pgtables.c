@@ -77,6 +77,7 @@ DEFINE_PER_CPU(unsigned long, pks_pkrs_writes);
 static atomic_long_t pks_faults;
 static atomic_long_t pks_faults_fixed_up;
 static atomic_long_t pks_faults_expected;
+static atomic_long_t pks_unprotected_bringups;
 static struct pks_pgtable_fault pks_last_fault;
 static DEFINE_RAW_SPINLOCK(pks_last_fault_lock);
 static struct grouped_pages_cache *pks_pgtable_cache;
@@ -148,6 +149,12 @@ void setup_pks(void)
 {
 	if (!pks_available())
 		return;
+	/*
+	 * Check the gap between CR4 pinning and here (that is: the hardware state,
+	 * not our cached copy): page tables must have been write-protected all along.
+	 */
+	if ((__read_cr4() & X86_CR4_PKS) && (u32)__rdmsr(MSR_IA32_PKRS) != pks_default_pkrs)
+		atomic_long_inc(&pks_unprotected_bringups);
 	cr4_set_bits(X86_CR4_PKS);
 	pks_load_default_pkrs();
 }
@@ -275,6 +282,7 @@ void pks_pgtable_read_faults(struct pks_pgtable_faults *faults)
 	faults->unexpected = atomic_long_read(&pks_faults);
 	faults->fixed_up = atomic_long_read(&pks_faults_fixed_up);
 	faults->expected = atomic_long_read(&pks_faults_expected);
+	faults->unprotected_bringups = atomic_long_read(&pks_unprotected_bringups);
 	raw_spin_lock_irqsave(&pks_last_fault_lock, flags);
 	faults->last = pks_last_fault;
 	raw_spin_unlock_irqrestore(&pks_last_fault_lock, flags);
@@ -1074,6 +1082,7 @@ static int pks_status_show(struct seq_file *m, void *unused)
 		   pks_sum_per_cpu(&pks_lazy_windows), pks_sum_per_cpu(&pks_pkrs_writes));
 	seq_printf(m, "pk_faults %lu\npk_faults_fixed_up %lu\npk_faults_expected %lu\n",
 		   faults.unexpected, faults.fixed_up, faults.expected);
+	seq_printf(m, "unprotected_bringups %lu\n", faults.unprotected_bringups);
 	seq_printf(m, "pgtable_fallbacks %ld\ndirect_map_reserve %u\ndirect_map_fallbacks %ld\n",
 		   atomic_long_read(&pks_pgtable_fallbacks), pks_dmap_reserve,
 		   atomic_long_read(&pks_dmap_fallbacks));

@@ -7,6 +7,8 @@
  */
 
 #include <kunit/test.h>
+#include <linux/cpu.h>
+#include <linux/cpuhotplug.h>
 #include <linux/delay.h>
 #include <linux/efi.h>
 #include <linux/grouped_pages.h>
@@ -164,6 +166,68 @@ static void pks_test_every_cpu_set_up(struct kunit *test)
 		KUNIT_EXPECT_EQ_MSG(test, cpu_state[1], cpu_state[2],
 				    "PKRS and its cached copy on CPU %d", cpu);
 	}
+}
+
+#ifdef CONFIG_HOTPLUG_CPU
+static int pks_reset_victim = -1;
+
+/*
+ * The last thing the CPU does before it goes down: PKRS gets the value a reset
+ * gives it (0, every write allowed) and the cached copy keeps the default, as
+ * after a resume from S3. QEMU keeps PKRS across the INIT that brings a CPU
+ * back, so without this the CPU would come up with the default it left with.
+ */
+static int pks_reset_pkrs_on_the_way_down(unsigned int cpu)
+{
+	if (cpu == READ_ONCE(pks_reset_victim))
+		native_wrmsrl(MSR_IA32_PKRS, 0);
+	return 0;
+}
+#endif
+
+/*
+ * CR4 pinning sets CR4.PKS as soon as a CPU comes up, long before setup_pks():
+ * from that moment PKRS must write-protect page tables. setup_pks() reads the
+ * hardware state it finds and counts a CPU that came up unprotected.
+ */
+static void pks_test_cpu_comes_up_write_protected(struct kunit *test)
+{
+#ifdef CONFIG_HOTPLUG_CPU
+	struct pks_pgtable_faults before, after;
+	int victim, state, err;
+	u64 *cpu_state;
+
+	pks_require(test);
+	if (!pks_enforcing())
+		kunit_skip(test, "page tables are not write-protected");
+	victim = cpumask_last(cpu_online_mask);
+	if (!victim)
+		kunit_skip(test, "needs a second online CPU");
+	cpu_state = kunit_kcalloc(test, nr_cpu_ids * PKS_CPU_STATE, sizeof(u64), GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, cpu_state);
+	state = cpuhp_setup_state_nocalls(CPUHP_AP_ONLINE_DYN, "pks_test:reset_pkrs", NULL,
+					  pks_reset_pkrs_on_the_way_down);
+	KUNIT_ASSERT_GE(test, state, 0);
+	pks_pgtable_read_faults(&before);
+	WRITE_ONCE(pks_reset_victim, victim);
+	err = remove_cpu(victim);
+	WRITE_ONCE(pks_reset_victim, -1);
+	cpuhp_remove_state_nocalls(state);
+	if (err)
+		kunit_skip(test, "CPU %d cannot go offline: %d", victim, err);
+	KUNIT_ASSERT_EQ(test, 0, add_cpu(victim));
+	pks_pgtable_read_faults(&after);
+	KUNIT_EXPECT_EQ_MSG(test, before.unprotected_bringups, after.unprotected_bringups,
+			    "CPU %d ran with CR4.PKS set before PKRS write-protected page tables",
+			    victim);
+	smp_call_function_single(victim, pks_read_cpu_state, cpu_state, 1);
+	cpu_state += victim * PKS_CPU_STATE;
+	KUNIT_EXPECT_EQ(test, (u64)X86_CR4_PKS, cpu_state[0]);
+	KUNIT_EXPECT_EQ(test, (u64)pks_expected_pkrs(), cpu_state[1]);
+	KUNIT_EXPECT_EQ(test, cpu_state[1], cpu_state[2]);
+#else
+	kunit_skip(test, "needs CONFIG_HOTPLUG_CPU");
+#endif
 }
 
 /* One table of each kind, through the allocators the kernel uses for them. */
@@ -1442,6 +1506,7 @@ static void pks_test_fallback_without_pks(struct kunit *test)
 
 static struct kunit_case pks_test_cases[] = {
 	KUNIT_CASE(pks_test_every_cpu_set_up),
+	KUNIT_CASE(pks_test_cpu_comes_up_write_protected),
 	KUNIT_CASE(pks_test_reserve_on_every_node),
 	KUNIT_CASE(pks_test_every_level_is_tagged),
 	KUNIT_CASE(pks_test_levels_counted),
