@@ -144,6 +144,24 @@ static void pks_load_default_pkrs(void)
 	pks_write_pkrs(pks_default_pkrs);
 }
 
+/**
+ * pks_load_pkrs_before_cr4() - give PKRS its default before CR4.PKS is set
+ *
+ * cr4_init() calls this on a CPU coming up when CR4 pinning is about to turn
+ * PKS on, long before setup_pks(). A CPU that comes out of reset (resume from
+ * S3, a physically added CPU) has PKRS 0, which allows every write, and its
+ * cached copy still says what it was before the CPU went away.
+ */
+notrace void pks_load_pkrs_before_cr4(void)
+{
+	/*
+	 * Not traced, and nothing here is: the CPU is not set up yet. CR4.PKS is
+	 * pinned only if the boot CPU set it, so PKS is available.
+	 */
+	this_cpu_write(pks_pkrs, PKS_PKRS_CHANGING);
+	pks_write_pkrs(pks_default_pkrs);
+}
+
 /* Called on every CPU as it is brought up. */
 void setup_pks(void)
 {

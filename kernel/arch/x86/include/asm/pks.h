@@ -44,6 +44,7 @@ static __always_inline u32 pks_pkrs_writable(u32 pkrs)
 DECLARE_STATIC_KEY_FALSE(pks_pgtables_enforcing);
 
 void setup_pks(void);
+void pks_load_pkrs_before_cr4(void);
 bool pks_available(void);
 unsigned long __pks_pgtable_write_begin(void);
 void __pks_pgtable_write_end(unsigned long saved);
@@ -94,6 +95,7 @@ static __always_inline void pks_lazy_mmu_enter(void)
 
 #else
 static inline void setup_pks(void) { }
+static inline void pks_load_pkrs_before_cr4(void) { }
 static inline bool pks_available(void) { return false; }
 static inline unsigned long pks_pgtable_write_begin(void) { return PKS_NO_WINDOW; }
 static inline void pks_pgtable_write_end(unsigned long saved) { }
