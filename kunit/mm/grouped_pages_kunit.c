@@ -703,7 +703,7 @@ static void gp_test_nofail_any_node_when_one_is_exhausted(struct kunit *test)
 	struct gp_nofail_any *a = kunit_kzalloc(test, sizeof(*a), GFP_KERNEL);
 	int exhausted = first_memory_node, i;
 	struct task_struct *task;
-	unsigned long hogged;
+	unsigned long hogged, deadline;
 	bool returned;
 	LIST_HEAD(hog);
 
@@ -720,7 +720,15 @@ static void gp_test_nofail_any_node_when_one_is_exhausted(struct kunit *test)
 		KUNIT_FAIL(test, "cannot start the allocating thread");
 		return;
 	}
-	returned = wait_for_completion_timeout(&a->done, 20 * HZ);
+	deadline = jiffies + 20 * HZ;
+	do {
+		/*
+		 * Pages the node gets back meanwhile (reclaim, other frees) go to the
+		 * hog too: a caller waiting on this node alone must find nothing there.
+		 */
+		hogged += grouped_pages_test_exhaust_node(exhausted, &hog);
+		returned = wait_for_completion_timeout(&a->done, HZ / 50);
+	} while (!returned && time_before(jiffies, deadline));
 	KUNIT_EXPECT_TRUE_MSG(test, returned,
 			      "a NUMA_NO_NODE __GFP_NOFAIL allocation still waits after 20 s with node %d exhausted and another node free",
 			      exhausted);
@@ -1291,6 +1299,8 @@ struct gp_armed_scan {
 	atomic_t scans;
 	bool stop;
 	struct completion done;
+	/* Scans followed by a grace period and the callbacks it let run. */
+	atomic_t synced;
 };
 
 static int gp_armed_scan_fn(void *data)
@@ -1304,6 +1314,14 @@ static int gp_armed_scan_fn(void *data)
 		}
 		gp_scan(as->ctx, GFP_KERNEL, ULONG_MAX);
 		atomic_inc(&as->scans);
+		/*
+		 * What the free's read-side section must hold off: the end of a
+		 * grace period, after which the block's pages reach the page
+		 * allocator (rcu_barrier() waits for that).
+		 */
+		synchronize_rcu();
+		rcu_barrier();
+		atomic_inc(&as->synced);
 	}
 	complete(&as->done);
 	return 0;
@@ -1313,11 +1331,19 @@ static int gp_armed_scan_fn(void *data)
 static void gp_claim_after_scan(void *data)
 {
 	struct gp_armed_scan *as = data;
-	int scans = atomic_read(&as->scans);
+	int scans = atomic_read(&as->scans), synced = atomic_read(&as->synced);
 	unsigned long timeout = jiffies + HZ;
 
 	atomic_set(&as->armed, 1);
 	while (atomic_read(&as->scans) == scans && time_before(jiffies, timeout))
+		cpu_relax();
+	/*
+	 * Then the grace period, if it can end: it cannot while the free's check
+	 * and claim are one read-side section, and a claim outside it would find
+	 * a page the page allocator owns by now.
+	 */
+	timeout = jiffies + HZ / 4;
+	while (atomic_read(&as->synced) == synced && time_before(jiffies, timeout))
 		cpu_relax();
 }
 
@@ -1357,6 +1383,9 @@ static void gp_test_double_free_racing_shrinker(struct kunit *test)
 		page = gp_get_ok(ctx);
 		/* Its only page free again: the block is whole and the scan gives it back. */
 		gp_put(ctx, page);
+		/* The last round's grace period must be over, or the scanner is still in it. */
+		while (atomic_read(&as->synced) != atomic_read(&as->scans))
+			msleep(1);
 		scans = atomic_read(&as->scans);
 		grouped_pages_set_claim_hook(ctx->cache, gp_claim_after_scan, as);
 		grouped_pages_free(ctx->cache, page);
