@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Show that the kselftests or a KUnit case catch a planted bug. Copies the working
 # tree, applies ci/planted-bugs/NAME.patch to the copy, runs `make selftests` (or
-# `make kunit ARCH=x86_64` for "Expected: kunit SUITE.CASE fails") there and passes
+# `make kunit ARCH=x86_64 [CONFIG=NAME]` for "Expected: kunit SUITE.CASE fails [under CONFIG=NAME]") there and passes
 # only if the test named in the patch's "Expected:" line fails (or was running
 # when the kernel died). The bug never touches this checkout, and the shared
 # prepared kernel tree gets this checkout's code back when the script ends.
@@ -20,6 +20,10 @@ if grep -q 'Expected: bench' "$patch"; then
 	exec "$repo/ci/planted-regression.sh" "$name"
 fi
 kunit_case=$(grep -o 'Expected: kunit [a-z0-9_]*\.[a-z0-9_]*' "$patch" | head -n 1 | cut -d' ' -f3 || true)
+# A bug only a debugging config sees reliably (a stale read KASAN reports): "Expected:
+# kunit SUITE.CASE fails under CONFIG=NAME" runs the case on that config.
+kunit_config=$(grep -o 'Expected: kunit [a-z0-9_.]* fails under CONFIG=[a-z0-9_-]*' "$patch" |
+	head -n 1 | sed 's/.*CONFIG=//' || true)
 expected=$(grep -o 'selftests gp\.[a-z_]*' "$patch" | head -n 1 | cut -d' ' -f2 || true)
 # A bug only one configuration sees (a leak only kmemleak reports): that matrix row
 # must fail, and its output must say TEXT.
@@ -77,7 +81,8 @@ if [[ -n $row_expected ]]; then
 fi
 
 if [[ -n $kunit_case ]]; then
-	run_and_keep kunit ktap.log kunit ARCH=x86_64 KUNIT_ARGS="$kunit_case"
+	run_and_keep kunit ktap.log kunit ARCH=x86_64 CONFIG="${kunit_config:-default}" \
+		KUNIT_ARGS="$kunit_case"
 	ktap=$log
 	if ((status == 0)); then
 		echo "planted bug $name: NOT caught, $kunit_case passed"
