@@ -48,6 +48,10 @@ def test_planted_bug_names_an_existing_test(patch: Path) -> None:
         assert row.group(1) in rows, f'{patch.name} names row {row.group(1)}, not in ci/matrix'
     if kunit:
         assert re.search(rf'KUNIT_CASE\w*\({kunit.group(2)}\b', KUNIT[kunit.group(1)].read_text())
+        config = re.search(r'Expected: kunit [\w.]+ fails under CONFIG=([\w-]+)', text)
+        if config:
+            assert (REPO / 'configs' / f'{config.group(1)}.config').is_file(), (
+                f'{patch.name} names CONFIG={config.group(1)}, not in configs/')
     elif selftest:
         assert re.search(rf'TEST_F(_TIMEOUT)?\(gp, {selftest.group(1)}\b', SELFTEST.read_text())
     elif bench:
