@@ -5,6 +5,7 @@ statuses"): 0 passed, 1 the code under test failed, 2 usage error, 3 inconclusiv
 import fcntl
 import json
 import re
+import shutil
 import subprocess
 import sys
 from types import SimpleNamespace
@@ -154,3 +155,19 @@ def test_tree_prints_the_prepared_tree(tmp_path: Path, monkeypatch: pytest.Monke
         path=tmp_path / 'linux'))
     assert main(['--work', str(tmp_path / 'w'), 'tree']) == 0
     assert capsys.readouterr().out == f'{tmp_path / "linux"}\n'
+
+
+def test_a_failed_target_never_reads_as_passed(tmp_path: Path) -> None:
+    """A recipe that fails after a nested verb passed (make matrix-hosts-test runs pytest,
+    which runs matrices whose verbs inherit OUTCOME and write status 0 to it) once made
+    ci/status.sh say 'exit 0 (passed)' for a failed test suite."""
+    (tmp_path / 'ci').mkdir()
+    shutil.copy(REPO / 'ci' / 'status.sh', tmp_path / 'ci' / 'status.sh')
+    # Only the package step of the real script is left out: nothing to install here.
+    (tmp_path / 'ci' / 'deps').write_text('exit 0\n')
+    (tmp_path / 'Makefile').write_text(
+        'nested:\n\t@echo \'{"status": 0}\' > "$(OUTCOME)"\n\t@exit 1\n')
+    proc = subprocess.run(['bash', str(tmp_path / 'ci' / 'status.sh'), 'nested'],
+                          capture_output=True, text=True)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert 'make nested: exit 1 (the code under test failed)' in proc.stderr
