@@ -242,13 +242,14 @@ def test_three_hosts_a_shared_cache_and_a_host_killed_mid_build(tmp_path: Path) 
         assert use['hits'] >= 0.9 * calls and use['remote_hits'] >= 0.9 * use['hits'], use
 
         # The same row here: the same table row, bar host, times and result path; what it
-        # compiles (nothing when this GP_WORK built the row before) comes from the hosts.
+        # compiles comes from a cache: the hosts', or this GP_WORK's own when it built
+        # the row's sources before (make test's kunit step does: then remote_hits is 0).
         here, here_logs = run_matrix(copy, [row], {'CCACHE_REMOTE_STORAGE': url}, timeout=3600)
         assert here.returncode == 0, here.stdout[-5000:] + here.stderr
         local = json.loads((here_logs / f'{row}.json').read_text())
         measured['here'] = {**local['cache'], 'duration_s': local['duration_s']}
         local_calls = local['cache']['hits'] + local['cache']['misses']
-        assert local['cache']['remote_hits'] >= 0.9 * local_calls, local['cache']
+        assert local['cache']['hits'] >= 0.9 * local_calls, local['cache']
         assert comparable(table_rows(here_logs)[row]) == comparable(table_rows(again_logs)[row]) \
             == comparable(rows[row])
         measured['total_s'] = round(time.monotonic() - started)
