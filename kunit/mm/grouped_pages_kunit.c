@@ -1385,7 +1385,7 @@ static void gp_test_double_free_racing_shrinker(struct kunit *test)
 		gp_put(ctx, page);
 		/* The last round's grace period must be over, or the scanner is still in it. */
 		while (atomic_read(&as->synced) != atomic_read(&as->scans))
-			msleep(1);
+			usleep_range(1000, 2000);
 		scans = atomic_read(&as->scans);
 		grouped_pages_set_claim_hook(ctx->cache, gp_claim_after_scan, as);
 		grouped_pages_free(ctx->cache, page);
