@@ -137,8 +137,11 @@ bool pks_available(void)
 	return cpu_feature_enabled(X86_FEATURE_PKS) && !pks_off_by_param && !pks_off_by_pti();
 }
 
-/* Whatever the cached value says: the MSR was reset by bring-up or by sleep. */
-static void pks_load_default_pkrs(void)
+/*
+ * Whatever the cached value says: the MSR was reset by bring-up or by sleep.
+ * Always inline: pks_load_pkrs_before_cr4() must call nothing traceable.
+ */
+static __always_inline void pks_load_default_pkrs(void)
 {
 	this_cpu_write(pks_pkrs, PKS_PKRS_CHANGING);
 	pks_write_pkrs(pks_default_pkrs);
@@ -158,8 +161,7 @@ notrace void pks_load_pkrs_before_cr4(void)
 	 * Not traced, and nothing here is: the CPU is not set up yet. CR4.PKS is
 	 * pinned only if the boot CPU set it, so PKS is available.
 	 */
-	this_cpu_write(pks_pkrs, PKS_PKRS_CHANGING);
-	pks_write_pkrs(pks_default_pkrs);
+	pks_load_default_pkrs();
 }
 
 /* Called on every CPU as it is brought up. */
