@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Show that the kselftests or a KUnit case catch a planted bug. Copies the working
 # tree, applies ci/planted-bugs/NAME.patch to the copy, runs `make selftests` (or
-# `make kunit ARCH=x86_64 [CONFIG=NAME]` for "Expected: kunit SUITE.CASE fails [under CONFIG=NAME]") there and passes
-# only if the test named in the patch's "Expected:" line fails (or was running
-# when the kernel died). The bug never touches this checkout, and the shared
-# prepared kernel tree gets this checkout's code back when the script ends.
+# `make kunit ARCH=x86_64 [CONFIG=NAME]` for "Expected: kunit SUITE.CASE fails [under
+# CONFIG=NAME]") there and passes only if the test named in the patch's "Expected:"
+# line fails (or was running when the kernel died). The bug never touches this
+# checkout, and the shared prepared kernel tree gets this checkout's code back when
+# the script ends.
 #   usage: ci/planted-bug.sh NAME     (NAME: a file in ci/planted-bugs/ without .patch)
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
